@@ -1,0 +1,67 @@
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from .services import client_address, login_failed, login_succeeded, login_throttle_wait, user_register
+
+
+class UserOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = get_user_model()
+        fields = ("id", "username", "email", "is_staff", "language", "time_zone")
+
+
+class RegisterApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "register"
+
+    class InputSerializer(serializers.Serializer):
+        username = serializers.RegexField(r"^[\w.@+-]{3,150}$", error_messages={
+            "invalid": "Use 3 to 150 letters, digits and @/./+/-/_ only."})
+        password = serializers.CharField(write_only=True, max_length=128)
+        email = serializers.EmailField(required=False, allow_blank=True, default="")
+
+    @extend_schema(request=InputSerializer, responses={201: UserOutputSerializer})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = user_register(**data.validated_data)
+        return Response(UserOutputSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class MeApi(APIView):
+    @extend_schema(responses=UserOutputSerializer)
+    def get(self, request):
+        return Response(UserOutputSerializer(request.user).data)
+
+
+class TokenObtainApi(TokenObtainPairView):
+    """Username and password -> access and refresh tokens. Failed attempts are throttled."""
+
+    def post(self, request, *args, **kwargs):
+        username = str(request.data.get("username", "")) if hasattr(request.data, "get") else ""
+        address = client_address(request)
+        wait = login_throttle_wait(username=username, address=address)
+        if wait:
+            return Response(
+                {"detail": f"Too many failed logins. Try again in {wait} seconds."},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(wait)},
+            )
+        response = super().post(request, *args, **kwargs)
+        if response.status_code == 401:
+            login_failed(username=username, address=address)
+        elif response.status_code == 200:
+            login_succeeded(username=username, address=address)
+        return response
+
+
+class TokenRefreshApi(TokenRefreshView):
+    pass

@@ -1,0 +1,91 @@
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.generics import ListAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .selectors import CHANGE, OPERATE, camera_get_for_user, camera_list_for_user, user_has_camera_perm
+from .serializers import CameraInputSerializer, CameraOutputSerializer, CameraStatusSerializer
+from .services import camera_create, camera_delete, camera_start, camera_stop, camera_update
+
+
+def _camera_or_404(request, camera_id, perm=None):
+    camera = camera_get_for_user(request.user, camera_id)
+    if camera is None:
+        raise Http404("No camera with that id, or you may not view it.")
+    if perm and not user_has_camera_perm(request.user, perm, camera):
+        raise PermissionDenied(f"You need the '{perm.split('.')[1]}' permission on this camera.")
+    return camera
+
+
+class CameraListCreateApi(ListAPIView):
+    """Cameras the user may view; creating one needs the global 'add_camera' permission."""
+
+    serializer_class = CameraOutputSerializer
+
+    def get_queryset(self):
+        return camera_list_for_user(self.request.user)
+
+    @extend_schema(request=CameraInputSerializer, responses={201: CameraOutputSerializer})
+    def post(self, request):
+        if not (request.user.is_staff or request.user.has_perm("cameras.add_camera")):
+            raise PermissionDenied("You need the 'add_camera' permission to create cameras.")
+        data = CameraInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        camera = camera_create(by=request.user, **data.validated_data)
+        return Response(CameraOutputSerializer(camera).data, status=status.HTTP_201_CREATED)
+
+
+class CameraDetailApi(APIView):
+    serializer_class = CameraOutputSerializer
+
+    def get(self, request, camera_id):
+        return Response(CameraOutputSerializer(_camera_or_404(request, camera_id)).data)
+
+    @extend_schema(request=CameraInputSerializer, responses=CameraOutputSerializer)
+    def put(self, request, camera_id):
+        return self._update(request, camera_id, partial=False)
+
+    @extend_schema(request=CameraInputSerializer, responses=CameraOutputSerializer)
+    def patch(self, request, camera_id):
+        return self._update(request, camera_id, partial=True)
+
+    def _update(self, request, camera_id, partial):
+        camera = _camera_or_404(request, camera_id, CHANGE)
+        data = CameraInputSerializer(camera, data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        enabled = fields.pop("enabled", None)
+        camera = camera_update(camera=camera, by=request.user, **fields)
+        if enabled is True and not camera.enabled:
+            camera = camera_start(camera=camera, by=request.user)
+        elif enabled is False and camera.enabled:
+            camera = camera_stop(camera=camera, by=request.user)
+        return Response(CameraOutputSerializer(camera).data)
+
+    def delete(self, request, camera_id):
+        camera = _camera_or_404(request, camera_id, CHANGE)
+        camera_delete(camera=camera, by=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CameraStartApi(APIView):
+    @extend_schema(request=None, responses=CameraStatusSerializer)
+    def post(self, request, camera_id):
+        camera = camera_start(camera=_camera_or_404(request, camera_id, OPERATE), by=request.user)
+        return Response(CameraStatusSerializer(camera).data, status=status.HTTP_202_ACCEPTED)
+
+
+class CameraStopApi(APIView):
+    @extend_schema(request=None, responses=CameraStatusSerializer)
+    def post(self, request, camera_id):
+        camera = camera_stop(camera=_camera_or_404(request, camera_id, OPERATE), by=request.user)
+        return Response(CameraStatusSerializer(camera).data, status=status.HTTP_202_ACCEPTED)
+
+
+class CameraStatusApi(APIView):
+    @extend_schema(responses=CameraStatusSerializer)
+    def get(self, request, camera_id):
+        return Response(CameraStatusSerializer(_camera_or_404(request, camera_id)).data)

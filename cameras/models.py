@@ -1,0 +1,134 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+
+def validate_source_url(value: str) -> None:
+    from inference.sources import validate_source_url as check
+
+    try:
+        check(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+def _check_registered(value: str, setting_name: str, what: str) -> None:
+    names = getattr(settings, setting_name)
+    if value not in names:
+        raise ValidationError(f"Unknown {what} '{value}'. Choose one of: {', '.join(sorted(names))}.")
+
+
+def validate_detector(value: str) -> None:
+    _check_registered(value, "INFERENCE_DETECTORS", "detector")
+
+
+def validate_vlm_backend(value: str) -> None:
+    _check_registered(value, "INFERENCE_VLM_BACKENDS", "VLM backend")
+
+
+def validate_agent_policy(value: str) -> None:
+    _check_registered(value, "INFERENCE_AGENTS", "agent policy")
+
+
+def validate_json_object(value) -> None:
+    if not isinstance(value, dict):
+        raise ValidationError("Must be a JSON object.")
+
+
+def default_analysis_fps():
+    return settings.CAMERA_DEFAULTS["analysis_fps"]
+
+
+def default_stream_fps():
+    return settings.CAMERA_DEFAULTS["stream_fps"]
+
+
+def default_threshold():
+    return settings.CAMERA_DEFAULTS["threshold"]
+
+
+def default_event_close_seconds():
+    return settings.CAMERA_DEFAULTS["event_close_seconds"]
+
+
+DEFAULT_VLM_PROMPT = (
+    "You are watching a fixed security camera. Describe what is happening in this frame, "
+    "especially anything unusual or dangerous."
+)
+
+
+class Camera(models.Model):
+    class State(models.TextChoices):
+        STOPPED = "stopped"
+        STARTING = "starting"
+        RUNNING = "running"
+        RECONNECTING = "reconnecting"
+        ERROR = "error"
+
+    STREAM_FPS_CHOICES = [(1, "1 fps"), (5, "5 fps"), (10, "10 fps"), (30, "30 fps")]
+
+    name = models.CharField(max_length=100)
+    source_url = models.CharField(
+        max_length=1024,
+        validators=[validate_source_url],
+        help_text="rtsp://, http(s)://, a file path or file://, device://N, or demo://",
+    )
+    enabled = models.BooleanField(default=False, help_text="Should be running: set by start, cleared by stop.")
+    analysis_fps = models.FloatField(
+        default=default_analysis_fps, validators=[MinValueValidator(0.2), MaxValueValidator(30)]
+    )
+    stream_fps = models.PositiveSmallIntegerField(
+        default=default_stream_fps, choices=STREAM_FPS_CHOICES, help_text="Default live frame rate for viewers."
+    )
+    detector = models.CharField(max_length=50, default="motion", validators=[validate_detector])
+    detector_params = models.JSONField(default=dict, blank=True, validators=[validate_json_object])
+    threshold = models.FloatField(default=default_threshold, validators=[MinValueValidator(0.0001), MaxValueValidator(100)])
+    event_close_seconds = models.FloatField(
+        default=default_event_close_seconds,
+        validators=[MinValueValidator(0), MaxValueValidator(600)],
+        help_text="An event closes once the score stays below the threshold this long.",
+    )
+    vlm_backend = models.CharField(max_length=50, default="none", validators=[validate_vlm_backend])
+    vlm_model_path = models.CharField(max_length=500, blank=True, default="")
+    vlm_prompt = models.TextField(blank=True, default=DEFAULT_VLM_PROMPT, max_length=4000)
+    agent_policy = models.CharField(max_length=50, default="rules", validators=[validate_agent_policy])
+    agent_params = models.JSONField(default=dict, blank=True, validators=[validate_json_object])
+
+    # Live state, written by the worker that runs the camera.
+    state = models.CharField(max_length=16, choices=State.choices, default=State.STOPPED)
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+    last_frame_at = models.DateTimeField(null=True, blank=True)
+    measured_fps = models.FloatField(default=0)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    worker = models.CharField(max_length=200, blank=True, default="")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        permissions = [("operate_camera", "Can start/stop the camera and handle its events")]
+        indexes = [models.Index(fields=["enabled", "heartbeat_at"])]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        if self.vlm_backend != "none" and not self.vlm_model_path:
+            raise ValidationError({"vlm_model_path": "A model path is needed for this VLM backend."})
+
+    #: Fields whose change makes a running camera restart with the new settings.
+    RUNTIME_FIELDS = (
+        "source_url", "analysis_fps", "detector", "detector_params", "threshold", "event_close_seconds",
+        "vlm_backend", "vlm_model_path", "vlm_prompt", "agent_policy", "agent_params",
+    )
+
+    def runtime_config(self) -> dict:
+        """The plain settings the inference worker needs (no model instance crosses to it)."""
+        config = {name: getattr(self, name) for name in self.RUNTIME_FIELDS}
+        config["id"] = self.pk
+        config["name"] = self.name
+        config["analysis_width"] = settings.CAMERA_DEFAULTS["analysis_width"]
+        return config

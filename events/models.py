@@ -1,0 +1,78 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from inference.base import SEVERITIES
+
+
+class AnomalyEvent(models.Model):
+    """One anomaly episode of one camera: opened when the score crosses the threshold."""
+
+    class Severity(models.TextChoices):
+        LOW = "low"
+        MEDIUM = "medium"
+        HIGH = "high"
+        CRITICAL = "critical"
+
+    class Status(models.TextChoices):
+        NEW = "new"
+        ACKNOWLEDGED = "acknowledged"
+        RESOLVED = "resolved"
+        FALSE_ALARM = "false_alarm"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    camera = models.ForeignKey("cameras.Camera", on_delete=models.CASCADE, related_name="events")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    peak_score = models.FloatField(default=0)
+    mean_score = models.FloatField(default=0)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.LOW)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
+    description = models.TextField(blank=True, default="")
+    decision = models.JSONField(default=dict, blank=True)
+    snapshot = models.ImageField(upload_to="events/snapshots/", blank=True, default="")
+    details = models.JSONField(default=dict, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    #: Fields the worker writes (insert, then update when the episode closes).
+    #: Operator fields (status, acknowledged_*, resolved_*) are never overwritten by it.
+    WORKER_FIELDS = (
+        "camera_id", "started_at", "ended_at", "peak_score", "mean_score", "severity", "description",
+        "decision", "snapshot", "details",
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["camera", "-started_at"]),
+            models.Index(fields=["-started_at"]),
+            models.Index(fields=["severity", "-started_at"]),
+            models.Index(fields=["status", "-started_at"]),
+        ]
+
+    def __str__(self):
+        return f"{self.severity} on {self.camera_id} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_at is None
+
+    def can_transition_to(self, status: str) -> bool:
+        """Single-row rule: a closed case (resolved / false alarm) is not re-acknowledged."""
+        if status == self.Status.ACKNOWLEDGED:
+            return self.status == self.Status.NEW
+        return status in (self.Status.RESOLVED, self.Status.FALSE_ALARM) and self.status in (
+            self.Status.NEW, self.Status.ACKNOWLEDGED)
+
+
+assert tuple(AnomalyEvent.Severity.values) == SEVERITIES

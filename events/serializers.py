@@ -1,0 +1,40 @@
+from django.urls import reverse
+from rest_framework import serializers
+
+from .models import AnomalyEvent
+
+
+class EventOutputSerializer(serializers.ModelSerializer):
+    camera_name = serializers.CharField(source="camera.name", read_only=True)
+    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    snapshot = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AnomalyEvent
+        fields = (
+            "id", "camera", "camera_name", "started_at", "ended_at", "peak_score", "mean_score", "severity",
+            "status", "description", "decision", "snapshot", "details", "acknowledged_by", "acknowledged_at",
+            "resolved_by", "resolved_at", "created_at", "updated_at",
+        )
+        read_only_fields = fields
+
+    def get_snapshot(self, event) -> str | None:
+        return reverse("event-snapshot", args=[event.pk]) if event.snapshot else None
+
+
+class EventFilterSerializer(serializers.Serializer):
+    camera = serializers.IntegerField(required=False, min_value=1)
+    severity = serializers.ChoiceField(choices=AnomalyEvent.Severity.choices, required=False)
+    status = serializers.ChoiceField(choices=AnomalyEvent.Status.choices, required=False)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs):
+        if attrs.get("since") and attrs.get("until") and attrs["since"] >= attrs["until"]:
+            raise serializers.ValidationError({"until": "Must be later than 'since'."})
+        return attrs
+
+
+class EventResolveInputSerializer(serializers.Serializer):
+    false_alarm = serializers.BooleanField(default=False)

@@ -1,0 +1,121 @@
+"""Event workflows: store what the worker logged, operator actions, and the live broadcast."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from cameras.groups import camera_group
+from cameras.models import Camera
+
+from .models import AnomalyEvent
+
+log = logging.getLogger(__name__)
+
+_UPDATE_FIELDS = [f for f in AnomalyEvent.WORKER_FIELDS if f not in ("camera_id", "started_at")] + ["updated_at"]
+
+
+def _parse_time(value):
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def event_records_store(records: list[dict]) -> list[uuid.UUID]:
+    """Insert or update events from worker records in one transaction (an upsert by UUID).
+
+    Storing the same record twice leaves one row: this is what makes a replay of the
+    JSON-lines log after a crash safe. Records of cameras deleted meanwhile are skipped.
+    """
+    if not records:
+        return []
+    live_cameras = set(Camera.objects.filter(id__in={r["camera_id"] for r in records}).values_list("id", flat=True))
+    objs = []
+    for r in records:
+        if r["camera_id"] not in live_cameras:
+            log.info("Skipping event %s of deleted camera %s", r["id"], r["camera_id"])
+            continue
+        objs.append(
+            AnomalyEvent(
+                id=uuid.UUID(str(r["id"])),
+                camera_id=r["camera_id"],
+                started_at=_parse_time(r["started_at"]),
+                ended_at=_parse_time(r.get("ended_at")),
+                peak_score=float(r.get("peak_score", 0)),
+                mean_score=float(r.get("mean_score", 0)),
+                severity=r.get("severity") or AnomalyEvent.Severity.LOW,
+                description=r.get("description") or "",
+                decision=r.get("decision") or {},
+                snapshot=r.get("snapshot") or "",
+                details=r.get("details") or {},
+            )
+        )
+    if not objs:
+        return []
+    with transaction.atomic():
+        AnomalyEvent.objects.bulk_create(
+            objs, update_conflicts=True, unique_fields=["id"], update_fields=_UPDATE_FIELDS
+        )
+        ids = [o.id for o in objs]
+        transaction.on_commit(lambda: events_broadcast(event_ids=ids))
+    return ids
+
+
+def event_acknowledge(*, event: AnomalyEvent, by) -> AnomalyEvent:
+    with transaction.atomic():
+        event = AnomalyEvent.objects.select_for_update().get(pk=event.pk)
+        if event.status == AnomalyEvent.Status.ACKNOWLEDGED:
+            return event  # acknowledging twice changes nothing
+        if not event.can_transition_to(AnomalyEvent.Status.ACKNOWLEDGED):
+            raise ValidationError({"status": f"The event is already {event.get_status_display().lower()}."})
+        event.status = AnomalyEvent.Status.ACKNOWLEDGED
+        event.acknowledged_by = by
+        event.acknowledged_at = timezone.now()
+        event.save(update_fields=["status", "acknowledged_by", "acknowledged_at", "updated_at"])
+        transaction.on_commit(lambda: events_broadcast(event_ids=[event.pk]))
+    return event
+
+
+def event_resolve(*, event: AnomalyEvent, by, false_alarm: bool = False) -> AnomalyEvent:
+    target = AnomalyEvent.Status.FALSE_ALARM if false_alarm else AnomalyEvent.Status.RESOLVED
+    with transaction.atomic():
+        event = AnomalyEvent.objects.select_for_update().get(pk=event.pk)
+        if event.status == target:
+            return event
+        if not event.can_transition_to(target):
+            raise ValidationError({"status": f"The event is already {event.get_status_display().lower()}."})
+        now = timezone.now()
+        if event.acknowledged_at is None:
+            event.acknowledged_by, event.acknowledged_at = by, now
+        event.status = target
+        event.resolved_by = by
+        event.resolved_at = now
+        event.save(update_fields=[
+            "status", "acknowledged_by", "acknowledged_at", "resolved_by", "resolved_at", "updated_at"])
+        transaction.on_commit(lambda: events_broadcast(event_ids=[event.pk]))
+    return event
+
+
+def events_broadcast(*, event_ids) -> None:
+    """Push the stored events to their cameras' live groups. Never raises: storage already happened."""
+    from .selectors import events_by_ids
+    from .serializers import EventOutputSerializer
+
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        for event in events_by_ids(event_ids):
+            async_to_sync(layer.group_send)(
+                camera_group(event.camera_id),
+                {"type": "event.message", "event": EventOutputSerializer(event).data},
+            )
+    except Exception:
+        log.exception("Live broadcast of events failed; they are stored and visible in the API")

@@ -1,0 +1,322 @@
+"""E2ESystem: one camera's loop, frames -> score -> episode -> description -> decision -> event.
+
+No Django here: the worker wires callbacks (live push, state reports), the event sink
+(EventLogger.append) and the snapshot store. ``vad_eval`` uses ``analysis_frame`` and
+the same detector classes, so live and offline scores agree.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .base import AgentPolicy, Decision, Detector, DetectorResult, EpisodeSummary, Frame, FrameSource, SourceError
+
+log = logging.getLogger(__name__)
+
+MAX_EVENT_SECONDS = 300.0  # an episode longer than this is closed and a new one opens
+SCORE_CURVE_POINTS = 300
+
+
+def analysis_frame(image: np.ndarray, width: int) -> np.ndarray:
+    """Downscale once and convert to grayscale: the frame every detector reads."""
+    h, w = image.shape[:2]
+    if w > width:
+        image = cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return image
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+
+
+def _jsonable(value, depth=0):
+    """Detector details made JSON-safe (numpy scalars and arrays, tuples), kept small."""
+    if depth > 4:
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, depth + 1) for k, v in list(value.items())[:50]}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, depth + 1) for v in list(value)[:100]]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist(), depth)
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(float(value)) else round(float(value), 4)
+    if isinstance(value, (np.integer, int, bool, str)) or value is None:
+        return value.item() if isinstance(value, np.generic) else value
+    return str(value)
+
+
+class Callbacks:
+    """What the loop tells the outside world. Subclass and override what you need."""
+
+    def on_frame(self, camera_id: int, frame: Frame) -> None: ...
+
+    def on_score(self, camera_id: int, timestamp: float, result: DetectorResult) -> None: ...
+
+    def on_anomaly_started(self, camera_id: int, episode: "Episode") -> None: ...
+
+    def on_anomaly_ended(self, camera_id: int, episode: "Episode") -> None: ...
+
+    def on_event(self, camera_id: int, record: dict) -> None: ...
+
+    def on_state(self, camera_id: int, state: str, error: str = "") -> None: ...
+
+
+@dataclass
+class Episode:
+    id: uuid.UUID
+    started_wall: float
+    started_ts: float
+    last_above_ts: float
+    threshold: float
+    scores: list[tuple[float, float]] = field(default_factory=list)  # (seconds since start, score)
+    peak_score: float = 0.0
+    peak_ts: float = 0.0
+    peak_image: np.ndarray | None = None
+    peak_regions: list = field(default_factory=list)
+    peak_details: dict = field(default_factory=dict)
+    ended_wall: float | None = None
+
+    def add(self, ts: float, result: DetectorResult, image: np.ndarray, scale: float) -> None:
+        self.scores.append((ts - self.started_ts, result.score))
+        if result.score >= self.threshold:
+            self.last_above_ts = ts
+        if result.score > self.peak_score or self.peak_image is None:
+            self.peak_score = result.score
+            self.peak_ts = ts
+            self.peak_image = image.copy()  # only during an anomaly, only on a new peak
+            self.peak_regions = [[round(v * scale) for v in r] for r in result.regions]
+            self.peak_details = result.details
+
+    @property
+    def mean_score(self) -> float:
+        return sum(s for _, s in self.scores) / len(self.scores) if self.scores else 0.0
+
+    @property
+    def duration(self) -> float:
+        return self.scores[-1][0] if self.scores else 0.0
+
+    def curve(self) -> list[list[float]]:
+        step = max(1, math.ceil(len(self.scores) / SCORE_CURVE_POINTS))
+        return [[round(t, 2), round(s, 4)] for t, s in self.scores[::step]]
+
+
+class E2ESystem:
+    def __init__(
+        self,
+        config: dict,
+        *,
+        source: FrameSource,
+        detector: Detector,
+        agent: AgentPolicy,
+        vlm=None,
+        callbacks: Callbacks | None = None,
+        snapshot_store: Callable[[uuid.UUID, np.ndarray], str] | None = None,
+        executor: Executor | None = None,
+        realtime: bool = True,
+        clock: Callable[[], float] = time.time,
+        reconnect_max: float = 30.0,
+    ):
+        self.config = config
+        self.camera_id = config.get("id")
+        self.source = source
+        self.detector = detector
+        self.agent = agent
+        self.vlm = vlm
+        self.callbacks = callbacks or Callbacks()
+        self.snapshot_store = snapshot_store
+        self.executor = executor
+        self.realtime = realtime
+        self.clock = clock
+        self.reconnect_max = reconnect_max
+        self.threshold = float(config.get("threshold", 0.5))
+        self.close_after = float(config.get("event_close_seconds", 3.0))
+        self.analysis_fps = float(config.get("analysis_fps", 5.0))
+        self.analysis_width = int(config.get("analysis_width", 360))
+        self.episode: Episode | None = None
+        self.state = "stopped"
+        self.error = ""
+        self.frames = 0
+        self.last_frame_wall: float | None = None
+        self.measured_fps = 0.0
+        self._fps_window: list[float] = []
+        self._pending = []  # futures of episode finalisations
+
+    # -- one analysed frame ------------------------------------------------------
+    def process(self, frame: Frame) -> DetectorResult:
+        gray = analysis_frame(frame.image, self.analysis_width)
+        result = self.detector.score(gray, frame.timestamp)
+        self.frames += 1
+        now = self.clock()
+        self.last_frame_wall = now
+        self._fps_window.append(now)
+        if len(self._fps_window) > 20:
+            del self._fps_window[0]
+        if len(self._fps_window) > 1 and self._fps_window[-1] > self._fps_window[0]:
+            self.measured_fps = (len(self._fps_window) - 1) / (self._fps_window[-1] - self._fps_window[0])
+        self.callbacks.on_frame(self.camera_id, frame)
+        self.callbacks.on_score(self.camera_id, frame.timestamp, result)
+        scale = frame.image.shape[1] / gray.shape[1]
+        self._track(frame, result, scale, now)
+        return result
+
+    def _track(self, frame: Frame, result: DetectorResult, scale: float, now: float) -> None:
+        ep = self.episode
+        if ep is None:
+            if result.score < self.threshold:
+                return
+            ep = self.episode = Episode(
+                id=uuid.uuid4(), started_wall=now, started_ts=frame.timestamp,
+                last_above_ts=frame.timestamp, threshold=self.threshold,
+            )
+            ep.add(frame.timestamp, result, frame.image, scale)
+            self.callbacks.on_anomaly_started(self.camera_id, ep)
+            # The event exists from the first anomalous frame: operators see it at once.
+            decision = self.agent.decide(self._summary(ep, None))
+            self._emit(ep, decision, answer=None, snapshot=self._snapshot(ep))
+            return
+        ep.add(frame.timestamp, result, frame.image, scale)
+        quiet = frame.timestamp - ep.last_above_ts
+        if quiet >= self.close_after or frame.timestamp - ep.started_ts >= MAX_EVENT_SECONDS:
+            self.close_episode(now)
+
+    def close_episode(self, now: float | None = None) -> None:
+        ep, self.episode = self.episode, None
+        if ep is None:
+            return
+        ep.ended_wall = self.clock() if now is None else now
+        if self.executor is not None:
+            self._pending = [f for f in self._pending if not f.done()]
+            self._pending.append(self.executor.submit(self._finalise, ep))
+        else:
+            self._finalise(ep)
+
+    def _finalise(self, ep: Episode) -> None:
+        """Describe the peak frame, decide, and record the closed event (off the frame loop)."""
+        answer = None
+        if self.vlm is not None and ep.peak_image is not None:
+            try:
+                answer = self.vlm.describe(ep.peak_image, self.config.get("vlm_prompt", ""))
+            except Exception as exc:  # a failing model must not lose the event
+                log.exception("VLM failed on camera %s", self.camera_id)
+                ep.peak_details = {**ep.peak_details, "vlm_error": str(exc)[:300]}
+        decision = self.agent.decide(self._summary(ep, answer))
+        self._emit(ep, decision, answer=answer, snapshot=self._snapshot(ep))
+        self.callbacks.on_anomaly_ended(self.camera_id, ep)
+
+    def _summary(self, ep: Episode, answer) -> EpisodeSummary:
+        return EpisodeSummary(
+            peak_score=ep.peak_score, mean_score=ep.mean_score, duration=ep.duration,
+            threshold=self.threshold, answer=answer, details=ep.peak_details or {},
+        )
+
+    def _snapshot(self, ep: Episode) -> str:
+        if self.snapshot_store is None or ep.peak_image is None:
+            return ""
+        try:
+            return self.snapshot_store(ep.id, ep.peak_image)
+        except Exception:
+            log.exception("Could not store the snapshot of event %s", ep.id)
+            return ""
+
+    def _emit(self, ep: Episode, decision: Decision, *, answer, snapshot: str) -> None:
+        h, w = ep.peak_image.shape[:2] if ep.peak_image is not None else (0, 0)
+        record = {
+            "id": str(ep.id),
+            "camera_id": self.camera_id,
+            "started_at": iso(ep.started_wall),
+            "ended_at": iso(ep.ended_wall) if ep.ended_wall is not None else None,
+            "peak_score": round(ep.peak_score, 4),
+            "mean_score": round(ep.mean_score, 4),
+            "severity": decision.severity,
+            "description": answer.summary if answer else "",
+            "decision": decision.as_dict(),
+            "snapshot": snapshot,
+            "details": _jsonable({
+                "detector": self.config.get("detector", ""),
+                "threshold": self.threshold,
+                "regions": ep.peak_regions,
+                "frame_size": [w, h],
+                "score_curve": ep.curve(),
+                "vlm": {"summary": answer.summary, "threat_level": answer.threat_level,
+                        "objects": answer.objects} if answer else None,
+                "detector_details": ep.peak_details,
+            }),
+        }
+        self.callbacks.on_event(self.camera_id, record)
+
+    def wait_pending(self, timeout: float | None = None) -> None:
+        for f in list(self._pending):
+            f.result(timeout)
+
+    # -- the live loop ------------------------------------------------------------
+    def _set_state(self, state: str, error: str = "") -> None:
+        if (state, error) != (self.state, self.error):
+            self.state, self.error = state, error
+            self.callbacks.on_state(self.camera_id, state, error)
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until ``stop`` is set; reopen the source with backoff when it fails."""
+        backoff = 1.0
+        try:
+            while not stop.is_set():
+                try:
+                    self.source.open()
+                    ended = self._loop(stop)
+                    backoff = 1.0
+                    if ended:
+                        self._set_state("stopped", "The video ended.")
+                        return
+                except SourceError as exc:
+                    self._set_state("reconnecting" if self.source.is_live else "error", str(exc))
+                except Exception as exc:
+                    log.exception("Camera %s loop failed", self.camera_id)
+                    self._set_state("error", f"Internal error: {exc}"[:300])
+                finally:
+                    self.source.close()
+                if self.episode is not None:
+                    self.close_episode()
+                stop.wait(backoff)
+                backoff = min(backoff * 2, self.reconnect_max)
+        finally:
+            self.close_episode()
+            if self.state not in ("error",) or stop.is_set():
+                self._set_state("stopped", "")
+
+    def _loop(self, stop: threading.Event) -> bool:
+        """Read and analyse frames at the analysis rate. True when a finite source ended."""
+        native = self.source.native_fps
+        live = self.source.is_live
+        step = 1 if live or not native else max(1, round(native / self.analysis_fps))
+        interval = 1.0 / self.analysis_fps if live or not native else step / native
+        next_due = time.monotonic()
+        while not stop.is_set():
+            frame = self.source.read()
+            if frame is None:
+                return True
+            if self.state != "running":
+                self._set_state("running", "")
+            self.process(frame)
+            if step > 1:
+                self.source.skip(step - 1)
+            if self.realtime:
+                next_due += interval
+                delay = next_due - time.monotonic()
+                if delay > 0:
+                    stop.wait(delay)
+                elif delay < -1.0:  # fell behind by over a second: do not try to catch up
+                    next_due = time.monotonic()
+        return False

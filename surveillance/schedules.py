@@ -1,0 +1,29 @@
+"""Every beat schedule, defined here once and stored in the database (django-celery-beat).
+
+``ensure_beat_schedules()`` creates missing entries and leaves existing ones alone, so an
+administrator's changes in the admin survive restarts.
+"""
+
+from django.conf import settings
+
+
+def beat_schedules() -> dict[str, dict]:
+    return {
+        "cameras-redispatch": {
+            "task": "cameras.tasks.cameras_redispatch",
+            "every": settings.CAMERA_REDISPATCH_SECONDS,
+        },
+    }
+
+
+def ensure_beat_schedules() -> list[str]:
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    created = []
+    for name, spec in beat_schedules().items():
+        if PeriodicTask.objects.filter(name=name).exists():
+            continue
+        interval, _ = IntervalSchedule.objects.get_or_create(every=spec["every"], period=IntervalSchedule.SECONDS)
+        PeriodicTask.objects.create(name=name, task=spec["task"], interval=interval)
+        created.append(name)
+    return created

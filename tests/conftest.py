@@ -1,0 +1,71 @@
+from pathlib import Path
+
+import pytest
+from guardian.shortcuts import assign_perm
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from tests.factories import CameraFactory, UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASETS = ROOT.parent / "shared" / "datasets"
+
+
+def dataset(relative: str) -> Path:
+    """A file of ../shared/datasets, or a skip saying why the test cannot run."""
+    path = DATASETS / relative
+    if not path.exists():
+        pytest.skip(f"real footage {path} is not present (../shared/datasets is absent in this clone)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache():
+    """Throttle counters and other cached state never leak between tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def camera(db):
+    return CameraFactory()
+
+
+@pytest.fixture
+def owner(db, camera):
+    user = UserFactory(username="owner")
+    for perm in ("view_camera", "operate_camera", "change_camera", "delete_camera"):
+        assign_perm(perm, user, camera)
+    return user
+
+
+@pytest.fixture
+def viewer(db, camera):
+    user = UserFactory(username="viewer")
+    assign_perm("view_camera", user, camera)
+    return user
+
+
+@pytest.fixture
+def outsider(db):
+    return UserFactory(username="outsider")
+
+
+@pytest.fixture
+def staff(db):
+    return UserFactory(username="staff", is_staff=True)
+
+
+def jwt_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    return client
+
+
+@pytest.fixture
+def api_as():
+    """api_as(user) -> an APIClient authenticated with a real JWT access token."""
+    return jwt_client
