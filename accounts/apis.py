@@ -1,6 +1,7 @@
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
@@ -55,11 +56,12 @@ class TokenObtainApi(TokenObtainPairView):
                 status=status.HTTP_429_TOO_MANY_REQUESTS,
                 headers={"Retry-After": str(wait)},
             )
-        response = super().post(request, *args, **kwargs)
-        if response.status_code == 401:
+        try:
+            response = super().post(request, *args, **kwargs)
+        except AuthenticationFailed:
             login_failed(username=username, address=address)
-        elif response.status_code == 200:
-            login_succeeded(username=username, address=address)
+            raise
+        login_succeeded(username=username, address=address)
         return response
 
 

@@ -136,7 +136,8 @@ class EventLogger:
         self.adopt_orphans()
         self._thread = threading.Thread(target=self._run, name="event-logger", daemon=True)
         self._thread.start()
-        self._wake.set()
+        if self._pending:
+            self._wake.set()  # store the replayed records now, not after a full interval
         return self
 
     def close(self, timeout: float = 10.0) -> None:
@@ -217,7 +218,7 @@ class EventLogger:
             except Exception as exc:  # database down: keep the records, back off
                 self.failures += 1
                 delay = min(self.retry_max, max(self.flush_interval, delay * 2))
-                log.warning("Storing events failed (%s); %d wait in the log; retry in %.0fs",
+                log.warning("Storing events failed (%s); %d wait in the log; retry in %.1fs",
                             exc, self.pending(), delay)
 
 
