@@ -177,50 +177,60 @@ def _worker_name(hostname: str | None) -> str:
     return os.getenv("WORKER_NAME") or hostname or f"{socket.gethostname()}-{os.getpid()}"
 
 
+def create_manager(worker: str, logger: EventLogger, pool: ResourcePool) -> MultiCameraManager:
+    """A manager whose cameras log events to ``logger`` and share the models in ``pool``."""
+    callbacks = WorkerCallbacks(worker, logger, ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer"))
+
+    def build(config: dict, manager: MultiCameraManager) -> E2ESystem:
+        vlm = None
+        if config.get("vlm_backend", "none") != "none":
+            vlm = pool.vlm(config["vlm_backend"], {"model_path": config["vlm_model_path"],
+                                                    "device": settings.INFERENCE_DEVICE})
+        return E2ESystem(
+            config,
+            source=open_source(config["source_url"], loop=True),
+            detector=make_detector(config),
+            agent=pool.get("agent", config.get("agent_policy", "rules"), config.get("agent_params") or {}),
+            vlm=vlm,
+            callbacks=callbacks,
+            snapshot_store=store_snapshot,
+            executor=manager.executor,
+            reconnect_max=settings.SOURCE_RECONNECT_MAX_SECONDS,
+        )
+
+    return MultiCameraManager(
+        store=DjangoCameraStore(worker),
+        lease=RedisLease(worker, settings.CAMERA_LEASE_SECONDS),
+        build=build,
+        max_cameras=settings.MAX_CAMERAS_PER_WORKER,
+        heartbeat=settings.WORKER_HEARTBEAT_SECONDS,
+    )
+
+
+def create_pool() -> ResourcePool:
+    return ResourcePool(loaders={"vlm": _load_backend("vlm"), "agent": _load_backend("agent")})
+
+
+def create_logger(worker: str) -> EventLogger:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in worker)
+    return EventLogger(
+        Path(settings.EVENT_LOG_DIR) / f"{safe}.jsonl",
+        store=_store_records,
+        flush_interval=settings.EVENT_FLUSH_INTERVAL,
+        batch_size=settings.EVENT_BATCH_SIZE,
+    )
+
+
 def get_manager(hostname: str | None = None) -> MultiCameraManager:
     """The process's manager, created on first use (replays this worker's event log first)."""
     global _manager, _logger, _pool
     with _lock:
-        if _manager is not None:
-            return _manager
-        worker = _worker_name(hostname)
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in worker)
-        _logger = EventLogger(
-            Path(settings.EVENT_LOG_DIR) / f"{safe}.jsonl",
-            store=_store_records,
-            flush_interval=settings.EVENT_FLUSH_INTERVAL,
-            batch_size=settings.EVENT_BATCH_SIZE,
-        ).start()
-        _pool = ResourcePool(loaders={"vlm": _load_backend("vlm"), "agent": _load_backend("agent")})
-        db_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
-        callbacks = WorkerCallbacks(worker, _logger, db_writer)
-
-        def build(config: dict, manager: MultiCameraManager) -> E2ESystem:
-            url = config["source_url"]
-            vlm = None
-            if config.get("vlm_backend", "none") != "none":
-                vlm = _pool.vlm(config["vlm_backend"], {"model_path": config["vlm_model_path"],
-                                                         "device": settings.INFERENCE_DEVICE})
-            return E2ESystem(
-                config,
-                source=open_source(url, loop=True),
-                detector=make_detector(config),
-                agent=_pool.get("agent", config.get("agent_policy", "rules"), config.get("agent_params") or {}),
-                vlm=vlm,
-                callbacks=callbacks,
-                snapshot_store=store_snapshot,
-                executor=manager.executor,
-                reconnect_max=settings.SOURCE_RECONNECT_MAX_SECONDS,
-            )
-
-        _manager = MultiCameraManager(
-            store=DjangoCameraStore(worker),
-            lease=RedisLease(worker, settings.CAMERA_LEASE_SECONDS),
-            build=build,
-            max_cameras=settings.MAX_CAMERAS_PER_WORKER,
-            heartbeat=settings.WORKER_HEARTBEAT_SECONDS,
-        )
-        log.info("Inference worker %s ready (up to %d cameras)", worker, settings.MAX_CAMERAS_PER_WORKER)
+        if _manager is None:
+            worker = _worker_name(hostname)
+            _logger = create_logger(worker).start()
+            _pool = create_pool()
+            _manager = create_manager(worker, _logger, _pool)
+            log.info("Inference worker %s ready (up to %d cameras)", worker, settings.MAX_CAMERAS_PER_WORKER)
         return _manager
 
 

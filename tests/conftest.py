@@ -69,3 +69,16 @@ def jwt_client(user) -> APIClient:
 def api_as():
     """api_as(user) -> an APIClient authenticated with a real JWT access token."""
     return jwt_client
+
+
+@pytest.fixture(autouse=True)
+def dispatched(monkeypatch):
+    """Camera runs queued by the code under test, recorded instead of sent to a broker.
+
+    End-to-end tests run real workers in subprocesses, which this does not touch.
+    """
+    from inference import tasks
+
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.camera_run, "delay", lambda camera_id: queued.append(camera_id))
+    return queued
