@@ -1,0 +1,413 @@
+"""Agent policies: decide an episode's severity and what to do about it.
+
+* ``RulePolicy`` ("rules"): deterministic rules on the score, the duration, the
+  VLM's answer and zone hits, with a human-readable reason for every step.
+* ``LLMPolicy`` ("llm"): a local text-generation model asked for a JSON
+  decision; anything unusable falls back to ``RulePolicy``.
+
+No Django imports here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+
+from .base import SEVERITIES, AgentPolicy, Decision, EpisodeSummary
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ACTIONS",
+    "LLMPolicy",
+    "RulePolicy",
+    "actions_for",
+    "episode_prompt",
+    "parse_decision",
+]
+
+#: Every action a policy may ask for, in escalation order.
+ACTIONS = ("record", "notify", "alert_now", "escalate")
+
+
+def actions_for(severity: str) -> list[str]:
+    """The standard actions of a severity: always record; notify from medium;
+    alert_now from high; escalate at critical."""
+    level = SEVERITIES.index(severity)
+    actions = ["record"]
+    if level >= SEVERITIES.index("medium"):
+        actions.append("notify")
+    if level >= SEVERITIES.index("high"):
+        actions.append("alert_now")
+    if level >= SEVERITIES.index("critical"):
+        actions.append("escalate")
+    return actions
+
+
+def _level(severity: str) -> int:
+    return SEVERITIES.index(severity)
+
+
+def _name(level: int) -> str:
+    return SEVERITIES[max(0, min(len(SEVERITIES) - 1, level))]
+
+
+_NEGATIONS = {"no", "not", "without", "nor", "never"}
+
+
+def _find_keyword(text: str, keywords) -> str | None:
+    """The first keyword (word-boundary match, not right after a negation) found in ``text``."""
+    for keyword in keywords:
+        kw = keyword.lower().strip()
+        if not kw:
+            continue
+        for m in re.finditer(rf"(?<![\w-]){re.escape(kw)}(?![\w-])", text):
+            before = text[: m.start()].split()
+            if before and before[-1].strip(".,;:!?\"'()") in _NEGATIONS:
+                continue
+            return keyword
+    return None
+
+
+class RulePolicy(AgentPolicy):
+    """Deterministic severity rules.
+
+    Steps, each adding a reason:
+
+    1. score band: ratio = peak_score / threshold; ``< medium_ratio`` low,
+       ``< high_ratio`` medium, else high (``critical_ratio``, off by default,
+       gives critical);
+    2. duration: longer than ``long_duration`` seconds raises one level, not above
+       ``duration_max``;
+    3. the VLM's threat_level: taken when higher, but at most one level above the
+       score-based level (step 1);
+    4. keywords in the VLM summary/objects: ``critical_keywords`` -> critical,
+       ``high_keywords`` -> at least high, otherwise ``calm_phrases`` lower one level;
+    5. zones (``details["zones"]``, a list of {"name", "rule"}): a rule listed in
+       ``zone_rules`` (default {"forbidden": "high"}) sets that minimum.
+
+    Actions follow the severity (``actions_for``).
+    """
+
+    name = "rules"
+
+    DEFAULTS = {
+        "medium_ratio": 1.25,
+        "high_ratio": 1.75,
+        "critical_ratio": None,
+        "long_duration": 30.0,
+        "duration_max": "high",
+        "high_keywords": ("fall", "fell", "fallen", "falling", "lying", "collapsed", "collapse", "unconscious"),
+        "critical_keywords": ("fire", "smoke", "weapon", "gun", "knife", "fight", "fighting", "blood"),
+        "calm_phrases": ("nothing unusual", "normal"),
+        "zone_rules": {"forbidden": "high"},
+        "use_vlm_threat": True,
+    }
+
+    def __init__(self, **params):
+        unknown = set(params) - set(self.DEFAULTS)
+        if unknown:
+            raise ValueError(f"RulePolicy: unknown parameter(s) {sorted(unknown)}; known: {sorted(self.DEFAULTS)}")
+        merged = {**self.DEFAULTS, **params}
+        super().__init__(**merged)
+        self.medium_ratio = float(merged["medium_ratio"])
+        self.high_ratio = float(merged["high_ratio"])
+        self.critical_ratio = None if merged["critical_ratio"] is None else float(merged["critical_ratio"])
+        if not 0 < self.medium_ratio <= self.high_ratio:
+            raise ValueError("RulePolicy: need 0 < medium_ratio <= high_ratio")
+        self.long_duration = None if merged["long_duration"] is None else float(merged["long_duration"])
+        if merged["duration_max"] not in SEVERITIES:
+            raise ValueError(f"RulePolicy: duration_max must be one of {SEVERITIES}")
+        self.duration_max = merged["duration_max"]
+        self.high_keywords = tuple(merged["high_keywords"] or ())
+        self.critical_keywords = tuple(merged["critical_keywords"] or ())
+        self.calm_phrases = tuple(merged["calm_phrases"] or ())
+        self.zone_rules = dict(merged["zone_rules"] or {})
+        for rule, sev in self.zone_rules.items():
+            if sev not in SEVERITIES:
+                raise ValueError(f"RulePolicy: zone rule {rule!r} maps to unknown severity {sev!r}")
+        self.use_vlm_threat = bool(merged["use_vlm_threat"])
+
+    # -- steps
+
+    def _score_level(self, ep: EpisodeSummary, reasons: list[str]) -> int:
+        peak, threshold = float(ep.peak_score), float(ep.threshold)
+        if threshold > 0:
+            ratio = peak / threshold
+        else:
+            ratio = float("inf") if peak > 0 else 0.0
+        if self.critical_ratio is not None and ratio >= self.critical_ratio:
+            level = _level("critical")
+        elif ratio >= self.high_ratio:
+            level = _level("high")
+        elif ratio >= self.medium_ratio:
+            level = _level("medium")
+        else:
+            level = _level("low")
+        ratio_txt = "infinitely many times" if ratio == float("inf") else f"{ratio:.1f}x"
+        reasons.append(f"peak score {peak:.2f} is {ratio_txt} the threshold {threshold:.2f} -> {_name(level)}")
+        return level
+
+    def decide(self, episode: EpisodeSummary) -> Decision:
+        reasons: list[str] = []
+        score_level = self._score_level(episode, reasons)
+        level = score_level
+
+        # 2. duration
+        if self.long_duration is not None and episode.duration > self.long_duration:
+            cap = _level(self.duration_max)
+            if level < cap:
+                level += 1
+                reasons.append(
+                    f"lasted {episode.duration:.0f} s, longer than {self.long_duration:.0f} s -> {_name(level)}"
+                )
+            else:
+                reasons.append(
+                    f"lasted {episode.duration:.0f} s, longer than {self.long_duration:.0f} s "
+                    f"(already {_name(level)}, duration raises at most to {self.duration_max})"
+                )
+
+        answer = episode.answer
+        text = ""
+        if answer is not None:
+            parts = [answer.summary or ""] + [str(o) for o in (answer.objects or [])]
+            text = " ".join(parts).lower()
+        critical_kw = _find_keyword(text, self.critical_keywords) if text else None
+
+        # 3. the VLM's own threat level
+        vlm_level = answer.threat_level if answer is not None else None
+        if self.use_vlm_threat and vlm_level in SEVERITIES:
+            wanted = _level(vlm_level)
+            if wanted > level:
+                allowed = max(level, score_level + 1) if critical_kw is None else wanted
+                new = min(wanted, allowed)
+                if new > level:
+                    level = new
+                    if new < wanted:
+                        reasons.append(
+                            f"VLM rates the threat {vlm_level}; capped at one level above the score -> {_name(level)}"
+                        )
+                    else:
+                        reasons.append(f"VLM rates the threat {vlm_level} -> {_name(level)}")
+                else:
+                    reasons.append(
+                        f"VLM rates the threat {vlm_level}; ignored, more than one level above the score"
+                    )
+            else:
+                reasons.append(f"VLM rates the threat {vlm_level}; keeps {_name(level)}")
+
+        # 4. keywords in the description
+        if text:
+            if critical_kw is not None:
+                if level < _level("critical"):
+                    level = _level("critical")
+                reasons.append(f"description mentions {critical_kw!r} -> critical")
+            else:
+                high_kw = _find_keyword(text, self.high_keywords)
+                if high_kw is not None:
+                    if level < _level("high"):
+                        level = _level("high")
+                        reasons.append(f"description mentions {high_kw!r} -> high")
+                    else:
+                        reasons.append(f"description mentions {high_kw!r}; keeps {_name(level)}")
+                else:
+                    calm = _find_keyword(text, self.calm_phrases)
+                    if calm is not None:
+                        if level > 0:
+                            level -= 1
+                            reasons.append(f"description says {calm!r} -> lowered to {_name(level)}")
+                        else:
+                            reasons.append(f"description says {calm!r}; stays low")
+
+        # 5. zones
+        zones = episode.details.get("zones") if isinstance(episode.details, dict) else None
+        if isinstance(zones, (list, tuple)):
+            for zone in zones:
+                if not isinstance(zone, dict):
+                    continue
+                rule = zone.get("rule")
+                minimum = self.zone_rules.get(rule)
+                if minimum is None:
+                    continue
+                zname = zone.get("name") or "unnamed"
+                if level < _level(minimum):
+                    level = _level(minimum)
+                    reasons.append(f"zone {zname!r} is {rule} -> at least {minimum}: {_name(level)}")
+                else:
+                    reasons.append(f"zone {zname!r} is {rule} (at least {minimum}); keeps {_name(level)}")
+
+        severity = _name(level)
+        return Decision(severity=severity, actions=actions_for(severity), reasons=reasons, policy=self.name)
+
+
+# --------------------------------------------------------------------------- LLM policy
+
+
+def episode_prompt(episode: EpisodeSummary) -> str:
+    """The episode described in plain text, with the JSON-answer instruction."""
+    lines = [
+        "You are the duty officer of a video-surveillance system. Decide how serious this anomaly episode is.",
+        f"Peak anomaly score: {episode.peak_score:.3f} (alert threshold {episode.threshold:.3f}).",
+        f"Mean anomaly score: {episode.mean_score:.3f}.",
+        f"Duration: {episode.duration:.1f} seconds.",
+    ]
+    answer = episode.answer
+    if answer is not None:
+        lines.append(f"Scene description: {answer.summary}")
+        if answer.threat_level:
+            lines.append(f"Vision model threat level: {answer.threat_level}.")
+        if answer.objects:
+            lines.append("Objects seen: " + ", ".join(map(str, answer.objects)) + ".")
+    zones = episode.details.get("zones") if isinstance(episode.details, dict) else None
+    if isinstance(zones, (list, tuple)) and zones:
+        names = [f"{z.get('name')} ({z.get('rule')})" for z in zones if isinstance(z, dict)]
+        if names:
+            lines.append("Zones hit: " + ", ".join(names) + ".")
+    lines.append(
+        "Answer with one JSON object only: "
+        '{"severity": "low|medium|high|critical", '
+        '"actions": [any of "record", "notify", "alert_now", "escalate"], '
+        '"reasons": ["<short reason>", ...]}'
+    )
+    return "\n".join(lines)
+
+
+def parse_decision(text, policy: str = "llm") -> Decision | None:
+    """A ``Decision`` from a model's JSON answer, or None when it is not usable.
+
+    Needs a severity in SEVERITIES. Actions are filtered to ``ACTIONS``; "record"
+    is always included; no usable actions -> the severity's standard actions.
+    Missing reasons get one saying the model gave none. Never raises.
+    """
+    from .vlm import _load_json_object  # shared tolerant JSON finder
+
+    try:
+        if not isinstance(text, str):
+            return None
+        data = _load_json_object(text)
+        if not isinstance(data, dict):
+            return None
+        severity = data.get("severity", data.get("threat_level"))
+        severity = severity.strip().lower() if isinstance(severity, str) else None
+        if severity not in SEVERITIES:
+            return None
+        raw_actions = data.get("actions")
+        if isinstance(raw_actions, str):
+            raw_actions = re.split(r"[,\s]+", raw_actions)
+        actions: list[str] = []
+        if isinstance(raw_actions, (list, tuple)):
+            for a in raw_actions:
+                if isinstance(a, str) and a.strip().lower() in ACTIONS and a.strip().lower() not in actions:
+                    actions.append(a.strip().lower())
+        if not actions:
+            actions = actions_for(severity)
+        elif "record" not in actions:
+            actions.insert(0, "record")
+        actions.sort(key=ACTIONS.index)
+        raw_reasons = data.get("reasons", data.get("reason"))
+        if isinstance(raw_reasons, str):
+            raw_reasons = [raw_reasons]
+        reasons = []
+        if isinstance(raw_reasons, (list, tuple)):
+            reasons = [re.sub(r"\s+", " ", r).strip()[:300] for r in raw_reasons if isinstance(r, str) and r.strip()]
+        if not reasons:
+            reasons = [f"model chose {severity} without giving reasons"]
+        return Decision(severity=severity, actions=actions, reasons=reasons[:20], policy=policy)
+    except Exception:  # pragma: no cover - garbage must never raise
+        logger.exception("could not parse an LLM decision")
+        return None
+
+
+class LLMPolicy(AgentPolicy):
+    """A local causal LM decides; its unusable answers fall back to ``RulePolicy``.
+
+    Params:
+        model_path: local folder with a saved causal LM + tokenizer (required).
+        device: "auto"; dtype: "auto"; max_new_tokens: 128.
+        rules: dict of ``RulePolicy`` params for the fallback ({}).
+        use_chat_template: True (when the tokenizer has one).
+    """
+
+    name = "llm"
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        from .vlm import _check_model_dir, resolve_device, resolve_dtype
+
+        self.model_path = _check_model_dir(params.get("model_path"), "LLMPolicy")
+        self.max_new_tokens = int(params.get("max_new_tokens", 128))
+        self.use_chat_template = bool(params.get("use_chat_template", True))
+        self.device = resolve_device(params.get("device", "auto"))
+        self.dtype = resolve_dtype(params.get("dtype", "auto"), self.device)
+        self.fallback = RulePolicy(**(params.get("rules") or {}))
+        self._lock = threading.Lock()
+        self.generate_calls = 0
+        self.fallbacks = 0
+        self._load()
+
+    def _load(self) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = str(self.model_path)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=self.dtype)
+        except Exception as exc:
+            raise RuntimeError(f"LLMPolicy: cannot load a causal LM from {path!r}: {exc}") from exc
+        self.model = model.to(self.device).eval()
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None and self.tokenizer.eos_token is not None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    def format_prompt(self, episode: EpisodeSummary) -> str:
+        text = episode_prompt(episode)
+        if self.use_chat_template and getattr(self.tokenizer, "chat_template", None):
+            try:
+                out = self.tokenizer.apply_chat_template(
+                    [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
+                )
+                if isinstance(out, str) and out:
+                    return out
+            except Exception:
+                logger.warning("chat template of %s failed; using the plain prompt", self.model_path, exc_info=True)
+        return text + "\n"
+
+    def _generate(self, prompt: str) -> str:
+        import torch
+
+        with self._lock, torch.inference_mode():
+            inputs = self.tokenizer([prompt], return_tensors="pt", padding=True, add_special_tokens=True)
+            inputs = {k: v.to(self.device) for k, v in inputs.items() if isinstance(v, torch.Tensor)}
+            inputs.pop("token_type_ids", None)
+            output = self.model.generate(
+                **inputs,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+            self.generate_calls += 1
+        return self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+
+    def decide(self, episode: EpisodeSummary) -> Decision:
+        problem = None
+        try:
+            text = self._generate(self.format_prompt(episode))
+        except Exception as exc:
+            logger.exception("LLMPolicy: generation failed")
+            text = None
+            problem = f"generation failed ({type(exc).__name__}: {exc})"
+        decision = parse_decision(text, policy=self.name) if text is not None else None
+        if decision is not None:
+            return decision
+        if problem is None:
+            snippet = re.sub(r"\s+", " ", text or "").strip()[:80]
+            problem = f"answer was not a valid JSON decision ({snippet!r})"
+        self.fallbacks += 1
+        fallback = self.fallback.decide(episode)
+        reasons = [f"LLM policy: {problem}; fell back to the rule policy"] + fallback.reasons
+        return Decision(severity=fallback.severity, actions=fallback.actions, reasons=reasons, policy=self.fallback.name)

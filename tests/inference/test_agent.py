@@ -1,0 +1,272 @@
+"""Agent policies: the rule policy step by step, the LLM policy and its fallback."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest
+
+from inference.agent import ACTIONS, LLMPolicy, RulePolicy, actions_for, episode_prompt, parse_decision
+from inference.base import AgentPolicy, Decision, EpisodeSummary, VLMAnswer
+
+from .tiny_models import build_tiny_causal_lm
+
+
+def ep(peak=0.5, threshold=0.5, duration=5.0, mean=None, summary=None, threat=None, objects=(), zones=None):
+    answer = None
+    if summary is not None or threat is not None or objects:
+        answer = VLMAnswer(summary=summary or "", threat_level=threat, objects=list(objects))
+    details = {"zones": zones} if zones is not None else {}
+    return EpisodeSummary(
+        peak_score=peak,
+        mean_score=peak * 0.8 if mean is None else mean,
+        duration=duration,
+        threshold=threshold,
+        answer=answer,
+        details=details,
+    )
+
+
+@pytest.fixture
+def rules():
+    return RulePolicy()
+
+
+# ----------------------------------------------------------------------------- actions
+
+
+def test_actions_follow_severity():
+    assert actions_for("low") == ["record"]
+    assert actions_for("medium") == ["record", "notify"]
+    assert actions_for("high") == ["record", "notify", "alert_now"]
+    assert actions_for("critical") == ["record", "notify", "alert_now", "escalate"]
+    assert tuple(actions_for("critical")) == ACTIONS
+
+
+# ----------------------------------------------------------------------------- score bands
+
+
+@pytest.mark.parametrize(
+    "peak, severity",
+    [(0.50, "low"), (0.60, "low"), (0.63, "medium"), (0.80, "medium"), (0.90, "high"), (2.0, "high")],
+)
+def test_score_bands(rules, peak, severity):
+    d = rules.decide(ep(peak=peak, threshold=0.5))
+    assert isinstance(d, Decision)
+    assert d.severity == severity
+    assert d.actions == actions_for(severity)
+    assert d.policy == "rules"
+    assert len(d.reasons) == 1
+
+
+def test_score_reason_is_readable(rules):
+    d = rules.decide(ep(peak=0.91, threshold=0.5))
+    assert d.reasons == ["peak score 0.91 is 1.8x the threshold 0.50 -> high"]
+
+
+def test_custom_bands_and_critical_ratio():
+    policy = RulePolicy(medium_ratio=1.1, high_ratio=1.3, critical_ratio=2.0)
+    assert policy.decide(ep(peak=0.56)).severity == "medium"
+    assert policy.decide(ep(peak=0.66)).severity == "high"
+    assert policy.decide(ep(peak=1.0)).severity == "critical"
+    assert RulePolicy().decide(ep(peak=5.0)).severity == "high"  # no critical by score alone by default
+
+
+def test_zero_threshold_does_not_crash(rules):
+    d = rules.decide(ep(peak=0.3, threshold=0.0))
+    assert d.severity == "high"
+    assert "threshold 0.00" in d.reasons[0]
+
+
+def test_unknown_or_bad_params_are_rejected():
+    with pytest.raises(ValueError, match="unknown"):
+        RulePolicy(hihg_ratio=2)
+    with pytest.raises(ValueError):
+        RulePolicy(medium_ratio=2.0, high_ratio=1.5)
+
+
+# ----------------------------------------------------------------------------- duration
+
+
+def test_long_duration_raises_one_level(rules):
+    d = rules.decide(ep(peak=0.7, duration=45))  # medium by score
+    assert d.severity == "high"
+    assert any("45 s" in r and "30 s" in r and r.endswith("high") for r in d.reasons)
+    assert rules.decide(ep(peak=0.7, duration=30)).severity == "medium"  # not longer than 30 s
+
+
+def test_duration_alone_never_makes_critical(rules):
+    d = rules.decide(ep(peak=0.95, duration=600))
+    assert d.severity == "high"
+    assert len(d.reasons) == 2
+
+
+# ----------------------------------------------------------------------------- VLM answer
+
+
+def test_vlm_threat_level_is_capped_one_level_above_the_score(rules):
+    d = rules.decide(ep(peak=0.5, summary="two people near a car", threat="critical"))
+    assert d.severity == "medium"  # score low -> at most medium
+    assert any("capped" in r for r in d.reasons)
+    d = rules.decide(ep(peak=0.7, summary="two people near a car", threat="high"))
+    assert d.severity == "high"
+    d = rules.decide(ep(peak=0.9, summary="two people near a car", threat="low"))
+    assert d.severity == "high"  # a lower VLM level never lowers
+
+
+def test_high_keywords(rules):
+    d = rules.decide(ep(peak=0.5, summary="An elderly man is lying on the floor", threat="low"))
+    assert d.severity == "high"
+    assert "alert_now" in d.actions
+    assert any("'lying'" in r for r in d.reasons)
+    assert rules.decide(ep(peak=0.5, summary="A person collapsed")).severity == "high"
+    assert rules.decide(ep(peak=0.5, summary="someone", objects=["fallen bicycle"])).severity == "high"
+
+
+@pytest.mark.parametrize("word", ["fire", "smoke", "weapon", "gun", "knife", "fight", "blood"])
+def test_critical_keywords(rules, word):
+    d = rules.decide(ep(peak=0.5, summary=f"There is a {word} near the entrance", threat="low"))
+    assert d.severity == "critical"
+    assert d.actions == ["record", "notify", "alert_now", "escalate"]
+    assert any(f"'{word}'" in r and "critical" in r for r in d.reasons)
+
+
+def test_critical_keyword_in_objects(rules):
+    assert rules.decide(ep(peak=0.5, summary="a man", objects=["knife"])).severity == "critical"
+
+
+def test_negated_keyword_does_not_count(rules):
+    assert rules.decide(ep(peak=0.5, summary="no fire, no smoke, a parked car")).severity == "low"
+
+
+def test_calm_phrases_lower_one_level(rules):
+    d = rules.decide(ep(peak=0.9, summary="Nothing unusual: a cat walks by"))
+    assert d.severity == "medium"
+    assert any("nothing unusual" in r and "medium" in r for r in d.reasons)
+    assert rules.decide(ep(peak=0.7, summary="normal street traffic")).severity == "low"
+    assert rules.decide(ep(peak=0.5, summary="normal street traffic")).severity == "low"
+    assert rules.decide(ep(peak=0.7, summary="abnormal crowd")).severity == "medium"  # word boundary
+
+
+def test_no_answer_means_score_and_duration_only(rules):
+    d = rules.decide(ep(peak=0.7, duration=10))
+    assert d.severity == "medium"
+    assert d.reasons == ["peak score 0.70 is 1.4x the threshold 0.50 -> medium"]
+
+
+# ----------------------------------------------------------------------------- zones
+
+
+def test_forbidden_zone_means_at_least_high(rules):
+    d = rules.decide(ep(peak=0.5, zones=[{"name": "roof", "rule": "forbidden"}]))
+    assert d.severity == "high"
+    assert any("'roof'" in r and "forbidden" in r for r in d.reasons)
+    # a calm description cannot lower it below high
+    d = rules.decide(ep(peak=0.5, summary="nothing unusual", zones=[{"name": "roof", "rule": "forbidden"}]))
+    assert d.severity == "high"
+    # other rules are ignored by default, and a critical episode stays critical
+    assert rules.decide(ep(peak=0.5, zones=[{"name": "lobby", "rule": "watch"}])).severity == "low"
+    d = rules.decide(ep(peak=0.5, summary="gun", zones=[{"name": "roof", "rule": "forbidden"}]))
+    assert d.severity == "critical"
+
+
+def test_custom_zone_rules():
+    policy = RulePolicy(zone_rules={"forbidden": "critical", "watch": "medium"})
+    assert policy.decide(ep(zones=[{"name": "a", "rule": "watch"}])).severity == "medium"
+    assert policy.decide(ep(zones=[{"name": "a", "rule": "forbidden"}])).severity == "critical"
+    assert policy.decide(ep(zones=["junk", {"rule": None}])).severity == "low"
+
+
+# ----------------------------------------------------------------------------- determinism
+
+
+def test_rule_policy_is_deterministic(rules):
+    e = ep(peak=0.8, duration=40, summary="a man fell near the gate", threat="medium",
+           zones=[{"name": "gate", "rule": "forbidden"}])
+    first = rules.decide(e)
+    assert all(RulePolicy().decide(e) == first for _ in range(5))
+    assert first.as_dict()["policy"] == "rules"
+    assert isinstance(rules, AgentPolicy)
+
+
+# ----------------------------------------------------------------------------- LLM policy
+
+
+def test_parse_decision_valid_and_invalid():
+    d = parse_decision(
+        'ok {"severity": "HIGH", "actions": ["notify", "alert_now", "dance"], "reasons": ["a man fell"]}'
+    )
+    assert d == Decision(severity="high", actions=["record", "notify", "alert_now"], reasons=["a man fell"], policy="llm")
+    d = parse_decision('{"severity": "medium"}')
+    assert d.actions == ["record", "notify"] and d.reasons
+    for bad in [None, "", "nonsense", '{"severity": "purple"}', '{"actions": ["record"]}', "[1, 2]"]:
+        assert parse_decision(bad) is None
+
+
+@pytest.fixture(scope="module")
+def tiny_lm_path(tmp_path_factory):
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny_lm"))
+
+
+def test_llm_policy_falls_back_to_rules_on_garbage(tiny_lm_path):
+    policy = LLMPolicy(model_path=str(tiny_lm_path), device="cpu", max_new_tokens=8)
+    assert policy.name == "llm"
+    e = ep(peak=0.9, summary="a man is lying near the door", threat="high")
+    d = policy.decide(e)
+    expected = RulePolicy().decide(e)
+    assert policy.generate_calls == 1  # the model really ran
+    assert policy.fallbacks == 1
+    assert d.severity == expected.severity == "high"
+    assert d.actions == expected.actions
+    assert d.policy == "rules"
+    assert "fell back to the rule policy" in d.reasons[0]
+    assert d.reasons[1:] == expected.reasons
+
+
+def test_llm_policy_fallback_uses_rule_params(tiny_lm_path):
+    policy = LLMPolicy(model_path=str(tiny_lm_path), device="cpu", max_new_tokens=4,
+                       rules={"high_ratio": 1.1, "medium_ratio": 1.05})
+    assert policy.decide(ep(peak=0.6)).severity == "high"
+
+
+def test_llm_policy_uses_a_valid_answer(tiny_lm_path, monkeypatch):
+    policy = LLMPolicy(model_path=str(tiny_lm_path), device="cpu", max_new_tokens=4)
+    prompts = []
+
+    def fake_generate(prompt):
+        prompts.append(prompt)
+        return '{"severity": "critical", "actions": ["escalate"], "reasons": ["armed person"]}'
+
+    monkeypatch.setattr(policy, "_generate", fake_generate)
+    d = policy.decide(ep(peak=0.6, summary="a man holds a gun", objects=["gun"]))
+    assert d == Decision(severity="critical", actions=["record", "escalate"], reasons=["armed person"], policy="llm")
+    assert "a man holds a gun" in prompts[0] and '"severity"' in prompts[0]
+
+
+def test_llm_policy_generation_error_falls_back(tiny_lm_path, monkeypatch):
+    policy = LLMPolicy(model_path=str(tiny_lm_path), device="cpu")
+
+    def boom(prompt):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(policy, "_generate", boom)
+    d = policy.decide(ep(peak=0.5))
+    assert d.severity == "low" and d.policy == "rules"
+    assert "CUDA out of memory" in d.reasons[0]
+
+
+def test_llm_policy_missing_model(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        LLMPolicy(model_path=str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match="model_path"):
+        LLMPolicy()
+
+
+def test_episode_prompt_mentions_everything():
+    text = episode_prompt(ep(peak=0.9, duration=12, summary="a fight", threat="high", objects=["man"],
+                             zones=[{"name": "gate", "rule": "forbidden"}]))
+    for part in ("0.900", "0.500", "12.0 seconds", "a fight", "high", "man", "gate (forbidden)", '"severity"'):
+        assert part in text
