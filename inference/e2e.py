@@ -62,7 +62,8 @@ def _jsonable(value, depth=0):
 class Callbacks:
     """What the loop tells the outside world. Subclass and override what you need."""
 
-    def on_frame(self, camera_id: int, frame: Frame) -> None: ...
+    def on_frame(self, camera_id: int, frame: Frame, captured_at: float) -> None:
+        """Every frame read (at the analysis rate, or faster while someone watches live)."""
 
     def on_score(self, camera_id: int, timestamp: float, result: DetectorResult) -> None: ...
 
@@ -129,6 +130,7 @@ class E2ESystem:
         realtime: bool = True,
         clock: Callable[[], float] = time.time,
         reconnect_max: float = 30.0,
+        live_rate: Callable[[], float] | None = None,
     ):
         self.config = config
         self.camera_id = config.get("id")
@@ -142,6 +144,7 @@ class E2ESystem:
         self.realtime = realtime
         self.clock = clock
         self.reconnect_max = reconnect_max
+        self.live_rate = live_rate or (lambda: 0.0)
         self.threshold = float(config.get("threshold", 0.5))
         self.close_after = float(config.get("event_close_seconds", 3.0))
         self.analysis_fps = float(config.get("analysis_fps", 5.0))
@@ -167,7 +170,6 @@ class E2ESystem:
             del self._fps_window[0]
         if len(self._fps_window) > 1 and self._fps_window[-1] > self._fps_window[0]:
             self.measured_fps = (len(self._fps_window) - 1) / (self._fps_window[-1] - self._fps_window[0])
-        self.callbacks.on_frame(self.camera_id, frame)
         self.callbacks.on_score(self.camera_id, frame.timestamp, result)
         scale = frame.image.shape[1] / gray.shape[1]
         self._track(frame, result, scale, now)
@@ -296,22 +298,42 @@ class E2ESystem:
             if self.state not in ("error",) or stop.is_set():
                 self._set_state("stopped", "")
 
-    def _loop(self, stop: threading.Event) -> bool:
-        """Read and analyse frames at the analysis rate. True when a finite source ended."""
+    def _read_plan(self) -> tuple[int, float]:
+        """(frames to step over per read, seconds between reads) for the current watchers.
+
+        Frames are read at the analysis rate, or at the highest live rate someone watches
+        (capped by the source), and every frame read is decoded once and shared.
+        """
         native = self.source.native_fps
-        live = self.source.is_live
-        step = 1 if live or not native else max(1, round(native / self.analysis_fps))
-        interval = 1.0 / self.analysis_fps if live or not native else step / native
-        next_due = time.monotonic()
+        rate = max(self.analysis_fps, float(self.live_rate() or 0))
+        if self.source.is_live or not native:
+            return 1, 1.0 / rate
+        step = max(1, round(native / min(rate, native)))
+        return step, step / native
+
+    def _loop(self, stop: threading.Event) -> bool:
+        """Read frames, publish them, analyse at the analysis rate. True when a finite source ended."""
+        step, interval = self._read_plan()
+        planned = next_due = time.monotonic()
+        min_gap = 0.999 / self.analysis_fps
+        last_analysed: float | None = None
         while not stop.is_set():
             frame = self.source.read()
             if frame is None:
                 return True
             if self.state != "running":
                 self._set_state("running", "")
-            self.process(frame)
+            captured = frame.timestamp if self.source.is_live else self.clock()
+            self.callbacks.on_frame(self.camera_id, frame, captured)
+            if last_analysed is None or frame.timestamp - last_analysed >= min_gap or frame.timestamp < last_analysed:
+                last_analysed = frame.timestamp  # (a looping file restarts its media time)
+                self.process(frame)
             if step > 1:
                 self.source.skip(step - 1)
+            now = time.monotonic()
+            if now - planned >= 1.0:
+                planned = now
+                step, interval = self._read_plan()
             if self.realtime:
                 next_due += interval
                 delay = next_due - time.monotonic()

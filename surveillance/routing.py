@@ -1,3 +1,7 @@
 from django.urls import path
 
-websocket_urlpatterns: list = []
+from cameras.consumers import StreamConsumer
+
+websocket_urlpatterns = [
+    path("ws/stream/", StreamConsumer.as_asgi()),
+]

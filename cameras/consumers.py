@@ -1,0 +1,207 @@
+"""/ws/stream/: per-camera live subscriptions for events, status, scores and frames.
+
+The protocol is documented in docs/websocket.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from . import live
+from .groups import camera_frames_group, camera_group, user_group
+from .models import Camera
+from .selectors import camera_ids_for_user
+
+log = logging.getLogger(__name__)
+
+FPS_TIERS = (1, 5, 10, 30)
+CLOSE_UNAUTHENTICATED = 4401
+MAX_MESSAGE_BYTES = 4096
+SCORE_INTERVAL = 1.0
+
+
+class StreamConsumer(AsyncWebsocketConsumer):
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            # Refused before accept(): the handshake is closed with a clear application code.
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.user = user
+        self.subs: dict[int, dict] = {}  # camera id -> {"fps": int, "frames": bool, "binary": bool}
+        self.last_score: dict[int, float] = {}
+        self.redis = None
+        await self.accept()
+        await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
+        self.keeper = asyncio.ensure_future(self._keep())
+
+    async def disconnect(self, code):
+        if not hasattr(self, "subs"):
+            return
+        self.keeper.cancel()
+        for camera_id in list(self.subs):
+            await self._leave(camera_id)
+        await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
+
+    # -- client messages ----------------------------------------------------------------
+    async def receive(self, text_data=None, bytes_data=None):
+        if bytes_data is not None or text_data is None:
+            return await self._error("bad_request", "Send JSON text messages, not binary.")
+        if len(text_data) > MAX_MESSAGE_BYTES:
+            return await self._error("bad_request", f"Message too large (over {MAX_MESSAGE_BYTES} bytes).")
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            return await self._error("bad_request", "Message is not valid JSON.")
+        if not isinstance(message, dict) or not isinstance(message.get("action"), str):
+            return await self._error("bad_request", "Message must be a JSON object with an 'action'.")
+        action = message["action"]
+        if action == "ping":
+            return await self._send_json({"type": "pong", "at": time.time()})
+        if action not in ("subscribe", "unsubscribe"):
+            return await self._error("bad_request", f"Unknown action '{action[:40]}'. Use subscribe, unsubscribe or ping.")
+        camera_id = message.get("camera")
+        if not isinstance(camera_id, int) or isinstance(camera_id, bool) or camera_id < 1:
+            return await self._error("bad_request", "'camera' must be a positive integer camera id.")
+        if action == "unsubscribe":
+            if camera_id not in self.subs:
+                return await self._error("not_found", f"Not subscribed to camera {camera_id}.", camera=camera_id)
+            await self._leave(camera_id)
+            return await self._send_json({"type": "unsubscribed", "camera": camera_id})
+        await self._subscribe(camera_id, message)
+
+    async def _subscribe(self, camera_id: int, message: dict):
+        camera = await self._camera(camera_id)
+        if camera is None:
+            return await self._error("not_found", f"No camera {camera_id}.", camera=camera_id)
+        if camera_id not in await self._viewable():
+            return await self._error("forbidden", f"You may not view camera {camera_id}.", camera=camera_id)
+        fps = message.get("fps", camera.stream_fps)
+        if fps not in FPS_TIERS or isinstance(fps, bool):
+            return await self._error("bad_request", "'fps' must be one of 1, 5, 10 or 30.", camera=camera_id)
+        frames = message.get("frames", True)
+        binary = message.get("binary", False)
+        if not isinstance(frames, bool) or not isinstance(binary, bool):
+            return await self._error("bad_request", "'frames' and 'binary' must be true or false.", camera=camera_id)
+        if camera_id in self.subs:
+            await self._leave(camera_id)
+        self.subs[camera_id] = {"fps": fps, "frames": frames, "binary": binary}
+        await self.channel_layer.group_add(camera_group(camera_id), self.channel_name)
+        if frames:
+            await self.channel_layer.group_add(camera_frames_group(camera_id, fps), self.channel_name)
+            await database_sync_to_async(self._watch)(camera_id, fps)
+        await self._send_json({
+            "type": "subscribed", "camera": camera_id, "fps": fps, "frames": frames, "binary": binary,
+            "state": camera.state,
+        })
+
+    async def _leave(self, camera_id: int):
+        sub = self.subs.pop(camera_id, None)
+        if sub is None:
+            return
+        await self.channel_layer.group_discard(camera_group(camera_id), self.channel_name)
+        if sub["frames"]:
+            await self.channel_layer.group_discard(camera_frames_group(camera_id, sub["fps"]), self.channel_name)
+            await database_sync_to_async(self._unwatch)(camera_id, sub["fps"])
+
+    # -- keeping subscriptions honest ----------------------------------------------------------
+    async def _keep(self):
+        """Refresh watcher entries, and drop subscriptions whose permission was revoked."""
+        interval = settings.WS_PERMISSION_RECHECK_SECONDS
+        refreshed = time.monotonic()
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                if self.subs:
+                    await self._recheck()
+                if time.monotonic() - refreshed > live.WATCH_TTL / 3:
+                    refreshed = time.monotonic()
+                    for camera_id, sub in list(self.subs.items()):
+                        if sub["frames"]:
+                            await database_sync_to_async(self._watch)(camera_id, sub["fps"])
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("WebSocket keeper failed")
+
+    async def _recheck(self):
+        allowed = await self._viewable()
+        for camera_id in [c for c in self.subs if c not in allowed]:
+            await self._leave(camera_id)
+            await self._send_json({"type": "unsubscribed", "camera": camera_id, "reason": "forbidden"})
+            await self._error("forbidden", f"Your access to camera {camera_id} was revoked.", camera=camera_id)
+
+    async def permissions_changed(self, message):
+        await self._recheck()
+
+    # -- group messages (never write to the database) --------------------------------------------
+    async def event_message(self, message):
+        event = message["event"]
+        if event.get("camera") in self.subs:
+            await self._send_json({"type": "event", "event": event})
+
+    async def camera_status(self, message):
+        if message.get("camera") in self.subs:
+            await self._send_json({"type": "camera.status", "camera": message["camera"], "state": message["state"],
+                                   "error": message.get("error", ""), "at": message.get("at")})
+
+    async def camera_score(self, message):
+        camera_id = message.get("camera")
+        if camera_id not in self.subs:
+            return
+        now = time.monotonic()
+        if now - self.last_score.get(camera_id, 0) < SCORE_INTERVAL:
+            return
+        self.last_score[camera_id] = now
+        await self._send_json({"type": "score", "camera": camera_id, "score": message["score"], "at": message["at"]})
+
+    async def camera_frame(self, message):
+        camera_id = message.get("camera")
+        sub = self.subs.get(camera_id)
+        if sub is None or not sub["frames"] or sub["fps"] != message.get("fps"):
+            return
+        header = {"type": "frame", "camera": camera_id, "ts": message["ts"], "fps": sub["fps"],
+                  "width": message.get("width"), "height": message.get("height")}
+        if sub["binary"]:
+            head = json.dumps(header).encode()
+            await self.send(bytes_data=len(head).to_bytes(4, "big") + head + message["jpeg"])
+        else:
+            header["jpeg"] = base64.b64encode(message["jpeg"]).decode()
+            await self._send_json(header)
+
+    async def notification(self, message):
+        await self._send_json({"type": "notification", **message.get("payload", {})})
+
+    # -- helpers -----------------------------------------------------------------------------------
+    async def _send_json(self, data):
+        await self.send(text_data=json.dumps(data, default=str))
+
+    async def _error(self, code, text, **extra):
+        await self._send_json({"type": "error", "code": code, "message": text, **extra})
+
+    @database_sync_to_async
+    def _camera(self, camera_id):
+        return Camera.objects.filter(pk=camera_id).only("id", "stream_fps", "state").first()
+
+    @database_sync_to_async
+    def _viewable(self):
+        return camera_ids_for_user(self.user)
+
+    def _watch(self, camera_id, fps):
+        live.watch(self._redis(), camera_id, fps, self.channel_name)
+
+    def _unwatch(self, camera_id, fps):
+        live.unwatch(self._redis(), camera_id, fps, self.channel_name)
+
+    def _redis(self):
+        if self.redis is None:
+            self.redis = live.client()
+        return self.redis
