@@ -65,7 +65,18 @@ def event_records_store(records: list[dict]) -> list[uuid.UUID]:
         )
         ids = [o.id for o in objs]
         transaction.on_commit(lambda: events_broadcast(event_ids=ids))
+        transaction.on_commit(lambda: _route_alerts(ids))
     return ids
+
+
+def _route_alerts(event_ids) -> None:
+    """Hand the stored events to alert routing (alerts/services.py), after commit."""
+    from alerts.services import alerts_route_events
+
+    try:
+        alerts_route_events(event_ids=list(event_ids))
+    except Exception:  # alert routing must never undo or block storing events
+        log.exception("Routing alerts for %d events failed", len(event_ids))
 
 
 def event_acknowledge(*, event: AnomalyEvent, by) -> AnomalyEvent:
