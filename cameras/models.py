@@ -118,6 +118,23 @@ class Camera(models.Model):
     def clean(self):
         if self.vlm_backend != "none" and not self.vlm_model_path:
             raise ValidationError({"vlm_model_path": "A model path is needed for this VLM backend."})
+        self._check_backend_params()
+
+    def _check_backend_params(self):
+        """Parameters must be ones the chosen backend accepts (weightless backends are built to check)."""
+        from inference.registry import make_detector, resolve
+
+        if isinstance(self.detector_params, dict) and self.detector in settings.INFERENCE_DETECTORS:
+            try:
+                make_detector({"detector": self.detector, "detector_params": self.detector_params,
+                               "threshold": self.threshold})
+            except (TypeError, ValueError) as exc:
+                raise ValidationError({"detector_params": f"Not accepted by '{self.detector}': {exc}"}) from exc
+        if isinstance(self.agent_params, dict) and self.agent_policy == "rules":
+            try:
+                resolve("agent", "rules")(**self.agent_params)
+            except (TypeError, ValueError) as exc:
+                raise ValidationError({"agent_params": f"Not accepted by the rule policy: {exc}"}) from exc
 
     #: Fields whose change makes a running camera restart with the new settings.
     RUNTIME_FIELDS = (

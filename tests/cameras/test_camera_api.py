@@ -140,3 +140,20 @@ def test_start_and_stop_need_operate_permission(api_as, camera, owner, viewer, o
 def test_unknown_camera_is_404(api_as, staff):
     assert api_as(staff).get(url(99999)).status_code == 404
     assert api_as(staff).post(url(99999, "start")).status_code == 404
+
+
+@pytest.mark.parametrize("field,value", [("detector_params", {"no_such_knob": 3}), ("agent_params", {"bogus": 1})])
+def test_backend_params_are_checked_by_the_backend(api_as, staff, field, value):
+    response = api_as(staff).post(url(), {"name": "x", "source_url": "demo://", field: value}, format="json")
+    assert response.status_code == 400 and field in response.json()
+
+
+def test_admin_start_reaches_a_worker(client, camera, staff, dispatched, django_capture_on_commit_callbacks):
+    staff.is_superuser = True
+    staff.save()
+    client.force_login(staff)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/admin/cameras/camera/", {"action": "start_cameras", "_selected_action": [camera.id]})
+    assert response.status_code == 302
+    camera.refresh_from_db()
+    assert camera.enabled and camera.state == "starting" and dispatched == [camera.id]
