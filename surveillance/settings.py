@@ -95,21 +95,15 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------
-DATABASE_URL = os.getenv("DATABASE_URL", "")
-if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
-else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "db.sqlite3",
-            # daphne, the worker and beat write concurrently: WAL and a generous lock wait.
-            "OPTIONS": {
-                "timeout": 30,
-                "transaction_mode": "IMMEDIATE",
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-        }
+DATABASE_URL = os.getenv("DATABASE_URL", "") or f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # daphne, the worker and beat write concurrently: WAL and a generous lock wait.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -283,3 +277,23 @@ WS_PERMISSION_RECHECK_SECONDS = envfloat("WS_PERMISSION_RECHECK_SECONDS", 5.0)
 # Live frames are downscaled to this width once, and JPEG-encoded once per frame for all tiers.
 STREAM_WIDTH = envint("STREAM_WIDTH", 640)
 STREAM_JPEG_QUALITY = envint("STREAM_JPEG_QUALITY", 75)
+
+# --- Alerts (alerts/, docs/alerts.md) ---------------------------------------------------------
+# Medium and low alerts go out as one digest per channel every ALERT_DIGEST_SECONDS (a beat
+# schedule stored in the database: change it in the admin once created).
+ALERT_DIGEST_SECONDS = envint("ALERT_DIGEST_SECONDS", 60)
+# An alert like one delivered to the same channel within this window is counted, not sent.
+ALERT_SUPPRESS_SECONDS = envint("ALERT_SUPPRESS_SECONDS", 300)
+# Attempts per delivery; a failure waits ALERT_RETRY_BASE_SECONDS * 2**(attempt-1) before the next.
+ALERT_MAX_ATTEMPTS = envint("ALERT_MAX_ATTEMPTS", 5)
+ALERT_RETRY_BASE_SECONDS = envfloat("ALERT_RETRY_BASE_SECONDS", 10.0)
+ALERT_HTTP_TIMEOUT = envfloat("ALERT_HTTP_TIMEOUT", 10.0)
+# Email: the console backend unless configured (tests use Django's locmem backend).
+EMAIL_BACKEND = os.getenv("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.getenv("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
+DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "alerts@localhost")
