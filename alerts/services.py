@@ -1,6 +1,486 @@
-"""Alert routing. Filled in by the alerts work (issue 4)."""
+"""Alert workflows: channels and rules, routing stored events, digests, suppression and sending.
+
+Routing (``alerts_route_events``), called after events are stored or updated:
+
+1. every enabled rule whose minimum severity the event meets, whose cameras include the
+   event's camera, and whose owner (user, or group) may view that camera, selects its
+   owner's enabled channels, and the owner (or each group member who may view the camera)
+   for an in-app notification;
+2. per slot (a channel, or one user's in-app notifications) the event is routed once per
+   severity: an update that does not raise the severity routes nothing; a raise routes the
+   event again at the new severity and retires a still-queued lower one;
+3. an alert with the same camera, kind and severity as one delivered to the same slot within
+   ``ALERT_SUPPRESS_SECONDS`` is suppressed: counted on that delivery (``suppressed_count``)
+   and reported by the first message of the slot after the window;
+4. critical and high go out at once (a delivery queued on commit); medium and low, and
+   anything held by quiet hours, wait for the digest beat (``alerts_digest_build``), which
+   sends one message per channel. In-app notifications are always immediate.
+
+Every delivery is a row; failed attempts are retried with exponential backoff up to
+``max_attempts`` and then marked failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from cameras.groups import user_group
+
+from . import messages, transports
+from .models import AlertItem, AlertRule, Delivery, NotificationChannel, severity_rank
+from .selectors import (
+    alert_item_existing_severities,
+    alert_item_original,
+    alert_items_due,
+    camera_ids_for_recipient,
+    channels_with_due_items,
+    deliveries_overdue,
+    group_members,
+    rules_for_routing,
+)
+
+log = logging.getLogger(__name__)
+
+IMMEDIATE_SEVERITIES = ("high", "critical")
+#: A queued attempt this late, or a send claimed this long ago, is considered lost and re-queued.
+OVERDUE_GRACE_SECONDS = 60
+#: An attempt may start this much before its scheduled time (clock skew between processes).
+ATTEMPT_SLACK = timedelta(seconds=1)
+
+CHANNEL_FIELDS = ("name", "kind", "email", "url", "secret", "enabled")
+RULE_FIELDS = ("name", "enabled", "all_cameras", "min_severity", "quiet_start", "quiet_end", "time_zone",
+               "critical_in_quiet_hours", "notify_in_app")
+
+
+class PermanentSendError(transports.SendError):
+    """A failure that retrying cannot fix (channel deleted or disabled)."""
+
+
+# -- channels --------------------------------------------------------------------------------------
+def notification_channel_create(*, owner=None, group=None, **fields) -> NotificationChannel:
+    channel = NotificationChannel(owner=owner, group=group, **_only(fields, CHANNEL_FIELDS))
+    channel.full_clean()
+    channel.save()
+    return channel
+
+
+def notification_channel_update(*, channel: NotificationChannel, **fields) -> NotificationChannel:
+    fields = _only(fields, CHANNEL_FIELDS)
+    if not fields.get("secret"):
+        fields.pop("secret", None)  # write-only: leaving it out keeps the current one
+    for name, value in fields.items():
+        setattr(channel, name, value)
+    channel.full_clean()
+    channel.save()
+    return channel
+
+
+def notification_channel_delete(*, channel: NotificationChannel) -> None:
+    channel.delete()  # its deliveries stay, with channel emptied
+
+
+def alert_channel_test(*, channel: NotificationChannel, by) -> Delivery:
+    """Send a test alert through the channel now (one attempt) and return its delivery record."""
+    delivery = _delivery_create(channel=channel, recipient=channel.owner, recipient_group=channel.group,
+                                mode=Delivery.Mode.TEST, by=by, max_attempts=1)
+    alert_delivery_attempt(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    return delivery
+
+
+# -- rules -----------------------------------------------------------------------------------------
+def alert_rule_create(*, owner=None, group=None, cameras=(), channels=(), **fields) -> AlertRule:
+    rule = AlertRule(owner=owner, group=group, **_only(fields, RULE_FIELDS))
+    rule.full_clean()
+    cameras, channels = alert_rule_check_targets(rule, list(cameras or ()), list(channels or ()))
+    with transaction.atomic():
+        rule.save()
+        rule.cameras.set(cameras)
+        rule.channels.set(channels)
+    return rule
+
+
+def alert_rule_update(*, rule: AlertRule, cameras=None, channels=None, **fields) -> AlertRule:
+    for name, value in _only(fields, RULE_FIELDS).items():
+        setattr(rule, name, value)
+    rule.full_clean()
+    cameras = list(rule.cameras.values_list("id", flat=True)) if cameras is None else list(cameras)
+    channels = list(rule.channels.values_list("id", flat=True)) if channels is None else list(channels)
+    cameras, channels = alert_rule_check_targets(rule, cameras, channels)
+    with transaction.atomic():
+        rule.save()
+        rule.cameras.set(cameras)
+        rule.channels.set(channels)
+    return rule
+
+
+def alert_rule_delete(*, rule: AlertRule) -> None:
+    rule.delete()
+
+
+def alert_rule_check_targets(rule: AlertRule, cameras: list, channels: list) -> tuple[list[int], list[int]]:
+    """Cameras the owner may view and channels of the same owner, or a ValidationError naming the field."""
+    errors = {}
+    camera_ids = {int(getattr(c, "pk", c)) for c in cameras}
+    channel_ids = {int(getattr(c, "pk", c)) for c in channels}
+    allowed = camera_ids_for_recipient(user=rule.owner, group=rule.group)
+    unknown = sorted(camera_ids - allowed)
+    if unknown:
+        errors["cameras"] = [f"No camera with id(s) {unknown}, or the owner may not view it."]
+    elif not rule.all_cameras and not camera_ids:
+        errors["cameras"] = ["Choose at least one camera, or set all_cameras."]
+    own = set(NotificationChannel.objects.filter(owner_id=rule.owner_id, group_id=rule.group_id)
+              .values_list("id", flat=True))
+    foreign = sorted(channel_ids - own)
+    if foreign:
+        errors["channels"] = [f"No channel with id(s) {foreign} belongs to the rule's owner."]
+    if errors:
+        raise ValidationError(errors)
+    return sorted(camera_ids), sorted(channel_ids)
+
+
+# -- routing -----------------------------------------------------------------------------------------
+def alert_kind(event) -> str:
+    """What happened, for duplicate suppression: an explicit ``kind``, else the zone rules hit, else 'anomaly'."""
+    for source in (event.details, event.decision):
+        if isinstance(source, dict) and isinstance(source.get("kind"), str) and source["kind"].strip():
+            return source["kind"].strip()[:100]
+    zones = event.details.get("zones") if isinstance(event.details, dict) else None
+    if isinstance(zones, list):
+        rules = sorted({str(z["rule"]) for z in zones if isinstance(z, dict) and z.get("rule")})
+        if rules:
+            return ("zone:" + ",".join(rules))[:100]
+    return "anomaly"
+
+
+@dataclass
+class _Target:
+    channel: NotificationChannel | None  # None: in-app
+    recipient: object | None
+    recipient_group: object | None
+    hold_until: datetime | None = None
+
+    @property
+    def slot(self) -> dict:
+        if self.channel is not None:
+            return {"channel_id": self.channel.pk}
+        return {"channel__isnull": True, "recipient_id": self.recipient.pk}
+
+
+class _Viewable:
+    """Camera ids each user or group may view, computed once per routing call."""
+
+    def __init__(self):
+        self.cache: dict[tuple, set[int]] = {}
+
+    def of(self, *, user=None, group=None) -> set[int]:
+        key = ("u", user.pk) if user is not None else ("g", group.pk)
+        if key not in self.cache:
+            self.cache[key] = camera_ids_for_recipient(user=user, group=group)
+        return self.cache[key]
 
 
 def alerts_route_events(*, event_ids: list) -> None:
-    """Called after events are stored or updated; routes them to the right people."""
+    """Route stored (or updated) events to the people responsible for their cameras. Safe to call twice."""
+    from events.selectors import events_by_ids
+
+    events = list(events_by_ids(event_ids))
+    if not events:
+        return
+    rules = rules_for_routing()
+    if not rules:
+        return
+    viewable = _Viewable()
+    members: dict[int, list] = {}
+    now = timezone.now()
+    # One transaction for the batch: a digest built meanwhile sees all of its events or none.
+    with transaction.atomic():
+        for event in events:
+            for target in _targets_for(event, rules, viewable, members, now).values():
+                _route_one(event, target, now)
+
+
+def _targets_for(event, rules, viewable: _Viewable, members: dict, now) -> dict[tuple, _Target]:
+    targets: dict[tuple, _Target] = {}
+    for rule in rules:
+        if not rule.accepts_severity(event.severity):
+            continue
+        if not rule.all_cameras and event.camera_id not in {c.pk for c in rule.cameras.all()}:
+            continue
+        owner = rule.owner if rule.owner_id else None
+        group = rule.group if rule.group_id else None
+        # The permission rule: whatever the rule says, the owner must be allowed to view the camera.
+        if event.camera_id not in viewable.of(user=owner, group=group):
+            continue
+        hold = rule.quiet_until(now, event.severity)
+        for channel in rule.channels.all():
+            if channel.owner_id != rule.owner_id or channel.group_id != rule.group_id:
+                continue  # only the rule owner's own channels: their owner is who was checked above
+            key = ("c", channel.pk)
+            if key in targets:
+                other = targets[key].hold_until
+                targets[key].hold_until = None if other is None or hold is None else min(other, hold)
+            else:
+                targets[key] = _Target(channel=channel, recipient=channel.owner if channel.owner_id else None,
+                                       recipient_group=group, hold_until=hold)
+        if rule.notify_in_app:
+            if owner is not None:
+                users = [owner]
+            else:
+                if group.pk not in members:
+                    members[group.pk] = group_members(group)
+                users = [u for u in members[group.pk] if event.camera_id in viewable.of(user=u)]
+            for user in users:
+                targets.setdefault(("u", user.pk), _Target(channel=None, recipient=user, recipient_group=None))
+    return targets
+
+
+def _route_one(event, target: _Target, now) -> AlertItem | None:
+    rank = severity_rank(event.severity)
+    slot = target.slot
+    if any(severity_rank(s) >= rank for s in alert_item_existing_severities(event_id=event.pk, slot=slot)):
+        return None  # already routed at this severity or above: an update that does not raise it
+    # A raise retires the lower severity still waiting for a digest: the event goes out at the new one.
+    AlertItem.objects.filter(event_id=event.pk, state=AlertItem.State.QUEUED, **slot).update(
+        state=AlertItem.State.SUPERSEDED)
+    kind = alert_kind(event)
+    item = AlertItem(event=event, channel=target.channel, recipient=target.recipient,
+                     recipient_group=target.recipient_group, camera_id=event.camera_id, kind=kind,
+                     severity=event.severity, hold_until=target.hold_until)
+    since = now - timedelta(seconds=settings.ALERT_SUPPRESS_SECONDS)
+    original = alert_item_original(slot=slot, camera_id=event.camera_id, kind=kind, severity=event.severity,
+                                   since=since)
+    if original is not None:
+        item.state, item.original = AlertItem.State.SUPPRESSED, original
+        if _save_once(item):
+            Delivery.objects.filter(pk=original.delivery_id).update(suppressed_count=F("suppressed_count") + 1)
+        return item
+    immediate = target.channel is None or (event.severity in IMMEDIATE_SEVERITIES and target.hold_until is None)
+    if not immediate:
+        item.state = AlertItem.State.QUEUED
+        return item if _save_once(item) else None
+    delivery = _delivery_create(channel=target.channel, recipient=target.recipient,
+                                recipient_group=target.recipient_group, mode=Delivery.Mode.IMMEDIATE)
+    item.state, item.delivery = AlertItem.State.DELIVERED, delivery
+    if not _save_once(item):
+        delivery.delete()
+        return None
+    _attach_earlier_suppressed(delivery=delivery, slot=slot, now=now)
+    _queue_on_commit(delivery.pk)
+    return item
+
+
+def _save_once(item: AlertItem) -> bool:
+    """Insert the item unless a concurrent routing of the same event already did (unique per slot/severity)."""
+    try:
+        with transaction.atomic():
+            item.save()
+        return True
+    except IntegrityError:
+        return False
+
+
+def _attach_earlier_suppressed(*, delivery: Delivery, slot: dict, now) -> int:
+    """The first message of a slot after a suppression window reports what the window suppressed."""
+    window_start = now - timedelta(seconds=settings.ALERT_SUPPRESS_SECONDS)
+    return AlertItem.objects.filter(
+        **slot, state=AlertItem.State.SUPPRESSED, reported_in__isnull=True,
+        original__delivery__created_at__lt=window_start,
+    ).update(reported_in=delivery)
+
+
+def _delivery_create(*, channel, recipient, recipient_group, mode, by=None, max_attempts=None) -> Delivery:
+    return Delivery.objects.create(
+        channel=channel, medium=channel.kind if channel is not None else Delivery.Medium.IN_APP,
+        recipient=recipient, recipient_group=recipient_group, requested_by=by, mode=mode,
+        status=Delivery.Status.PENDING, max_attempts=max_attempts or settings.ALERT_MAX_ATTEMPTS,
+        next_attempt_at=timezone.now(),
+    )
+
+
+def _queue_on_commit(delivery_id: int, countdown: float | None = None) -> None:
+    def queue():
+        from .tasks import alert_deliver
+
+        try:
+            if countdown:
+                alert_deliver.apply_async((delivery_id,), countdown=countdown)
+            else:
+                alert_deliver.delay(delivery_id)
+        except Exception:  # the broker is down: the digest beat re-queues overdue deliveries
+            log.exception("Could not queue alert delivery %s; the digest beat will retry it", delivery_id)
+
+    transaction.on_commit(queue)
+
+
+# -- digests and recovery --------------------------------------------------------------------------------
+def alerts_digest_build(*, now=None) -> list[int]:
+    """One digest delivery per channel with queued alerts that are due; returns the new delivery ids."""
+    now = now or timezone.now()
+    made = []
+    for channel_id in channels_with_due_items(now=now):
+        with transaction.atomic():
+            channel = (NotificationChannel.objects.select_for_update(of=("self",)).select_related("owner", "group")
+                       .filter(pk=channel_id, enabled=True).first())
+            if channel is None:
+                continue
+            items = alert_items_due(channel_id=channel.pk, now=now)
+            # Permissions may have changed since routing: never send a camera the owner may no longer view.
+            allowed = camera_ids_for_recipient(user=channel.owner if channel.owner_id else None,
+                                               group=channel.group if channel.group_id else None)
+            withheld = [i.pk for i in items if i.camera_id not in allowed]
+            keep = [i.pk for i in items if i.camera_id in allowed]
+            if withheld:
+                AlertItem.objects.filter(pk__in=withheld, state=AlertItem.State.QUEUED).update(
+                    state=AlertItem.State.WITHHELD)
+            if not keep:
+                continue
+            delivery = _delivery_create(channel=channel, recipient=channel.owner if channel.owner_id else None,
+                                        recipient_group=channel.group if channel.group_id else None,
+                                        mode=Delivery.Mode.DIGEST)
+            taken = AlertItem.objects.filter(pk__in=keep, state=AlertItem.State.QUEUED).update(
+                state=AlertItem.State.DELIVERED, delivery=delivery)
+            if not taken:
+                delivery.delete()
+                continue
+            _attach_earlier_suppressed(delivery=delivery, slot={"channel_id": channel.pk}, now=now)
+            _queue_on_commit(delivery.pk)
+            made.append(delivery.pk)
+    return made
+
+
+def alerts_requeue_overdue(*, now=None) -> list[int]:
+    """Re-queue deliveries whose queued attempt was lost or whose sender died mid-send."""
+    now = now or timezone.now()
+    grace = timedelta(seconds=OVERDUE_GRACE_SECONDS)
+    sending_before = now - grace - timedelta(seconds=3 * settings.ALERT_HTTP_TIMEOUT)
+    ids = []
+    for delivery in deliveries_overdue(pending_before=now - grace, sending_before=sending_before):
+        with transaction.atomic():
+            # A send interrupted mid-way counts as an attempt (it was counted when claimed).
+            Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
+                status=Delivery.Status.PENDING, next_attempt_at=now, claimed_at=None)
+            _queue_on_commit(delivery.pk)
+        ids.append(delivery.pk)
+    return ids
+
+
+def alert_delivery_retry(*, delivery: Delivery) -> Delivery:
+    """Admin: give a failed delivery a fresh series of attempts."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.FAILED).update(
+            status=Delivery.Status.PENDING, next_attempt_at=now,
+            max_attempts=F("attempts") + settings.ALERT_MAX_ATTEMPTS)
+        if updated:
+            _queue_on_commit(delivery.pk)
+    delivery.refresh_from_db()
+    return delivery
+
+
+# -- sending ---------------------------------------------------------------------------------------
+def alert_delivery_attempt(*, delivery_id: int) -> float | None:
+    """Make one attempt to send a pending delivery that is due. Safe to call twice.
+
+    Returns the delay before the next attempt (queued on commit) when it failed and may be
+    retried, else None.
+    """
+    now = timezone.now()
+    claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + ATTEMPT_SLACK)
+    ).update(status=Delivery.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1, updated_at=now)
+    if not claimed:
+        return None  # already sent, failed, being sent, or not yet due
+    delivery = Delivery.objects.select_related("channel__owner", "recipient").get(pk=delivery_id)
+    message = None
+    try:
+        message = _render(delivery)
+        _transport(delivery, message)
+    except Exception as exc:
+        if not isinstance(exc, transports.SendError):
+            log.exception("Alert delivery %s failed unexpectedly", delivery_id)
+        return _attempt_failed(delivery, message, str(exc) or type(exc).__name__,
+                               permanent=isinstance(exc, PermanentSendError))
+    Delivery.objects.filter(pk=delivery_id).update(
+        status=Delivery.Status.SENT, sent_at=timezone.now(), error="", next_attempt_at=None, claimed_at=None,
+        subject=message.subject, body=message.text, updated_at=timezone.now())
     return None
+
+
+def _attempt_failed(delivery: Delivery, message, error: str, *, permanent: bool) -> float | None:
+    now = timezone.now()
+    fields = {"error": error[:2000], "claimed_at": None, "updated_at": now}
+    if message is not None:
+        fields.update(subject=message.subject, body=message.text)
+    if delivery.may_retry() and not permanent:
+        delay = delivery.retry_delay(settings.ALERT_RETRY_BASE_SECONDS)
+        with transaction.atomic():
+            Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
+                status=Delivery.Status.PENDING, next_attempt_at=now + timedelta(seconds=delay), **fields)
+            _queue_on_commit(delivery.pk, countdown=delay)
+        log.info("Alert delivery %s attempt %d failed (%s); retrying in %.3g s", delivery.pk, delivery.attempts,
+                 error, delay)
+        return delay
+    Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
+        status=Delivery.Status.FAILED, next_attempt_at=None, **fields)
+    log.warning("Alert delivery %s failed after %d attempt(s): %s", delivery.pk, delivery.attempts, error)
+    return None
+
+
+def _render(delivery: Delivery) -> transports.Message:
+    if delivery.mode == Delivery.Mode.TEST:
+        if delivery.channel is None:
+            raise PermanentSendError("The channel was deleted.")
+        return messages.render_test(delivery=delivery, channel=delivery.channel)
+    with transaction.atomic():
+        # Duplicates suppressed so far against this message are counted in it ("+N similar").
+        AlertItem.objects.filter(original__delivery=delivery, state=AlertItem.State.SUPPRESSED,
+                                 reported_in__isnull=True).update(reported_in=delivery)
+        reported = list(AlertItem.objects.filter(reported_in=delivery).select_related("camera", "original"))
+        similar = Counter(i.original_id for i in reported if i.original and i.original.delivery_id == delivery.pk)
+        earlier = [i for i in reported if not (i.original and i.original.delivery_id == delivery.pk)]
+        Delivery.objects.filter(pk=delivery.pk).update(reported_count=len(earlier))
+    items = list(delivery.items.select_related("event__camera").order_by("event__started_at", "id"))
+    if not items:
+        raise PermanentSendError("The delivery has no events left (they were deleted).")
+    reports = messages.summarize_reports(earlier)
+    if delivery.medium == Delivery.Medium.IN_APP:
+        return messages.render_in_app(delivery=delivery, item=items[0], similar=similar.get(items[0].pk, 0),
+                                      reports=reports)
+    return messages.render_alert(delivery=delivery, items=items, similar=dict(similar), reports=reports)
+
+
+def _transport(delivery: Delivery, message: transports.Message) -> None:
+    if delivery.medium == Delivery.Medium.IN_APP:
+        transports.send_in_app(group=user_group(delivery.recipient_id), message=message)
+        return
+    channel = delivery.channel
+    if channel is None:
+        raise PermanentSendError("The channel was deleted.")
+    if not channel.enabled and delivery.mode != Delivery.Mode.TEST:
+        raise PermanentSendError("The channel is disabled.")
+    if channel.kind == NotificationChannel.Kind.EMAIL:
+        transports.send_email(address=channel.address(), message=message)
+    elif channel.kind == NotificationChannel.Kind.WEBHOOK:
+        transports.send_webhook(url=channel.url, secret=channel.secret, message=message, delivery_id=delivery.pk,
+                                attempt=delivery.attempts)
+    elif channel.kind == NotificationChannel.Kind.APPRISE:
+        transports.send_apprise(url=channel.url, message=message)
+    else:
+        raise PermanentSendError(f"Unknown channel kind '{channel.kind}'.")
+
+
+def _only(fields: dict, allowed) -> dict:
+    unknown = set(fields) - set(allowed)
+    if unknown:
+        raise TypeError(f"Unexpected field(s): {sorted(unknown)}")
+    return dict(fields)

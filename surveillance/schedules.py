@@ -13,6 +13,10 @@ def beat_schedules() -> dict[str, dict]:
             "task": "cameras.tasks.cameras_redispatch",
             "every": settings.CAMERA_REDISPATCH_SECONDS,
         },
+        "alerts-digest": {
+            "task": "alerts.tasks.alerts_digest",
+            "every": settings.ALERT_DIGEST_SECONDS,
+        },
     }
 
 

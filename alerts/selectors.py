@@ -1,0 +1,124 @@
+"""Reads of alert channels, rules and deliveries, with the permission filtering of cameras.selectors."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group
+from django.db.models import Prefetch, Q, QuerySet
+from guardian.shortcuts import get_objects_for_group
+
+from cameras.models import Camera
+from cameras.selectors import VIEW, camera_ids_for_user
+
+from .models import AlertItem, AlertRule, Delivery, NotificationChannel
+
+
+# -- API: a user's own -------------------------------------------------------------------------
+def channel_list_for_user(user) -> QuerySet:
+    """Channels the user owns (group channels are managed by administrators in the admin)."""
+    if not getattr(user, "is_authenticated", False):
+        return NotificationChannel.objects.none()
+    return NotificationChannel.objects.filter(owner=user).order_by("id")
+
+
+def channel_get_for_user(user, channel_id) -> NotificationChannel | None:
+    return channel_list_for_user(user).filter(pk=channel_id).first()
+
+
+def rule_list_for_user(user) -> QuerySet:
+    if not getattr(user, "is_authenticated", False):
+        return AlertRule.objects.none()
+    return AlertRule.objects.filter(owner=user).prefetch_related("cameras", "channels").order_by("id")
+
+
+def rule_get_for_user(user, rule_id) -> AlertRule | None:
+    return rule_list_for_user(user).filter(pk=rule_id).first()
+
+
+def delivery_list_for_user(user, *, status=None, channel=None, mode=None) -> QuerySet:
+    """Deliveries addressed to the user, newest first."""
+    if not getattr(user, "is_authenticated", False):
+        return Delivery.objects.none()
+    qs = Delivery.objects.filter(recipient=user).select_related("channel").prefetch_related(
+        Prefetch("items", queryset=AlertItem.objects.only("id", "delivery_id", "event_id")))
+    if status:
+        qs = qs.filter(status=status)
+    if channel is not None:
+        qs = qs.filter(channel_id=channel)
+    if mode:
+        qs = qs.filter(mode=mode)
+    return qs.order_by("-created_at", "-id")
+
+
+def delivery_get_for_user(user, delivery_id) -> Delivery | None:
+    return delivery_list_for_user(user).filter(pk=delivery_id).first()
+
+
+# -- routing -------------------------------------------------------------------------------------
+def rules_for_routing() -> list[AlertRule]:
+    """Enabled rules with their cameras, enabled channels of the same owner, and owners."""
+    return list(
+        AlertRule.objects.filter(enabled=True)
+        .filter(Q(owner__isnull=True) | Q(owner__is_active=True))
+        .select_related("owner", "group")
+        .prefetch_related(
+            Prefetch("cameras", queryset=Camera.objects.only("id")),
+            Prefetch("channels", queryset=NotificationChannel.objects.filter(enabled=True).select_related("owner")),
+        )
+    )
+
+
+def camera_ids_for_group(group: Group) -> set[int]:
+    """Cameras a group may view (object grants or a global grant); every member inherits them."""
+    return set(get_objects_for_group(group, VIEW, klass=Camera, accept_global_perms=True)
+               .values_list("id", flat=True))
+
+
+def camera_ids_for_recipient(*, user=None, group=None) -> set[int]:
+    if user is not None:
+        return camera_ids_for_user(user)
+    if group is not None:
+        return camera_ids_for_group(group)
+    return set()
+
+
+def group_members(group: Group) -> list:
+    return list(group.user_set.filter(is_active=True))
+
+
+def alert_item_existing_severities(*, event_id, slot: dict) -> list[str]:
+    return list(AlertItem.objects.filter(event_id=event_id, **slot).values_list("severity", flat=True))
+
+
+def alert_item_original(*, slot: dict, camera_id: int, kind: str, severity: str, since) -> AlertItem | None:
+    """The latest delivered alert with the same camera, kind and severity to the same slot since ``since``."""
+    return (
+        AlertItem.objects.filter(**slot, camera_id=camera_id, kind=kind, severity=severity, original__isnull=True,
+                                 state=AlertItem.State.DELIVERED, delivery__created_at__gte=since)
+        .exclude(delivery__status=Delivery.Status.FAILED)
+        .order_by("-delivery__created_at", "-id")
+        .first()
+    )
+
+
+def channels_with_due_items(*, now) -> list[int]:
+    return list(
+        AlertItem.objects.filter(state=AlertItem.State.QUEUED, channel__isnull=False, channel__enabled=True)
+        .filter(Q(hold_until__isnull=True) | Q(hold_until__lte=now))
+        .values_list("channel_id", flat=True).distinct()
+    )
+
+
+def alert_items_due(*, channel_id: int, now) -> list[AlertItem]:
+    return list(
+        AlertItem.objects.filter(state=AlertItem.State.QUEUED, channel_id=channel_id)
+        .filter(Q(hold_until__isnull=True) | Q(hold_until__lte=now))
+        .select_related("event__camera").order_by("event__started_at", "id")
+    )
+
+
+def deliveries_overdue(*, pending_before, sending_before) -> QuerySet:
+    """Deliveries whose queued attempt got lost (broker restart) or whose sender died mid-send."""
+    return Delivery.objects.filter(
+        Q(status=Delivery.Status.PENDING, next_attempt_at__lt=pending_before)
+        | Q(status=Delivery.Status.SENDING, claimed_at__lt=sending_before)
+    )

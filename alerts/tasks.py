@@ -1,0 +1,18 @@
+"""Alert tasks (``default`` queue). They take ids, call services, and are safe to run twice."""
+
+from celery import shared_task
+
+from .services import alert_delivery_attempt, alerts_digest_build, alerts_requeue_overdue
+
+
+@shared_task
+def alert_deliver(delivery_id: int) -> str:
+    """One attempt at a delivery; a failure that may be retried is re-queued by the service with backoff."""
+    delay = alert_delivery_attempt(delivery_id=int(delivery_id))
+    return "retry" if delay is not None else "done"
+
+
+@shared_task
+def alerts_digest() -> dict:
+    """Beat (every ALERT_DIGEST_SECONDS): one digest per channel, and re-queue lost deliveries."""
+    return {"digests": alerts_digest_build(), "requeued": alerts_requeue_overdue()}

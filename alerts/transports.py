@@ -1,0 +1,100 @@
+"""How a rendered message leaves the building: email, signed webhook, Apprise, in-app.
+
+Each sender raises ``SendError`` with a readable reason on failure; the caller records it
+and decides about retries. No database access here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+SIGNATURE_HEADER = "X-Alert-Signature"
+TIMESTAMP_HEADER = "X-Alert-Timestamp"
+DELIVERY_HEADER = "X-Alert-Delivery"
+ATTEMPT_HEADER = "X-Alert-Attempt"
+SIGNATURE_SCHEME = "sha256"
+
+
+class SendError(Exception):
+    pass
+
+
+@dataclass
+class Message:
+    subject: str
+    text: str
+    payload: dict = field(default_factory=dict)  # the webhook JSON / in-app payload
+
+
+def sign(secret: str, timestamp: int | str, body: bytes) -> str:
+    """``sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>`` (see docs/alerts.md)."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"{SIGNATURE_SCHEME}={mac.hexdigest()}"
+
+
+def send_webhook(*, url: str, secret: str, message: Message, delivery_id: int, attempt: int) -> None:
+    import requests
+
+    body = json.dumps(message.payload, separators=(",", ":"), sort_keys=True, default=str).encode()
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "surveillance-alerts/1",
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: sign(secret, timestamp, body),
+        DELIVERY_HEADER: str(delivery_id),
+        ATTEMPT_HEADER: str(attempt),
+    }
+    try:
+        response = requests.post(url, data=body, headers=headers, timeout=settings.ALERT_HTTP_TIMEOUT,
+                                 allow_redirects=False)
+    except requests.RequestException as exc:
+        raise SendError(f"{type(exc).__name__}: {exc}"[:1000]) from exc
+    if not 200 <= response.status_code < 300:
+        raise SendError(f"HTTP {response.status_code} from the webhook: {response.text[:300]}")
+
+
+def send_email(*, address: str, message: Message) -> None:
+    from django.core.mail import send_mail
+
+    if not address:
+        raise SendError("The channel has no email address.")
+    try:
+        send_mail(message.subject, message.text, settings.DEFAULT_FROM_EMAIL, [address], fail_silently=False)
+    except Exception as exc:  # SMTP errors, connection refused...
+        raise SendError(f"{type(exc).__name__}: {exc}"[:1000]) from exc
+
+
+def send_apprise(*, url: str, message: Message) -> None:
+    import logging
+
+    import apprise
+
+    notifier = apprise.Apprise()
+    if not notifier.add(url):
+        raise SendError("Apprise does not recognise the channel's URL.")
+    with apprise.LogCapture(level=logging.WARNING) as logs:
+        ok = notifier.notify(title=message.subject, body=message.text)
+    if not ok:
+        detail = (logs.getvalue() or "").strip().splitlines()
+        raise SendError(("Apprise: " + " | ".join(detail[-3:]))[:1000] if detail else "Apprise reported a failure.")
+
+
+def send_in_app(*, group: str, message: Message) -> None:
+    """A ``notification`` group message to the user's open WebSockets (cameras/consumers.py)."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is None:
+        raise SendError("No channel layer is configured.")
+    try:
+        async_to_sync(layer.group_send)(group, {"type": "notification", "payload": message.payload})
+    except Exception as exc:
+        raise SendError(f"{type(exc).__name__}: {exc}"[:1000]) from exc
