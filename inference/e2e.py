@@ -295,7 +295,7 @@ class E2ESystem:
                 backoff = min(backoff * 2, self.reconnect_max)
         finally:
             self.close_episode()
-            if self.state not in ("error",) or stop.is_set():
+            if self.state != "stopped" and (self.state != "error" or stop.is_set()):
                 self._set_state("stopped", "")
 
     def _read_plan(self) -> tuple[int, float]:
