@@ -5,7 +5,15 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: install run test bench clean
+MO     := locale/ko/LC_MESSAGES/django.mo
+# Debian packages, installed when missing (as root, else a hint): gettext compiles the translations;
+# the browser tests drive Debian's chromium through Playwright (never `playwright install`), with a
+# Korean font for the Korean pages' screenshots.
+apt = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1); \
+	else echo "Please install $(1): apt-get install $(1)"; fi
+
+.PHONY: install run test bench clean system-deps test-deps
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,12 +22,22 @@ $(STAMP): requirements.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
-install: $(STAMP)
+system-deps:
+	@command -v msgfmt >/dev/null 2>&1 || { $(call apt,gettext); }
+
+test-deps:
+	@test -x /usr/bin/chromium || { $(call apt,chromium); }
+	@test -d /usr/share/fonts/truetype/nanum || { $(call apt,fonts-nanum); }
+
+$(MO): locale/ko/LC_MESSAGES/django.po
+	@if command -v msgfmt >/dev/null 2>&1; then msgfmt --check -o $@ $<; else echo "msgfmt missing: keeping $@"; fi
+
+install: $(STAMP) system-deps $(MO)
 
 run: install
 	$(PY) manage.py runsystem
 
-test: install
+test: install test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install

@@ -1,8 +1,17 @@
-"""Session login and logout pages for operators."""
+"""Session login and logout pages for operators, and their language and time-zone preferences."""
 
+from zoneinfo import available_timezones
+
+from django import forms
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
+from django.utils import translation
+from django.utils.translation import gettext_lazy
 
 from .services import client_address, login_failed, login_succeeded, login_throttle_wait
 
@@ -37,3 +46,31 @@ class LogoutView(auth_views.LogoutView):
         return super().post(request, *args, **kwargs)
 
 
+
+
+class PreferencesForm(forms.ModelForm):
+    """The user's language (empty: the browser's) and time zone for pages and times."""
+
+    language = forms.ChoiceField(label=gettext_lazy("Language"), required=False)
+    time_zone = forms.ChoiceField(label=gettext_lazy("Time zone"))
+
+    class Meta:
+        model = get_user_model()
+        fields = ("language", "time_zone")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["language"].choices = [("", gettext_lazy("The browser's language"))] + [
+            (code, name) for code, name in settings.LANGUAGES]
+        self.fields["time_zone"].choices = [(tz, tz) for tz in sorted(available_timezones())]
+
+
+@login_required
+def preferences(request):
+    form = PreferencesForm(request.POST or None, instance=request.user)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        translation.activate(user.language or translation.get_language_from_request(request))
+        messages.success(request, translation.gettext("Your preferences are saved."))
+        return redirect("preferences")
+    return render(request, "accounts/preferences.html", {"form": form})

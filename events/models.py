@@ -2,6 +2,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 
 from inference.base import SEVERITIES
 
@@ -32,6 +33,8 @@ class AnomalyEvent(models.Model):
     description = models.TextField(blank=True, default="")
     decision = models.JSONField(default=dict, blank=True)
     snapshot = models.ImageField(upload_to="events/snapshots/", blank=True, default="")
+    #: A few seconds before the episode until it ended (capped): VP8 WebM, written by the worker.
+    clip = models.FileField(upload_to="events/clips/", blank=True, default="")
     details = models.JSONField(default=dict, blank=True)
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -48,7 +51,7 @@ class AnomalyEvent(models.Model):
     #: Operator fields (status, acknowledged_*, resolved_*) are never overwritten by it.
     WORKER_FIELDS = (
         "camera_id", "started_at", "ended_at", "peak_score", "mean_score", "severity", "description",
-        "decision", "snapshot", "details",
+        "decision", "snapshot", "clip", "details",
     )
 
     class Meta:
@@ -62,6 +65,10 @@ class AnomalyEvent(models.Model):
 
     def __str__(self):
         return f"{self.severity} on {self.camera_id} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    def get_absolute_url(self):
+        """The event's operator page (the admin's "view on site" too)."""
+        return reverse("event-page", args=[self.pk])
 
     @property
     def is_open(self) -> bool:

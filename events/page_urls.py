@@ -3,5 +3,12 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
+    path("events/", views.event_list_page, name="event-list-page"),
+    path("events/acknowledge/", views.event_bulk_acknowledge, name="event-bulk-acknowledge"),
+    path("events/<uuid:event_id>/", views.event_page, name="event-page"),
+    path("events/<uuid:event_id>/acknowledge/", views.event_page_acknowledge, name="event-page-acknowledge"),
+    path("events/<uuid:event_id>/resolve/", views.event_page_resolve, name="event-page-resolve"),
+    path("events/<uuid:event_id>/fragment/<slug:kind>/", views.event_fragment, name="event-fragment"),
     path("events/<uuid:event_id>/snapshot.jpg", views.event_snapshot, name="event-snapshot"),
+    path("events/<uuid:event_id>/clip.webm", views.event_clip, name="event-clip"),
 ]

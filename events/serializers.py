@@ -9,18 +9,22 @@ class EventOutputSerializer(serializers.ModelSerializer):
     acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     snapshot = serializers.SerializerMethodField()
+    clip = serializers.SerializerMethodField()
 
     class Meta:
         model = AnomalyEvent
         fields = (
             "id", "camera", "camera_name", "started_at", "ended_at", "peak_score", "mean_score", "severity",
-            "status", "description", "decision", "snapshot", "details", "acknowledged_by", "acknowledged_at",
+            "status", "description", "decision", "snapshot", "clip", "details", "acknowledged_by", "acknowledged_at",
             "resolved_by", "resolved_at", "created_at", "updated_at",
         )
         read_only_fields = fields
 
     def get_snapshot(self, event) -> str | None:
         return reverse("event-snapshot", args=[event.pk]) if event.snapshot else None
+
+    def get_clip(self, event) -> str | None:
+        return reverse("event-clip", args=[event.pk]) if event.clip else None
 
 
 class EventFilterSerializer(serializers.Serializer):

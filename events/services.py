@@ -54,6 +54,7 @@ def event_records_store(records: list[dict]) -> list[uuid.UUID]:
                 description=r.get("description") or "",
                 decision=r.get("decision") or {},
                 snapshot=r.get("snapshot") or "",
+                clip=r.get("clip") or "",
                 details=r.get("details") or {},
             )
         )
@@ -130,3 +131,59 @@ def events_broadcast(*, event_ids) -> None:
             )
     except Exception:
         log.exception("Live broadcast of events failed; they are stored and visible in the API")
+
+
+def event_clips_enforce_retention(*, now=None) -> dict:
+    """Delete event clips older than ``CLIP_RETENTION_DAYS``, then the oldest ones over ``CLIP_MAX_TOTAL_MB``.
+
+    Run by beat (``events-clips-retention``). The events stay; their ``clip`` is emptied. Files under
+    the clips folder that no event names any more (a crash between writing and storing) count
+    towards the cap and go first when they are old. Safe to run twice or concurrently.
+    """
+    import os
+    from datetime import timedelta
+    from pathlib import Path
+
+    from django.conf import settings
+
+    now = now or timezone.now()
+    root = Path(settings.MEDIA_ROOT)
+    folder = root / "events" / "clips"
+    removed_old = removed_cap = 0
+    if settings.CLIP_RETENTION_DAYS > 0:
+        cutoff = now - timedelta(days=settings.CLIP_RETENTION_DAYS)
+        for pk, name in AnomalyEvent.objects.filter(started_at__lt=cutoff).exclude(clip="").values_list("id", "clip"):
+            _delete_file(root / name)
+            AnomalyEvent.objects.filter(pk=pk, clip=name).update(clip="")
+            removed_old += 1
+    files = []
+    if folder.is_dir():
+        for dirpath, _dirs, names in os.walk(folder):
+            for n in names:
+                path = Path(dirpath) / n
+                try:
+                    st = path.stat()
+                except FileNotFoundError:
+                    continue
+                files.append((st.st_mtime, st.st_size, path))
+    total = sum(size for _, size, _ in files)
+    cap = int(settings.CLIP_MAX_TOTAL_MB * 1024 * 1024)
+    if cap > 0 and total > cap:
+        for _mtime, size, path in sorted(files):
+            if total <= cap:
+                break
+            name = path.relative_to(root).as_posix()
+            _delete_file(path)
+            AnomalyEvent.objects.filter(clip=name).update(clip="")
+            total -= size
+            removed_cap += 1
+    if removed_old or removed_cap:
+        log.info("Clip retention: %d expired, %d over the disk cap removed", removed_old, removed_cap)
+    return {"expired": removed_old, "over_cap": removed_cap, "bytes": max(total, 0)}
+
+
+def _delete_file(path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass

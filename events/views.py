@@ -1,9 +1,179 @@
-"""Operator pages and files of events."""
+"""Operator pages and files of events: the list, one event, its snapshot and clip, and operator actions."""
 
+import mimetypes
+import os
+import re
+import uuid
+
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, gettext_noop, ngettext
+from django.views.decorators.http import require_POST
 
-from .selectors import event_get_for_user
+from cameras.selectors import OPERATE, camera_ids_for_user, camera_list_for_user, user_has_camera_perm
+from cameras.views import chart_labels
+
+from .models import AnomalyEvent
+from .selectors import event_get_for_user, event_list_for_user
+from .services import event_acknowledge, event_resolve
+
+PAGE_SIZE = 50
+#: Labels of the model's choices, translated where shown (makemessages reads these).
+CHOICE_LABELS = (
+    gettext_noop("Low"), gettext_noop("Medium"), gettext_noop("High"), gettext_noop("Critical"),
+    gettext_noop("New"), gettext_noop("Acknowledged"), gettext_noop("Resolved"), gettext_noop("False Alarm"),
+)
+FRAGMENTS = {
+    "row": "events/_event_row.html",
+    "tile": "events/_event_tile.html",
+    "actions": "events/_event_actions.html",
+    "analysis": "events/_event_analysis.html",
+}
+
+
+class EventFilterForm(forms.Form):
+    camera = forms.TypedChoiceField(label=gettext_lazy("Camera"), required=False, coerce=int, empty_value=None)
+    severity = forms.ChoiceField(label=gettext_lazy("Severity"), required=False)
+    status = forms.ChoiceField(label=gettext_lazy("Status"), required=False)
+    since = forms.DateTimeField(label=gettext_lazy("From"), required=False,
+                                widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    until = forms.DateTimeField(label=gettext_lazy("Until"), required=False,
+                                widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+
+    def __init__(self, *args, cameras=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        everything = [("", _("All"))]
+        self.fields["camera"].choices = everything + [(c.pk, c.name) for c in cameras]
+        self.fields["severity"].choices = everything + [(v, _(label)) for v, label in AnomalyEvent.Severity.choices]
+        self.fields["status"].choices = everything + [(v, _(label)) for v, label in AnomalyEvent.Status.choices]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] >= data["until"]:
+            self.add_error("until", _("Must be later than 'From'."))
+        return data
+
+
+def _event_or_403(user, event_id) -> AnomalyEvent:
+    event = event_get_for_user(user, event_id)
+    if event is None:  # the same answer whether it does not exist or its camera may not be viewed
+        raise PermissionDenied(_("No such event, or you may not view its camera."))
+    return event
+
+
+def _back(request, fallback):
+    target = request.POST.get("next") or request.GET.get("next")
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return redirect(target)
+    return redirect(fallback)
+
+
+@login_required
+def event_list_page(request):
+    """Events of the cameras the user may view: filters, pages, and bulk acknowledge where allowed."""
+    cameras = list(camera_list_for_user(request.user).only("id", "name"))
+    form = EventFilterForm(request.GET or None, cameras=cameras)
+    filters = {k: v for k, v in form.cleaned_data.items() if v not in (None, "")} if form.is_valid() else {}
+    page = Paginator(event_list_for_user(request.user, **filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    operable = camera_ids_for_user(request.user, OPERATE)
+    events = list(page.object_list)
+    for event in events:
+        event.can_operate = event.camera_id in operable
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "events/list.html", {
+        "form": form, "page": page, "events": events, "query": query.urlencode(),
+        "can_bulk": any(e.can_operate and e.status == AnomalyEvent.Status.NEW for e in events),
+    })
+
+
+@login_required
+@require_POST
+def event_bulk_acknowledge(request):
+    """Acknowledge the chosen new events of cameras the user may operate; others are left as they are."""
+    ids = [v for v in request.POST.getlist("event") if _is_uuid(v)][:PAGE_SIZE * 4]
+    operable = camera_ids_for_user(request.user, OPERATE)
+    done = skipped = 0
+    for event in event_list_for_user(request.user).filter(pk__in=ids):
+        if event.camera_id not in operable or event.status != AnomalyEvent.Status.NEW:
+            skipped += 1
+            continue
+        event_acknowledge(event=event, by=request.user)
+        done += 1
+    skipped += len(ids) - done - skipped
+    messages.success(request, ngettext("%(n)d event acknowledged.", "%(n)d events acknowledged.", done) % {"n": done})
+    if skipped:
+        messages.warning(request, ngettext(
+            "%(n)d event was left as it was (already handled, or you may not operate its camera).",
+            "%(n)d events were left as they were (already handled, or you may not operate their cameras).",
+            skipped) % {"n": skipped})
+    return _back(request, "event-list-page")
+
+
+def _event_context(request, event) -> dict:
+    details = event.details if isinstance(event.details, dict) else {}
+    size = details.get("frame_size") or [0, 0]
+    regions = [r for r in details.get("regions") or [] if isinstance(r, list) and len(r) == 4]
+    return {
+        "event": event,
+        "can_operate": user_has_camera_perm(request.user, OPERATE, event.camera),
+        "frame_size": size if len(size) == 2 and all(size) else None,
+        "regions": regions,
+        "decision": event.decision if isinstance(event.decision, dict) else {},
+        "duration": (event.ended_at - event.started_at).total_seconds() if event.ended_at else None,
+        "hide_camera": request.GET.get("hide_camera") == "1",
+    }
+
+
+@login_required
+def event_page(request, event_id):
+    """The snapshot with the region outlined, the clip, description, decision, score curve and actions."""
+    event = _event_or_403(request.user, event_id)
+    context = _event_context(request, event)
+    details = event.details if isinstance(event.details, dict) else {}
+    context["chart_labels"] = chart_labels()
+    context["curve"] = {"start": event.started_at.timestamp(), "points": details.get("score_curve") or [],
+                        "threshold": details.get("threshold", event.camera.threshold)}
+    return render(request, "events/detail.html", context)
+
+
+@login_required
+def event_fragment(request, event_id, kind):
+    """One part of an event's display, re-rendered for pages that follow it live."""
+    if kind not in FRAGMENTS:
+        raise Http404()
+    event = _event_or_403(request.user, event_id)
+    return render(request, FRAGMENTS[kind], _event_context(request, event))
+
+
+def _act(request, event_id, action, **kwargs):
+    event = _event_or_403(request.user, event_id)
+    if not user_has_camera_perm(request.user, OPERATE, event.camera):
+        raise PermissionDenied(_("You may not handle events of this camera."))
+    try:
+        action(event=event, by=request.user, **kwargs)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return _back(request, event.get_absolute_url())
+
+
+@login_required
+@require_POST
+def event_page_acknowledge(request, event_id):
+    return _act(request, event_id, event_acknowledge)
+
+
+@login_required
+@require_POST
+def event_page_resolve(request, event_id):
+    return _act(request, event_id, event_resolve, false_alarm=request.POST.get("false_alarm") in ("1", "true", "on"))
 
 
 @login_required
@@ -16,3 +186,50 @@ def event_snapshot(request, event_id):
         return FileResponse(event.snapshot.open("rb"), content_type="image/jpeg")
     except FileNotFoundError:
         raise Http404("The snapshot file is missing.") from None
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+@login_required
+def event_clip(request, event_id):
+    """The event's clip (WebM), for users who may view its camera; answers byte ranges so players can seek."""
+    event = event_get_for_user(request.user, event_id)
+    if event is None or not event.clip:
+        raise Http404("No clip for that event, or you may not view its camera.")
+    try:
+        handle = event.clip.open("rb")
+    except FileNotFoundError:
+        raise Http404("The clip file is missing (removed by retention?).") from None
+    size = os.fstat(handle.fileno()).st_size
+    content_type = mimetypes.guess_type(event.clip.name)[0] or "video/webm"
+    match = _RANGE.match(request.headers.get("Range", "").strip())
+    if not match or not any(match.groups()):
+        response = FileResponse(handle, content_type=content_type)
+        response["Accept-Ranges"] = "bytes"
+        return response
+    first, last = match.groups()
+    if first:
+        start, end = int(first), min(int(last) if last else size - 1, size - 1)
+    else:  # the last N bytes
+        start, end = max(0, size - int(last)), size - 1
+    if start > end or start >= size:
+        handle.close()
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+    with handle:
+        handle.seek(start)
+        body = handle.read(end - start + 1)
+    response = HttpResponse(body, status=206, content_type=content_type)
+    response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    response["Accept-Ranges"] = "bytes"
+    return response
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True

@@ -12,6 +12,7 @@ import math
 import threading
 import time
 import uuid
+from collections import deque
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,16 +27,24 @@ log = logging.getLogger(__name__)
 
 MAX_EVENT_SECONDS = 300.0  # an episode longer than this is closed and a new one opens
 SCORE_CURVE_POINTS = 300
+#: Clip frames: (timestamp, BGR image at the analysis resolution).
+ClipFrames = list[tuple[float, np.ndarray]]
+
+
+def analysis_images(image: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the frame downscaled once to ``width``, in colour; its grayscale): the detector reads the
+    second, event clips keep the first (no other copy of the frame is made)."""
+    h, w = image.shape[:2]
+    small = image
+    if w > width:
+        small = cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+    return small, gray
 
 
 def analysis_frame(image: np.ndarray, width: int) -> np.ndarray:
     """Downscale once and convert to grayscale: the frame every detector reads."""
-    h, w = image.shape[:2]
-    if w > width:
-        image = cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    return image
+    return analysis_images(image, width)[1]
 
 
 def iso(ts: float) -> str:
@@ -90,6 +99,7 @@ class Episode:
     peak_regions: list = field(default_factory=list)
     peak_details: dict = field(default_factory=dict)
     ended_wall: float | None = None
+    clip_frames: ClipFrames = field(default_factory=list)  # pre-roll, then the episode (capped)
 
     def add(self, ts: float, result: DetectorResult, image: np.ndarray, scale: float) -> None:
         self.scores.append((ts - self.started_ts, result.score))
@@ -126,6 +136,9 @@ class E2ESystem:
         vlm=None,
         callbacks: Callbacks | None = None,
         snapshot_store: Callable[[uuid.UUID, np.ndarray], str] | None = None,
+        clip_store: Callable[[uuid.UUID, ClipFrames, float], str] | None = None,
+        clip_pre_seconds: float = 4.0,
+        clip_max_seconds: float = 30.0,
         executor: Executor | None = None,
         realtime: bool = True,
         clock: Callable[[], float] = time.time,
@@ -140,6 +153,7 @@ class E2ESystem:
         self.vlm = vlm
         self.callbacks = callbacks or Callbacks()
         self.snapshot_store = snapshot_store
+        self.clip_store = clip_store
         self.executor = executor
         self.realtime = realtime
         self.clock = clock
@@ -157,10 +171,15 @@ class E2ESystem:
         self.measured_fps = 0.0
         self._fps_window: list[float] = []
         self._pending = []  # futures of episode finalisations
+        # Event clips: the last analysed frames (pre-roll) and a cap on an episode's frames.
+        self._clip_max_frames = max(1, math.ceil(clip_max_seconds * self.analysis_fps))
+        self._preroll: deque | None = None
+        if clip_store is not None:
+            self._preroll = deque(maxlen=max(1, math.ceil(clip_pre_seconds * self.analysis_fps)))
 
     # -- one analysed frame ------------------------------------------------------
     def process(self, frame: Frame) -> DetectorResult:
-        gray = analysis_frame(frame.image, self.analysis_width)
+        small, gray = analysis_images(frame.image, self.analysis_width)
         result = self.detector.score(gray, frame.timestamp)
         self.frames += 1
         now = self.clock()
@@ -173,6 +192,12 @@ class E2ESystem:
         self.callbacks.on_score(self.camera_id, frame.timestamp, result)
         scale = frame.image.shape[1] / gray.shape[1]
         self._track(frame, result, scale, now)
+        if self._preroll is not None:
+            # The downscaled frame is new unless the source is already small: then copy (cheap).
+            clip_image = small.copy() if small is frame.image else small
+            if self.episode is not None and len(self.episode.clip_frames) < self._clip_max_frames:
+                self.episode.clip_frames.append((frame.timestamp, clip_image))
+            self._preroll.append((frame.timestamp, clip_image))
         return result
 
     def _track(self, frame: Frame, result: DetectorResult, scale: float, now: float) -> None:
@@ -184,6 +209,8 @@ class E2ESystem:
                 id=uuid.uuid4(), started_wall=now, started_ts=frame.timestamp,
                 last_above_ts=frame.timestamp, threshold=self.threshold,
             )
+            if self._preroll is not None:
+                ep.clip_frames = list(self._preroll)[-(self._clip_max_frames - 1):] if self._clip_max_frames > 1 else []
             ep.add(frame.timestamp, result, frame.image, scale)
             self.callbacks.on_anomaly_started(self.camera_id, ep)
             # The event exists from the first anomalous frame: operators see it at once.
@@ -216,7 +243,8 @@ class E2ESystem:
                 log.exception("VLM failed on camera %s", self.camera_id)
                 ep.peak_details = {**ep.peak_details, "vlm_error": str(exc)[:300]}
         decision = self.agent.decide(self._summary(ep, answer))
-        self._emit(ep, decision, answer=answer, snapshot=self._snapshot(ep))
+        clip = self._clip(ep)
+        self._emit(ep, decision, answer=answer, snapshot=self._snapshot(ep), clip=clip)
         self.callbacks.on_anomaly_ended(self.camera_id, ep)
 
     def _summary(self, ep: Episode, answer) -> EpisodeSummary:
@@ -234,7 +262,18 @@ class E2ESystem:
             log.exception("Could not store the snapshot of event %s", ep.id)
             return ""
 
-    def _emit(self, ep: Episode, decision: Decision, *, answer, snapshot: str) -> None:
+    def _clip(self, ep: Episode) -> str:
+        """Write the episode's clip (in the executor, off the frame loop); its relative path or ""."""
+        frames, ep.clip_frames = ep.clip_frames, []
+        if self.clip_store is None or not frames:
+            return ""
+        try:
+            return self.clip_store(ep.id, frames, self.analysis_fps)
+        except Exception:
+            log.exception("Could not store the clip of event %s", ep.id)
+            return ""
+
+    def _emit(self, ep: Episode, decision: Decision, *, answer, snapshot: str, clip: str = "") -> None:
         h, w = ep.peak_image.shape[:2] if ep.peak_image is not None else (0, 0)
         record = {
             "id": str(ep.id),
@@ -247,6 +286,7 @@ class E2ESystem:
             "description": answer.summary if answer else "",
             "decision": decision.as_dict(),
             "snapshot": snapshot,
+            "clip": clip,
             "details": _jsonable({
                 "detector": self.config.get("detector", ""),
                 "threshold": self.threshold,
@@ -313,6 +353,8 @@ class E2ESystem:
 
     def _loop(self, stop: threading.Event) -> bool:
         """Read frames, publish them, analyse at the analysis rate. True when a finite source ended."""
+        if self._preroll is not None:
+            self._preroll.clear()  # no pre-roll across a reconnect
         step, interval = self._read_plan()
         planned = next_due = time.monotonic()
         min_gap = 0.999 / self.analysis_fps

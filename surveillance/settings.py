@@ -297,3 +297,21 @@ EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "alerts@localhost")
+
+# --- Operator pages: event clips, their retention, and the user's language and time zone ----------
+# Each event keeps a clip (VP8 WebM, playable in every current browser) of the analysed frames from
+# CLIP_PRE_SECONDS before it opened until it closed, at most CLIP_MAX_SECONDS long. Frames are held at
+# the analysis size until the event closes (about 0.3 MB each at 360 px wide: 30 s at 5 fps is 45 MB).
+CLIP_ENABLED = envbool("CLIP_ENABLED", True)
+CLIP_PRE_SECONDS = envfloat("CLIP_PRE_SECONDS", 4.0)
+CLIP_MAX_SECONDS = envfloat("CLIP_MAX_SECONDS", 30.0)
+# Retention, enforced by the beat task events.tasks.events_clips_retention every
+# CLIP_RETENTION_CHECK_SECONDS: clips older than CLIP_RETENTION_DAYS are deleted (0: kept), then the
+# oldest until all clips fit in CLIP_MAX_TOTAL_MB (0: no cap). The events themselves are kept.
+CLIP_RETENTION_DAYS = envint("CLIP_RETENTION_DAYS", 30)
+CLIP_MAX_TOTAL_MB = envfloat("CLIP_MAX_TOTAL_MB", 5120)
+CLIP_RETENTION_CHECK_SECONDS = envint("CLIP_RETENTION_CHECK_SECONDS", 3600)
+# Pages speak the user's language (accounts.User.language, else this browser's choice, else
+# Accept-Language) and show times in the user's time zone (accounts.User.time_zone).
+MIDDLEWARE.append("accounts.middleware.UserPreferencesMiddleware")
+LOCALE_PATHS = [BASE_DIR / "locale"]

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts import views as account_views
+
 from . import health
 
 api_v1 = [
@@ -20,4 +22,6 @@ urlpatterns = [
     path("", include("accounts.page_urls")),
     path("", include("cameras.page_urls")),
     path("", include("events.page_urls")),
+    path("", include("alerts.page_urls")),
+    path("accounts/preferences/", account_views.preferences, name="preferences"),
 ]

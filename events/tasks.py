@@ -1,0 +1,11 @@
+"""Event tasks (``default`` queue). They call services and are safe to run twice."""
+
+from celery import shared_task
+
+from .services import event_clips_enforce_retention
+
+
+@shared_task
+def events_clips_retention() -> dict:
+    """Beat (every CLIP_RETENTION_CHECK_SECONDS): delete expired clips and keep their disk use under the cap."""
+    return event_clips_enforce_retention()

@@ -1,0 +1,58 @@
+"""Pages speak English and Korean (browser or user setting) and show times in the user's time zone."""
+
+from datetime import datetime, timezone
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import EventFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_browser_language_picks_korean(client, owner, camera):
+    client.force_login(owner)
+    html = client.get(reverse("dashboard"), HTTP_ACCEPT_LANGUAGE="ko-KR,ko;q=0.9").content.decode()
+    assert 'lang="ko"' in html and "대시보드" in html and "최근 이벤트" in html
+    html = client.get(reverse("dashboard"), HTTP_ACCEPT_LANGUAGE="en-US").content.decode()
+    assert 'lang="en"' in html and "Latest events" in html
+
+
+def test_user_setting_wins_over_the_browser(client, owner, camera):
+    owner.language = "ko"
+    owner.save()
+    EventFactory(camera=camera, severity="critical", status="acknowledged")
+    client.force_login(owner)
+    html = client.get(reverse("event-list-page"), HTTP_ACCEPT_LANGUAGE="en-US").content.decode()
+    assert "이벤트" in html and "심각" in html and "확인됨" in html  # labels of choices too
+    owner.language = "en"
+    owner.save()
+    html = client.get(reverse("event-list-page"), HTTP_ACCEPT_LANGUAGE="ko").content.decode()
+    assert "Critical" in html and "심각" not in html
+
+
+def test_times_are_shown_in_the_users_time_zone(client, owner, camera):
+    event = EventFactory(camera=camera, started_at=datetime(2026, 1, 1, 0, 0, 5, tzinfo=timezone.utc),
+                         ended_at=datetime(2026, 1, 1, 0, 0, 9, tzinfo=timezone.utc))
+    client.force_login(owner)
+    assert "2026-01-01 00:00:05" in client.get(reverse("event-page", args=[event.pk])).content.decode()
+    owner.time_zone = "Asia/Seoul"
+    owner.save()
+    html = client.get(reverse("event-page", args=[event.pk])).content.decode()
+    assert "2026-01-01 09:00:05" in html and 'data-time-zone="Asia/Seoul"' in html  # charts use it too
+
+
+def test_preferences_page_saves_language_and_time_zone(client, owner):
+    client.force_login(owner)
+    assert client.get(reverse("preferences")).status_code == 200
+    response = client.post(reverse("preferences"), {"language": "ko", "time_zone": "Asia/Seoul"}, follow=True)
+    owner.refresh_from_db()
+    assert (owner.language, owner.time_zone) == ("ko", "Asia/Seoul")
+    assert "설정을 저장했습니다." in response.content.decode()
+    response = client.post(reverse("preferences"), {"language": "xx", "time_zone": "Mars/Olympus"})
+    assert response.status_code == 200
+    owner.refresh_from_db()
+    assert (owner.language, owner.time_zone) == ("ko", "Asia/Seoul")
+    client.post(reverse("preferences"), {"language": "", "time_zone": "UTC"})
+    owner.refresh_from_db()
+    assert owner.language == ""  # back to the browser's language
