@@ -359,6 +359,7 @@ class E2ESystem:
         planned = next_due = time.monotonic()
         min_gap = 0.999 / self.analysis_fps
         last_analysed: float | None = None
+        seen_rewinds = getattr(self.source, "rewinds", 0)
         while not stop.is_set():
             frame = self.source.read()
             if frame is None:
@@ -367,8 +368,14 @@ class E2ESystem:
                 self._set_state("running", "")
             captured = frame.timestamp if self.source.is_live else self.clock()
             self.callbacks.on_frame(self.camera_id, frame, captured)
-            if last_analysed is None or frame.timestamp - last_analysed >= min_gap or frame.timestamp < last_analysed:
-                last_analysed = frame.timestamp  # (a looping file restarts its media time)
+            rewinds = getattr(self.source, "rewinds", 0)
+            if rewinds != seen_rewinds:
+                # A looping file jumped back to its start: no motion is measured across the cut.
+                seen_rewinds = rewinds
+                if hasattr(self.detector, "reset"):
+                    self.detector.reset()
+            if last_analysed is None or frame.timestamp - last_analysed >= min_gap:
+                last_analysed = frame.timestamp
                 self.process(frame)
             if step > 1:
                 self.source.skip(step - 1)

@@ -271,6 +271,8 @@ class OpenCVSource(FrameSource):
     ):
         super().__init__(url)
         self.loop = loop
+        #: How many times a looping file went back to its start (a cut in the picture).
+        self.rewinds = 0
         self.capture_factory = capture_factory or default_capture_factory
         self.open_timeout = float(open_timeout)
         self.read_timeout = float(read_timeout)
@@ -414,6 +416,7 @@ class OpenCVSource(FrameSource):
             self._cap = None
             return False
         self._cap = cap
+        self.rewinds += 1
         return True
 
     def _file_timestamp(self, index: int) -> float:
