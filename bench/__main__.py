@@ -10,6 +10,7 @@ import importlib
 import sys
 
 BENCHMARKS = {
+    "vad": "bench.vad",
     "ws": "bench.ws_delivery",
 }
 

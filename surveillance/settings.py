@@ -248,8 +248,7 @@ INFERENCE_AGENTS = {
     "rules": "inference.agent.RulePolicy",
     "llm": "inference.agent.LLMPolicy",
 }
-# Model weights are only ever read from local folders below this root (or absolute paths).
-MODEL_ROOT = Path(os.getenv("MODEL_ROOT", DATA_DIR / "models"))
+# Model backends load only from local folders (a camera's vlm_model_path); nothing is downloaded.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 

@@ -167,3 +167,40 @@ def test_a_looping_file_does_not_alarm_at_the_cut():
                        realtime=False)
     run_frames(system, 450)  # 200 frames a pass: two cuts
     assert len(resets) == 1 + 2  # at creation, then at each of the two cuts
+
+
+def test_a_dropped_stream_shows_reconnecting_and_resumes():
+    """A live source that drops is reopened with backoff; the camera goes reconnecting -> running."""
+    import numpy as np
+
+    from inference.base import Frame, FrameSource, SourceError
+
+    class Flaky(FrameSource):
+        is_live = True
+
+        def __init__(self):
+            super().__init__("rtsp://camera.example/stream")
+            self.opens, self.reads = 0, 0
+
+        def open(self):
+            self.opens += 1
+            if self.opens == 2:
+                raise SourceError("stream unreachable: connection refused")
+
+        def read(self):
+            self.reads += 1
+            if self.reads == 5:
+                raise SourceError("stream dropped")
+            return Frame(np.zeros((120, 160, 3), np.uint8), float(self.reads), self.reads)
+
+    recorder = Recorder()
+    source = Flaky()
+    config = {"id": 1, "threshold": 0.5, "analysis_fps": 30, "analysis_width": 160, "event_close_seconds": 3}
+    system = E2ESystem(config, source=source, detector=MotionDetector(), agent=RulePolicy(), callbacks=recorder,
+                       realtime=False, reconnect_max=0.05)
+    run_frames(system, 10)
+    states = [s for i, (s, _) in enumerate(recorder.states) if i == 0 or recorder.states[i - 1][0] != s]
+    assert states[:3] == ["running", "reconnecting", "running"]
+    assert ("reconnecting", "stream dropped") in recorder.states
+    assert ("reconnecting", "stream unreachable: connection refused") in recorder.states and source.opens == 3
+    assert states[-1] == "stopped" and system.frames >= 10

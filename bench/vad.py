@@ -1,0 +1,87 @@
+"""Detector accuracy and speed with vad_eval's code, on the datasets in ../shared/datasets.
+
+- ucsd-ped1: learn normal from videos/training, score videos/testing causally (frame AUC).
+- ucsd-ped2 training scene: its test clips are held out, so learn from training clips 1-10
+  and score clips 11-16 (all normal): the false-alarm rate at the shipped threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+DATASETS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
+PUBLISHED = ("Published frame AUC on UCSD Ped2 (per-clip normalised, from the datasets' README): MPPCA 69.3, "
+             "MDT 82.9, Conv-AE 85.0, sRNN 92.2, Future Frame Prediction 95.4, MemAE 94.1, MNAD 97.0, "
+             "HF2-VAD 99.3. On Ped1: MDT 81.8, Future Frame Prediction 83.1.")
+
+
+def _ped2_layout(root: Path) -> Path:
+    """A vad_eval layout over the Ped2 training clips: 1-10 to learn, 11-16 to score (all normal)."""
+    out = Path(tempfile.mkdtemp(prefix="ped2-"))
+    clips = sorted((root / "videos" / "training").glob("*.mp4"))
+    (out / "videos" / "training").mkdir(parents=True)
+    (out / "videos" / "testing").mkdir(parents=True)
+    (out / "labels").mkdir()
+    for i, clip in enumerate(clips):
+        part = "training" if i < 10 else "testing"
+        (out / "videos" / part / clip.name).symlink_to(clip)
+        if part == "testing":
+            import cv2
+
+            n = int(cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FRAME_COUNT))
+            (out / "labels" / f"{clip.stem}.txt").write_text("0\n" * n)
+    return out
+
+
+def run(quick: bool = False) -> str:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "surveillance.settings")
+    os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="bench-vad-"))
+    import django
+
+    django.setup()
+    import cv2
+    from django.conf import settings
+
+    from inference.evaluation import evaluate
+    from inference.registry import make_detector
+
+    cv2.setNumThreads(1)
+    threshold = settings.CAMERA_DEFAULTS["threshold"]
+    rows, lines = [], []
+    for detector in settings.INFERENCE_DETECTORS:
+        for name, root, kwargs in (
+            ("ucsd-ped1", DATASETS / "ucsd-ped1", {"max_clips": 8, "max_train": 8} if quick else {}),
+            ("ucsd-ped2 (training scene)", None, {}),
+        ):
+            if root is None:
+                if not (DATASETS / "ucsd-ped2").exists():
+                    continue
+                root = _ped2_layout(DATASETS / "ucsd-ped2")
+            if not root.exists():
+                print(f"  {name}: not present, skipped", file=sys.stderr)
+                continue
+            model = make_detector({"detector": detector, "detector_params": {}, "threshold": threshold})
+            summary = evaluate(root, model, name=detector, threshold=threshold, **kwargs).summary()
+            print(f"  {detector} on {name}: {json.dumps(summary)}", file=sys.stderr)
+            rows.append((detector, name, summary))
+    from bench.report import write_section
+
+    fmt = lambda v: "n/a" if v != v else f"{v:.3f}"  # NaN when a set has one class only
+    table = ("| detector | data | frames | auc_causal | auc_per_clip | false alarms @0.5 | recall @0.5 | "
+             "ms/frame (1 core) | train s |\n|---|---|---|---|---|---|---|---|---|\n")
+    table += "".join(
+        f"| {d} | {n} | {s['frames']} | {fmt(s['auc_causal'])} | {fmt(s['auc_per_clip'])} | "
+        f"{100 * s['false_alarm_rate']:.2f}% | {fmt(s['recall'])} | {s['ms_per_frame']:.2f} | {s['train_seconds']:.0f} |\n"
+        for d, n, s in rows
+    )
+    body = (table + "\n" + PUBLISHED + "\n\nTargets (issue 5): motion detector auc_per_clip >= 0.83 on ucsd-ped1 and "
+            "<= 5 ms/frame at 360x240 on one core; auc_causal >= 0.90 on the Ped2 scene is measured on its held-out "
+            "test clips, which this project does not have: the Ped2 row reports false alarms on unseen normal clips "
+            "of that scene instead.\n")
+    write_section("vad", "Detection accuracy (vad_eval)", body, "python -m bench vad" + (" --quick" if quick else ""))
+    ped1 = next((s for d, n, s in rows if n == "ucsd-ped1"), None)
+    return f"ped1 auc_per_clip {ped1['auc_per_clip']}, causal {ped1['auc_causal']}" if ped1 else "no datasets"
