@@ -26,6 +26,9 @@ FPS_TIERS = (1, 5, 10, 30)
 CLOSE_UNAUTHENTICATED = 4401
 MAX_MESSAGE_BYTES = 4096
 SCORE_INTERVAL = 1.0
+#: A frame older than this when it reaches the connection is dropped: the client (or the
+#: connection's queue) is behind, and it should get the newest picture, not a backlog.
+FRAME_MAX_AGE = 2.0
 
 
 class StreamConsumer(AsyncWebsocketConsumer):
@@ -168,6 +171,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
         sub = self.subs.get(camera_id)
         if sub is None or not sub["frames"] or sub["fps"] != message.get("fps"):
             return
+        if time.time() - float(message["ts"]) > FRAME_MAX_AGE:
+            self.frames_dropped = getattr(self, "frames_dropped", 0) + 1
+            return  # frames are droppable; events never take this path
         header = {"type": "frame", "camera": camera_id, "ts": message["ts"], "fps": sub["fps"],
                   "width": message.get("width"), "height": message.get("height")}
         if sub["binary"]:

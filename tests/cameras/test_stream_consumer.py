@@ -186,3 +186,22 @@ async def test_session_cookie_authenticates_pages(camera, viewer):
     assert connected
     assert (await send(comm, {"action": "subscribe", "camera": camera.id}))["type"] == "subscribed"
     await comm.disconnect()
+
+
+async def test_a_lagging_connection_drops_stale_frames_but_never_events(camera, viewer):
+    import time as _time
+
+    comm, _, _ = await connect(viewer)
+    await send(comm, {"action": "subscribe", "camera": camera.id, "fps": 5})
+    layer = get_channel_layer()
+    stale = {"type": "camera.frame", "camera": camera.id, "fps": 5, "ts": _time.time() - 30, "jpeg": b"old",
+             "width": 1, "height": 1}
+    await layer.group_send(camera_frames_group(camera.id, 5), stale)
+    event = await sync_to_async(EventFactory)(camera=camera)
+    from events.services import events_broadcast
+
+    await sync_to_async(events_broadcast)(event_ids=[event.id])
+    message = json.loads(await comm.receive_from(timeout=5))
+    assert message["type"] == "event"  # the stale frame before it was dropped
+    assert await comm.receive_nothing(timeout=0.3)
+    await comm.disconnect()
