@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import json
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -126,11 +127,12 @@ async def test_event_status_score_and_frame_messages(camera, viewer):
     assert message == {"type": "score", "camera": camera.id, "score": 0.1, "at": 2.0}
     assert await comm.receive_nothing(timeout=0.3)
 
+    now = time.time()
     await layer.group_send(camera_frames_group(camera.id, 5), {
-        "type": "camera.frame", "camera": camera.id, "fps": 5, "ts": 3.0, "jpeg": b"\xff\xd8abc",
+        "type": "camera.frame", "camera": camera.id, "fps": 5, "ts": now, "jpeg": b"\xff\xd8abc",
         "width": 4, "height": 3})
     message = json.loads(await comm.receive_from(timeout=5))
-    assert message["type"] == "frame" and message["camera"] == camera.id and message["ts"] == 3.0
+    assert message["type"] == "frame" and message["camera"] == camera.id and message["ts"] == now
     assert base64.b64decode(message["jpeg"]) == b"\xff\xd8abc"
     await comm.disconnect()
 
@@ -139,7 +141,7 @@ async def test_binary_frames_carry_a_small_json_header(camera, viewer):
     comm, _, _ = await connect(viewer)
     await send(comm, {"action": "subscribe", "camera": camera.id, "fps": 1, "binary": True})
     await get_channel_layer().group_send(camera_frames_group(camera.id, 1), {
-        "type": "camera.frame", "camera": camera.id, "fps": 1, "ts": 4.0, "jpeg": b"\xff\xd8xyz",
+        "type": "camera.frame", "camera": camera.id, "fps": 1, "ts": time.time(), "jpeg": b"\xff\xd8xyz",
         "width": 4, "height": 3})
     data = await comm.receive_output(timeout=5)
     raw = data["bytes"]
@@ -189,12 +191,10 @@ async def test_session_cookie_authenticates_pages(camera, viewer):
 
 
 async def test_a_lagging_connection_drops_stale_frames_but_never_events(camera, viewer):
-    import time as _time
-
     comm, _, _ = await connect(viewer)
     await send(comm, {"action": "subscribe", "camera": camera.id, "fps": 5})
     layer = get_channel_layer()
-    stale = {"type": "camera.frame", "camera": camera.id, "fps": 5, "ts": _time.time() - 30, "jpeg": b"old",
+    stale = {"type": "camera.frame", "camera": camera.id, "fps": 5, "ts": time.time() - 30, "jpeg": b"old",
              "width": 1, "height": 1}
     await layer.group_send(camera_frames_group(camera.id, 5), stale)
     event = await sync_to_async(EventFactory)(camera=camera)
