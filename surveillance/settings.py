@@ -126,7 +126,9 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # redis-py's pool allows 100 connections by default: too few for hundreds of
+            # WebSocket clients subscribing at once in one daphne process.
+            "hosts": [{"address": REDIS_URL, "max_connections": envint("CHANNEL_MAX_CONNECTIONS", 1000)}],
             # Live frames are droppable: keep per-channel queues short, expire quickly.
             "capacity": envint("CHANNEL_CAPACITY", 100),
             "expiry": 10,
