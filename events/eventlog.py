@@ -124,6 +124,7 @@ class EventLogger:
         self.flushes = 0
         self.stored = 0
         self.failures = 0
+        self.rejected = 0
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> "EventLogger":
@@ -173,7 +174,7 @@ class EventLogger:
                 batch = list(self._pending)
             if not batch:
                 return 0
-            self.store(merge_records([record for record, _ in batch]))
+            self._store(merge_records([record for record, _ in batch]))
             offset = batch[-1][1]
             with self._lock:
                 del self._pending[: len(batch)]
@@ -182,6 +183,27 @@ class EventLogger:
             self.flushes += 1
             self.stored += len(batch)
             return len(batch)
+
+    def _store(self, records: list[dict]) -> None:
+        """Store a batch. A malformed record (not an outage) is set aside, never retried forever.
+
+        Database and connection errors propagate: the batch waits in the log and is retried.
+        A record the store rejects as malformed (ValueError, TypeError, KeyError) would block
+        every later event, so it goes to ``<log>.rejected.jsonl`` with the reason, and the
+        rest of the batch is stored.
+        """
+        try:
+            self.store(records)
+        except (ValueError, TypeError, KeyError):
+            for record in records:
+                try:
+                    self.store([record])
+                except (ValueError, TypeError, KeyError) as exc:
+                    self.rejected += 1
+                    log.error("Event record %s rejected and set aside: %s", record.get("id"), exc)
+                    rejected = self.file.path.with_suffix(".rejected.jsonl")
+                    with open(rejected, "a") as fh:
+                        fh.write(json.dumps({"error": str(exc)[:300], "record": record}, default=str) + "\n")
 
     def adopt_orphans(self) -> int:
         """Store the uncommitted records of dead workers' logs in the same folder."""
@@ -195,7 +217,7 @@ class EventLogger:
                     continue  # a live worker owns it
                 records = orphan.uncommitted()
                 if records:
-                    self.store(merge_records([r for r, _ in records]))
+                    self._store(merge_records([r for r, _ in records]))
                     orphan.set_committed(records[-1][1])
                     adopted += len(records)
                     log.warning("Stored %d event records left by a dead worker in %s", len(records), path)

@@ -179,3 +179,17 @@ def test_worker_update_never_overwrites_an_operators_acknowledgement(tmp_path):
 def test_merge_keeps_the_latest_version_of_each_event():
     a, b = {"id": "a", "x": 1, "y": 1}, {"id": "b", "x": 2}
     assert merge_records([a, b, {"id": "a", "x": 3}]) == [{"id": "a", "x": 3, "y": 1}, b]
+
+
+def test_a_malformed_record_is_set_aside_and_the_others_are_stored(tmp_path):
+    camera = CameraFactory()
+    logger = EventLogger(tmp_path / "w.jsonl", store=event_records_store, flush_interval=60, batch_size=100).start()
+    good = record(camera.id)
+    logger.append({**record(camera.id), "id": "not-a-uuid"})
+    logger.append(good)
+    logger.flush()
+    assert list(AnomalyEvent.objects.values_list("id", flat=True)) == [uuid.UUID(good["id"])]
+    assert logger.rejected == 1 and logger.pending() == 0
+    rejected = json.loads((tmp_path / "w.rejected.jsonl").read_text())
+    assert rejected["record"]["id"] == "not-a-uuid" and rejected["error"]
+    logger.close()
