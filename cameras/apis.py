@@ -6,7 +6,14 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .selectors import CHANGE, OPERATE, camera_get_for_user, camera_list_for_user, user_has_camera_perm
+from .selectors import (
+    CHANGE,
+    OPERATE,
+    camera_get_for_user,
+    camera_ids_for_user,
+    camera_list_for_user,
+    user_has_camera_perm,
+)
 from .serializers import CameraInputSerializer, CameraOutputSerializer, CameraStatusSerializer
 from .services import camera_create, camera_delete, camera_start, camera_stop, camera_update
 
@@ -20,6 +27,11 @@ def _camera_or_404(request, camera_id, perm=None):
     return camera
 
 
+def _out(request, camera) -> dict:
+    changeable = {camera.pk} if user_has_camera_perm(request.user, CHANGE, camera) else set()
+    return CameraOutputSerializer(camera, context={"changeable": changeable}).data
+
+
 class CameraListCreateApi(ListAPIView):
     """Cameras the user may view; creating one needs the global 'add_camera' permission."""
 
@@ -28,6 +40,9 @@ class CameraListCreateApi(ListAPIView):
     def get_queryset(self):
         return camera_list_for_user(self.request.user)
 
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "changeable": camera_ids_for_user(self.request.user, CHANGE)}
+
     @extend_schema(request=CameraInputSerializer, responses={201: CameraOutputSerializer})
     def post(self, request):
         if not (request.user.is_staff or request.user.has_perm("cameras.add_camera")):
@@ -35,14 +50,14 @@ class CameraListCreateApi(ListAPIView):
         data = CameraInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         camera = camera_create(by=request.user, **data.validated_data)
-        return Response(CameraOutputSerializer(camera).data, status=status.HTTP_201_CREATED)
+        return Response(_out(request, camera), status=status.HTTP_201_CREATED)
 
 
 class CameraDetailApi(APIView):
     serializer_class = CameraOutputSerializer
 
     def get(self, request, camera_id):
-        return Response(CameraOutputSerializer(_camera_or_404(request, camera_id)).data)
+        return Response(_out(request, _camera_or_404(request, camera_id)))
 
     @extend_schema(request=CameraInputSerializer, responses=CameraOutputSerializer)
     def put(self, request, camera_id):
@@ -63,7 +78,7 @@ class CameraDetailApi(APIView):
             camera = camera_start(camera=camera, by=request.user)
         elif enabled is False and camera.enabled:
             camera = camera_stop(camera=camera, by=request.user)
-        return Response(CameraOutputSerializer(camera).data)
+        return Response(_out(request, camera))
 
     def delete(self, request, camera_id):
         camera = _camera_or_404(request, camera_id, CHANGE)

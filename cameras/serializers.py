@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from inference.sources import mask_credentials
+
 from .models import Camera
 
 CONFIG_FIELDS = (
@@ -18,6 +20,18 @@ class CameraInputSerializer(serializers.ModelSerializer):
 
 
 class CameraOutputSerializer(serializers.ModelSerializer):
+    """``source_url`` keeps its password only for users who may change the camera.
+
+    The view passes ``context["changeable"]``: the ids of the cameras the user may change.
+    """
+
+    source_url = serializers.SerializerMethodField()
+
+    def get_source_url(self, camera) -> str:
+        if camera.pk in self.context.get("changeable", ()):
+            return camera.source_url
+        return mask_credentials(camera.source_url)
+
     class Meta:
         model = Camera
         fields = ("id",) + CONFIG_FIELDS + LIVE_FIELDS + ("created_at", "updated_at")

@@ -58,7 +58,7 @@ DEMO_PARAMS: dict[str, tuple[type, float, float, Any]] = {
 DEMO_KINDS = ("running", "fall", "forbidden_area")
 
 
-def _mask_credentials(url: str) -> str:
+def mask_credentials(url: str) -> str:
     """``rtsp://user:secret@host`` -> ``rtsp://user:***@host`` for messages and logs."""
     return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
 
@@ -308,7 +308,7 @@ class OpenCVSource(FrameSource):
 
     @property
     def display_url(self) -> str:
-        return _mask_credentials(self.url)
+        return mask_credentials(self.url)
 
     def _make_capture(self):
         if self.kind == "file":

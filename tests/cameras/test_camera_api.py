@@ -157,3 +157,12 @@ def test_admin_start_reaches_a_worker(client, camera, staff, dispatched, django_
     assert response.status_code == 302
     camera.refresh_from_db()
     assert camera.enabled and camera.state == "starting" and dispatched == [camera.id]
+
+
+def test_stream_credentials_are_shown_only_to_those_who_may_change_the_camera(api_as, camera, owner, viewer):
+    Camera.objects.filter(pk=camera.pk).update(source_url="rtsp://admin:s3cret@camera.example/stream")
+    for client in (api_as(viewer).get(url(camera.id)), api_as(viewer).get(url())):
+        assert "s3cret" not in client.content.decode()
+    assert api_as(viewer).get(url(camera.id)).json()["source_url"] == "rtsp://admin:***@camera.example/stream"
+    assert api_as(owner).get(url(camera.id)).json()["source_url"] == "rtsp://admin:s3cret@camera.example/stream"
+    assert api_as(owner).get(url()).json()["results"][0]["source_url"].endswith("s3cret@camera.example/stream")
