@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -44,7 +43,6 @@ def _setup(tmp: str):
 
 
 def _frame():
-    from inference.base import Frame
 
     footage = Path(__file__).resolve().parent.parent.parent / "shared/datasets/pets-walkway/vtest.avi"
     if footage.exists():

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Callable
 

@@ -1,6 +1,5 @@
 """/ws/stream/ with WebsocketCommunicator, the real Redis channel layer and the real database."""
 
-import asyncio
 import base64
 import json
 import time

@@ -7,7 +7,7 @@ import pytest
 from cameras.models import Camera
 from cameras.services import camera_start, camera_stop, camera_update
 from inference.worker import RedisLease, create_logger, create_manager, create_pool, live_workers
-from tests.factories import CameraFactory, UserFactory
+from tests.factories import CameraFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
