@@ -51,7 +51,7 @@ def run(quick: bool = False) -> str:
 
     cv2.setNumThreads(1)
     threshold = settings.CAMERA_DEFAULTS["threshold"]
-    rows, _lines = [], []
+    rows = []
     for detector in settings.INFERENCE_DETECTORS:
         for name, root, kwargs in (
             ("ucsd-ped1", DATASETS / "ucsd-ped1", {"max_clips": 8, "max_train": 8} if quick else {}),
