@@ -60,7 +60,8 @@ def _publish(stop: threading.Event, camera_ids, frame):
     from channels.layers import get_channel_layer
     from django.conf import settings
 
-    from inference.worker import FramePublisher, redis_client
+    from cameras.live import client as redis_client
+    from inference.worker import FramePublisher
 
     publisher = FramePublisher(get_channel_layer(), redis_client(), width=settings.STREAM_WIDTH,
                                quality=settings.STREAM_JPEG_QUALITY, queue_size=256)

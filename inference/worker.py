@@ -47,10 +47,6 @@ _logger: EventLogger | None = None
 _pool: ResourcePool | None = None
 
 
-def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
-
-
 class RedisLease:
     """Each camera runs on exactly one worker: a key in Redis with a time-to-live."""
 
@@ -60,7 +56,7 @@ class RedisLease:
     def __init__(self, worker: str, ttl: int, client: redis.Redis | None = None):
         self.worker = worker
         self.ttl = ttl
-        self.r = client or redis_client()
+        self.r = client or live.client()
 
     def acquire(self, camera_id: int) -> bool:
         key = LEASE_KEY.format(camera_id)
@@ -79,7 +75,7 @@ class RedisLease:
 
 
 def live_workers(client: redis.Redis | None = None) -> dict[str, list[int]]:
-    r = client or redis_client()
+    r = client or live.client()
     out = {}
     for key in r.scan_iter(match=ALIVE_KEY.format("*")):
         value = r.get(key)
@@ -256,7 +252,7 @@ class WorkerCallbacks(Callbacks):
         self.logger = logger
         self.db_writer = db_writer
         self.layer = get_channel_layer()
-        self.frames = FramePublisher(self.layer, redis_client(), width=settings.STREAM_WIDTH,
+        self.frames = FramePublisher(self.layer, live.client(), width=settings.STREAM_WIDTH,
                                      quality=settings.STREAM_JPEG_QUALITY)
         self._last_score: dict[int, float] = {}
 

@@ -9,7 +9,8 @@ from django.views.decorators.http import require_GET
 @require_GET
 @never_cache
 def health(request):
-    from inference.worker import live_workers, redis_client
+    from cameras.live import client as redis_client
+    from inference.worker import live_workers
 
     checks = {}
     try:
