@@ -95,6 +95,21 @@ def event_acknowledge(*, event: AnomalyEvent, by) -> AnomalyEvent:
     return event
 
 
+def events_acknowledge_many(*, event_ids, by) -> tuple[int, int]:
+    """Acknowledge the given new events of cameras ``by`` may operate. (acknowledged, left alone)."""
+    from cameras.selectors import OPERATE, camera_ids_for_user
+
+    from .selectors import event_list_for_user
+
+    operable = camera_ids_for_user(by, OPERATE)
+    done = 0
+    for event in event_list_for_user(by).filter(pk__in=list(event_ids), camera_id__in=operable,
+                                                status=AnomalyEvent.Status.NEW):
+        event_acknowledge(event=event, by=by)
+        done += 1
+    return done, len(event_ids) - done
+
+
 def event_resolve(*, event: AnomalyEvent, by, false_alarm: bool = False) -> AnomalyEvent:
     target = AnomalyEvent.Status.FALSE_ALARM if false_alarm else AnomalyEvent.Status.RESOLVED
     with transaction.atomic():

@@ -22,7 +22,7 @@ from cameras.views import chart_labels
 
 from .models import AnomalyEvent
 from .selectors import event_get_for_user, event_list_for_user
-from .services import event_acknowledge, event_resolve
+from .services import event_acknowledge, event_resolve, events_acknowledge_many
 
 PAGE_SIZE = 50
 #: Labels of the model's choices, translated where shown (makemessages reads these).
@@ -99,15 +99,7 @@ def event_list_page(request):
 def event_bulk_acknowledge(request):
     """Acknowledge the chosen new events of cameras the user may operate; others are left as they are."""
     ids = [v for v in request.POST.getlist("event") if _is_uuid(v)][:PAGE_SIZE * 4]
-    operable = camera_ids_for_user(request.user, OPERATE)
-    done = skipped = 0
-    for event in event_list_for_user(request.user).filter(pk__in=ids):
-        if event.camera_id not in operable or event.status != AnomalyEvent.Status.NEW:
-            skipped += 1
-            continue
-        event_acknowledge(event=event, by=request.user)
-        done += 1
-    skipped += len(ids) - done - skipped
+    done, skipped = events_acknowledge_many(event_ids=ids, by=request.user)
     messages.success(request, ngettext("%(n)d event acknowledged.", "%(n)d events acknowledged.", done) % {"n": done})
     if skipped:
         messages.warning(request, ngettext(
