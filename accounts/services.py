@@ -24,6 +24,14 @@ def user_register(*, username: str, password: str, email: str = "") -> "get_user
     return user
 
 
+def user_update_preferences(*, user, language: str, time_zone: str):
+    """The user's page language (empty: the browser's) and time zone."""
+    user.language = language
+    user.time_zone = time_zone
+    user.save(update_fields=["language", "time_zone"])
+    return user
+
+
 def _throttle_keys(username: str, address: str) -> list[str]:
     return [f"login-fail:user:{(username or '').lower()[:150]}", f"login-fail:addr:{address}"]
 

@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.utils import translation
 from django.utils.translation import gettext_lazy
 
-from .services import client_address, login_failed, login_succeeded, login_throttle_wait
+from .services import client_address, login_failed, login_succeeded, login_throttle_wait, user_update_preferences
 
 
 class LoginView(auth_views.LoginView):
@@ -69,7 +69,8 @@ class PreferencesForm(forms.ModelForm):
 def preferences(request):
     form = PreferencesForm(request.POST or None, instance=request.user)
     if request.method == "POST" and form.is_valid():
-        user = form.save()
+        user = user_update_preferences(user=request.user, language=form.cleaned_data["language"],
+                                       time_zone=form.cleaned_data["time_zone"])
         translation.activate(user.language or translation.get_language_from_request(request))
         messages.success(request, translation.gettext("Your preferences are saved."))
         return redirect("preferences")
