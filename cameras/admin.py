@@ -16,7 +16,7 @@ class CameraAdmin(GuardedModelAdmin):
     )
     fieldsets = (
         (None, {"fields": ("name", "source_url", "enabled")}),
-        ("Analysis", {"fields": ("analysis_fps", "stream_fps", "detector", "detector_params", "threshold",
+        ("Analysis", {"fields": ("analysis_fps", "stream_fps", "detector", "detector_params", "zones", "threshold",
                                  "event_close_seconds")}),
         ("Description and decision", {"fields": ("vlm_backend", "vlm_model_path", "vlm_prompt", "agent_policy",
                                                  "agent_params")}),

@@ -36,6 +36,15 @@ def validate_json_object(value) -> None:
         raise ValidationError("Must be a JSON object.")
 
 
+def validate_zones(value) -> None:
+    from inference.zones import validate_zones as check
+
+    try:
+        check(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
 def default_analysis_fps():
     return settings.CAMERA_DEFAULTS["analysis_fps"]
 
@@ -89,6 +98,11 @@ class Camera(models.Model):
         validators=[MinValueValidator(0), MaxValueValidator(600)],
         help_text="An event closes once the score stays below the threshold this long.",
     )
+    zones = models.JSONField(
+        default=list, blank=True, validators=[validate_zones],
+        help_text="Polygons in frame fractions (0..1): areas to ignore, forbidden areas, loitering areas. "
+                  "See docs/detection.md.",
+    )
     vlm_backend = models.CharField(max_length=50, default="none", validators=[validate_vlm_backend])
     vlm_model_path = models.CharField(max_length=500, blank=True, default="")
     vlm_prompt = models.TextField(blank=True, default=DEFAULT_VLM_PROMPT, max_length=4000)
@@ -138,7 +152,7 @@ class Camera(models.Model):
 
     #: Fields whose change makes a running camera restart with the new settings.
     RUNTIME_FIELDS = (
-        "source_url", "analysis_fps", "detector", "detector_params", "threshold", "event_close_seconds",
+        "source_url", "analysis_fps", "detector", "detector_params", "zones", "threshold", "event_close_seconds",
         "vlm_backend", "vlm_model_path", "vlm_prompt", "agent_policy", "agent_params",
     )
 

@@ -5,7 +5,7 @@ from inference.sources import mask_credentials
 from .models import Camera
 
 CONFIG_FIELDS = (
-    "name", "source_url", "analysis_fps", "stream_fps", "detector", "detector_params", "threshold",
+    "name", "source_url", "analysis_fps", "stream_fps", "detector", "detector_params", "zones", "threshold",
     "event_close_seconds", "vlm_backend", "vlm_model_path", "vlm_prompt", "agent_policy", "agent_params",
 )
 LIVE_FIELDS = ("enabled", "state", "state_changed_at", "last_frame_at", "measured_fps", "last_error", "heartbeat_at")

@@ -77,9 +77,19 @@ class DetectorResult:
 
 
 class Detector(ABC):
-    """Scores frames of ONE camera. Instances keep per-camera state; never shared."""
+    """Scores frames of ONE camera. Instances keep per-camera state; never shared.
+
+    Optional, by duck typing: ``fit(frames)`` learns normal from known-normal footage
+    (``frames`` yields analysis frames, and None between separate clips); ``reset()`` forgets
+    the frame-to-frame chain (a cut in the footage); ``feedback(frames)`` learns that an
+    operator's false alarm was normal, strongly enough that the same situation stops firing.
+    """
 
     name: str = ""
+    #: True: ``score`` gets the downscaled BGR frame instead of its grayscale.
+    wants_color: bool = False
+    #: True: the constructor takes ``pool`` (a ResourcePool) to share models between cameras.
+    needs_pool: bool = False
 
     def __init__(self, **params):
         self.params = params

@@ -42,6 +42,11 @@ def analysis_images(image: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarr
     return small, gray
 
 
+def detector_input(detector, small: np.ndarray, gray: np.ndarray) -> np.ndarray:
+    """What ``detector.score`` reads: the grayscale analysis frame, or its colour twin."""
+    return small if getattr(detector, "wants_color", False) else gray
+
+
 def analysis_frame(image: np.ndarray, width: int) -> np.ndarray:
     """Downscale once and convert to grayscale: the frame every detector reads."""
     return analysis_images(image, width)[1]
@@ -180,7 +185,7 @@ class E2ESystem:
     # -- one analysed frame ------------------------------------------------------
     def process(self, frame: Frame) -> DetectorResult:
         small, gray = analysis_images(frame.image, self.analysis_width)
-        result = self.detector.score(gray, frame.timestamp)
+        result = self.detector.score(detector_input(self.detector, small, gray), frame.timestamp)
         self.frames += 1
         now = self.clock()
         self.last_frame_wall = now

@@ -2,7 +2,8 @@
 
 Layout of DATASET_DIR: videos/training/*.mp4 (normal only, to learn normal),
 videos/testing/*.mp4 and labels/<clip>.txt (one 0/1 per frame). Frames go through
-``inference.e2e.analysis_frame`` and the detector's ``score`` exactly as in the live loop.
+``inference.e2e.analysis_images`` / ``detector_input`` and the detector's ``score`` exactly as in
+the live loop.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .e2e import analysis_frame
+from .e2e import analysis_images, detector_input
 from .sources import open_source
 
 
@@ -37,11 +38,11 @@ def minmax(values: np.ndarray) -> np.ndarray:
     return (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
 
 
-def clip_frames(path: Path, width: int):
-    """(media time, analysis frame) for every frame of a video file."""
+def clip_frames(path: Path, width: int, detector=None):
+    """(media time, the analysis frame ``detector`` reads) for every frame of a video file."""
     with open_source(str(path)) as source:
         while (frame := source.read()) is not None:
-            yield frame.timestamp, analysis_frame(frame.image, width)
+            yield frame.timestamp, detector_input(detector, *analysis_images(frame.image, width))
 
 
 def read_labels(path: Path) -> np.ndarray:
@@ -105,8 +106,8 @@ def evaluate(dataset_dir: Path, detector, *, name: str, threshold: float, width:
         def frames():
             for path in train:
                 yield None
-                for _, gray in clip_frames(path, width):
-                    yield gray
+                for _, image in clip_frames(path, width, detector):
+                    yield image
 
         detector.fit(frames())
     train_seconds = time.perf_counter() - started
@@ -118,8 +119,8 @@ def evaluate(dataset_dir: Path, detector, *, name: str, threshold: float, width:
         with open_source(str(path)) as source:
             while (frame := source.read()) is not None:
                 t0 = time.perf_counter()
-                gray = analysis_frame(frame.image, width)
-                scores.append(detector.score(gray, frame.timestamp).score)
+                image = detector_input(detector, *analysis_images(frame.image, width))
+                scores.append(detector.score(image, frame.timestamp).score)
                 spent += time.perf_counter() - t0
         labels = read_labels(label_path)
         n = min(len(scores), len(labels))

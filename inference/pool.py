@@ -272,6 +272,16 @@ class ResourcePool:
         """The agent policy (kind "agent")."""
         return self.get("agent", name, config)
 
+    def shared(self, kind: str, config: dict, factory: Callable[[dict], object]) -> object:
+        """The object ``factory(config)`` builds, built once per (kind, config) and shared.
+
+        For models that detectors of many cameras share (a CLIP model, a batched torch
+        runner): ``pool.shared("clip", {"model_path": p}, ClipScorer)``.
+        """
+        with self._lock:
+            self.loaders.setdefault(kind, lambda _name, cfg: factory(cfg))
+        return self.get(kind, kind, config)
+
     def loaded(self) -> dict[tuple[str, str, str], int]:
         """{(kind, name, config_json): loader runs} for every loaded backend."""
         with self._lock:

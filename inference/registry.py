@@ -19,8 +19,41 @@ def resolve(kind: str, name: str):
         raise ValueError(f"Unknown {kind} backend '{name}'. Known: {', '.join(sorted(registry))}.") from None
 
 
-def make_detector(config: dict):
-    """A fresh detector for one camera (detectors keep per-camera state and are never shared)."""
+def make_detector(config: dict, pool=None):
+    """A fresh detector for one camera (detectors keep per-camera state and are never shared).
+
+    Detector classes with ``needs_pool = True`` get ``pool`` (the worker's ResourcePool, or a
+    private one) to share their models between cameras. A camera with zones gets its
+    detector wrapped by ``inference.zones.ZonedDetector``; a camera with a learned state
+    (``detector_state_path``, a JSON file of ``state_dict()``) starts from it.
+    """
     params = dict(config.get("detector_params") or {})
     params.setdefault("threshold", config.get("threshold", 0.5))
-    return resolve("detector", config["detector"])(**params)
+    cls = resolve("detector", config["detector"])
+    if getattr(cls, "needs_pool", False):
+        if pool is None:
+            from .pool import ResourcePool
+
+            pool = ResourcePool()
+        params["pool"] = pool
+    detector = cls(**params)
+    state_path = config.get("detector_state_path")
+    if state_path:
+        load_detector_state(detector, state_path)
+    if config.get("zones"):
+        from .zones import ZonedDetector
+
+        detector = ZonedDetector(detector, config["zones"])
+    return detector
+
+
+def load_detector_state(detector, path) -> None:
+    """Load a saved ``state_dict()`` (JSON file) into ``detector``; ValueError naming the problem."""
+    import json
+    from pathlib import Path
+
+    try:
+        state = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"Cannot read the detector state {path}: {exc}") from exc
+    detector.load_state_dict(state)

@@ -306,7 +306,7 @@ def create_manager(worker: str, logger: EventLogger, pool: ResourcePool) -> Mult
         return E2ESystem(
             config,
             source=open_source(config["source_url"], loop=True),
-            detector=make_detector(config),
+            detector=make_detector(config, pool),
             agent=pool.get("agent", config.get("agent_policy", "rules"), config.get("agent_params") or {}),
             vlm=vlm,
             callbacks=callbacks,

@@ -241,6 +241,9 @@ INFERENCE_DEVICE = os.getenv("INFERENCE_DEVICE", "auto")
 # Inference backends by name (like healthchecks' transports): dotted paths to classes.
 INFERENCE_DETECTORS = {
     "motion": "inference.detectors.MotionDetector",
+    "predict": "inference.learned.PredictionDetector",
+    "semantic": "inference.semantic.SemanticDetector",
+    "fused": "inference.semantic.FusedDetector",
 }
 INFERENCE_VLM_BACKENDS = {
     "none": "inference.vlm.NoVLM",
