@@ -138,12 +138,18 @@ def events_broadcast(*, event_ids) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    events = list(events_by_ids(event_ids))
+    data = EventOutputSerializer(events, many=True).data  # the serializer's fields are built once
+    messages = [(camera_group(event.camera_id), {"type": "event.message", "event": item})
+                for event, item in zip(events, data)]
+
+    async def send_all():
+        for group, message in messages:
+            await layer.group_send(group, message)
+
     try:
-        for event in events_by_ids(event_ids):
-            async_to_sync(layer.group_send)(
-                camera_group(event.camera_id),
-                {"type": "event.message", "event": EventOutputSerializer(event).data},
-            )
+        if messages:
+            async_to_sync(send_all)()  # one hop to the event loop per batch, not one per event
     except Exception:
         log.exception("Live broadcast of events failed; they are stored and visible in the API")
 
