@@ -8,7 +8,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from .services import client_address, login_failed, login_succeeded, login_throttle_wait, user_register
+from .services import client_address, login_failed, login_succeeded, login_throttle_wait, tokens_revoke, user_register
 
 
 class UserOutputSerializer(serializers.ModelSerializer):
@@ -67,3 +67,23 @@ class TokenObtainApi(TokenObtainPairView):
 
 class TokenRefreshApi(TokenRefreshView):
     pass
+
+
+class LogoutApi(APIView):
+    """Revoke the refresh token given and the access token used for this call (or, with
+    ``everywhere``, every token of the user on every device)."""
+
+    class InputSerializer(serializers.Serializer):
+        refresh = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+        everywhere = serializers.BooleanField(required=False, default=False)
+
+    class OutputSerializer(serializers.Serializer):
+        revoked_refresh_tokens = serializers.IntegerField()
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        access = request.auth if hasattr(request.auth, "get") else None
+        count = tokens_revoke(user=request.user, access=access, **data.validated_data)
+        return Response({"revoked_refresh_tokens": count})

@@ -1,4 +1,6 @@
-"""Account workflows: registration and login throttling."""
+"""Account workflows: registration, login throttling, and logout that revokes tokens."""
+
+import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -59,3 +61,46 @@ def login_succeeded(*, username: str, address: str) -> None:
 
 def client_address(request) -> str:
     return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+def revoked_jti_key(jti) -> str:
+    return f"jwt-revoked:{jti}"
+
+
+def revoked_before_key(user_id) -> str:
+    return f"jwt-revoked-before:{user_id}"
+
+
+def tokens_revoke(*, user, refresh: str = "", access=None, everywhere: bool = False) -> int:
+    """Log out: blacklist the refresh token and refuse the access token from now on.
+
+    ``everywhere`` blacklists every refresh token of the user and refuses every access token
+    issued until now (all devices). Returns the number of refresh tokens blacklisted. A refresh
+    token that is not the user's, or not valid, is a ValidationError naming the problem.
+    """
+    from rest_framework_simplejwt.exceptions import TokenError
+    from rest_framework_simplejwt.settings import api_settings
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    count = 0
+    if refresh:
+        try:
+            token = RefreshToken(refresh)
+        except TokenError as exc:
+            raise ValidationError({"refresh": [f"Not a valid refresh token: {exc}"]}) from exc
+        if str(token.get(api_settings.USER_ID_CLAIM)) != str(user.pk):
+            raise ValidationError({"refresh": ["This refresh token belongs to another user."]})
+        token.blacklist()
+        count += 1
+    access_lifetime = api_settings.ACCESS_TOKEN_LIFETIME.total_seconds()
+    if access is not None:
+        remaining = max(1, int(float(access.get("exp", 0)) - time.time()) + 1)
+        cache.set(revoked_jti_key(access.get(api_settings.JTI_CLAIM)), True, timeout=remaining)
+    if everywhere:
+        with transaction.atomic():
+            for outstanding in OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True):
+                BlacklistedToken.objects.get_or_create(token=outstanding)
+                count += 1
+        cache.set(revoked_before_key(user.pk), time.time(), timeout=int(access_lifetime) + 60)
+    return count

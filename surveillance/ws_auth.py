@@ -10,10 +10,11 @@ from django.contrib.auth.models import AnonymousUser
 @database_sync_to_async
 def _user_from_token(raw: str):
     from rest_framework.exceptions import AuthenticationFailed
-    from rest_framework_simplejwt.authentication import JWTAuthentication
     from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
-    auth = JWTAuthentication()
+    from accounts.authentication import RevocableJWTAuthentication
+
+    auth = RevocableJWTAuthentication()
     try:
         return auth.get_user(auth.get_validated_token(raw))
     except (InvalidToken, TokenError, AuthenticationFailed):
