@@ -33,6 +33,24 @@ def validate_http_url(value: str) -> None:
         raise ValidationError("Enter a valid http(s) URL.") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
         raise ValidationError("Enter a valid http(s) URL with a host, e.g. https://example.com/hook.")
+    check_alert_host(value)
+
+
+def check_alert_host(url: str) -> None:
+    """ValidationError when the URL's host is an internal address settings do not allow."""
+    from django.conf import settings
+
+    from inference.addresses import AddressNotAllowed, check_host
+
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return
+    if host:
+        try:
+            check_host(host, settings.WEBHOOK_ALLOWED_NETWORKS, what="alert host")
+        except AddressNotAllowed as exc:
+            raise ValidationError(f"{exc} (WEBHOOK_ALLOWED_NETWORKS).") from None
 
 
 def validate_apprise_url(value: str) -> None:
@@ -42,6 +60,7 @@ def validate_apprise_url(value: str) -> None:
         raise ValidationError(
             "Apprise does not recognise this URL (e.g. slack://..., tgram://bot/chat, ntfy://topic, discord://...)."
         )
+    check_alert_host(value)
 
 
 def validate_time_zone(value: str) -> None:

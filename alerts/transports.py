@@ -38,6 +38,20 @@ def sign(secret: str, timestamp: int | str, body: bytes) -> str:
     return f"{SIGNATURE_SCHEME}={mac.hexdigest()}"
 
 
+def _check_destination(url: str) -> None:
+    """Refuse to send to an internal address (the host may have been re-pointed since it was saved)."""
+    from urllib.parse import urlsplit
+
+    from inference.addresses import AddressNotAllowed, check_host
+
+    host = urlsplit(url).hostname
+    if host:
+        try:
+            check_host(host, settings.WEBHOOK_ALLOWED_NETWORKS, what="alert host")
+        except AddressNotAllowed as exc:
+            raise SendError(f"{exc} (WEBHOOK_ALLOWED_NETWORKS)") from None
+
+
 def send_webhook(*, url: str, secret: str, message: Message, delivery_id: int, attempt: int) -> None:
     import requests
 
@@ -51,6 +65,7 @@ def send_webhook(*, url: str, secret: str, message: Message, delivery_id: int, a
         DELIVERY_HEADER: str(delivery_id),
         ATTEMPT_HEADER: str(attempt),
     }
+    _check_destination(url)
     try:
         response = requests.post(url, data=body, headers=headers, timeout=settings.ALERT_HTTP_TIMEOUT,
                                  allow_redirects=False)
@@ -76,6 +91,7 @@ def send_apprise(*, url: str, message: Message) -> None:
 
     import apprise
 
+    _check_destination(url)
     notifier = apprise.Apprise()
     if not notifier.add(url):
         raise SendError("Apprise does not recognise the channel's URL.")

@@ -8,7 +8,7 @@ def validate_source_url(value: str) -> None:
     from inference.sources import validate_source_url as check
 
     try:
-        check(value)
+        check(value, allowed_networks=settings.CAMERA_ALLOWED_NETWORKS, file_roots=settings.CAMERA_FILE_ROOTS)
     except ValueError as exc:
         raise ValidationError(str(exc)) from exc
 

@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import cv2
 import numpy as np
 
+from .addresses import AddressNotAllowed, check_host
 from .base import Frame, FrameSource, SourceError
 
 log = logging.getLogger(__name__)
@@ -108,13 +109,30 @@ def _format_demo_url(params: dict[str, Any], given: list[str]) -> str:
     return "demo://?" + "&".join(items)
 
 
-def validate_source_url(url: str) -> str:
+def validate_source_url(url: str, *, allowed_networks=None, file_roots=None) -> str:
     """Check a camera source URL and return it normalised; ValueError naming the problem.
 
     Accepted: ``rtsp://``, ``rtsps://``, ``http://``, ``https://`` with a host;
     ``file:///abs/path`` or a plain path to an existing regular file; ``device://N``;
     ``demo://`` with optional query parameters (see :data:`DEMO_PARAMS`).
+
+    Policy (the Django side passes its settings; None allows everything): ``allowed_networks``,
+    the internal networks a stream host may be in (``inference.addresses``); ``file_roots``, the
+    folders file sources must lie in.
     """
+    normalised = _validate_source_url(url)
+    if file_roots is not None and not normalised.startswith(("rtsp", "http", "device:", "demo:")):
+        path = os.path.realpath(unquote(urlsplit(normalised).path) if normalised.startswith("file://") else normalised)
+        roots = [os.path.realpath(r) for r in file_roots]
+        if not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots):
+            raise ValueError(f"file sources must lie in {', '.join(roots) or '(no folder allowed)'}; "
+                             f"{path} does not (settings: CAMERA_FILE_ROOTS)")
+    if normalised.startswith(("rtsp", "http")):
+        check_host(urlsplit(normalised).hostname or "", allowed_networks, what="camera host")
+    return normalised
+
+
+def _validate_source_url(url: str) -> str:
     if not isinstance(url, str):
         raise ValueError("source URL must be a string")
     url = url.strip()
@@ -201,16 +219,18 @@ def _validate_file_path(path: str) -> str:
     return expanded
 
 
-def open_source(url: str, *, loop: bool = False, **options) -> FrameSource:
+def open_source(url: str, *, loop: bool = False, allowed_networks=None, **options) -> FrameSource:
     """The FrameSource for ``url`` (validated first); not opened yet.
 
     ``loop`` rewinds files at their end (ignored by live and demo sources, which never end).
-    ``options`` go to the class (e.g. ``capture_factory``, ``read_timeout`` for OpenCVSource).
+    ``allowed_networks``: internal networks a stream host may resolve to, checked again at
+    every (re)connection (None: any). ``options`` go to the class (e.g. ``capture_factory``,
+    ``read_timeout`` for OpenCVSource).
     """
-    normalised = validate_source_url(url)
+    normalised = validate_source_url(url, allowed_networks=allowed_networks)
     if normalised.startswith("demo://"):
         return DemoSource(normalised)
-    return OpenCVSource(normalised, loop=loop, **options)
+    return OpenCVSource(normalised, loop=loop, allowed_networks=allowed_networks, **options)
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,9 +288,11 @@ class OpenCVSource(FrameSource):
         capture_factory: CaptureFactory | None = None,
         open_timeout: float = 10.0,
         read_timeout: float = 10.0,
+        allowed_networks=None,
     ):
         super().__init__(url)
         self.loop = loop
+        self.allowed_networks = allowed_networks
         #: How many times a looping file went back to its start (a cut in the picture).
         self.rewinds = 0
         self.capture_factory = capture_factory or default_capture_factory
@@ -357,6 +379,11 @@ class OpenCVSource(FrameSource):
         if self.kind == "file":
             self._open_file()
         else:
+            if self.kind not in ("device",):
+                try:  # the name may point elsewhere since it was saved: check what it resolves to now
+                    check_host(urlsplit(self.url).hostname or "", self.allowed_networks, what="camera host")
+                except AddressNotAllowed as exc:
+                    raise SourceError(str(exc)) from None
             self._open_live()
 
     def close(self) -> None:

@@ -305,7 +305,7 @@ def create_manager(worker: str, logger: EventLogger, pool: ResourcePool) -> Mult
                                                     "device": settings.INFERENCE_DEVICE})
         return E2ESystem(
             config,
-            source=open_source(config["source_url"], loop=True),
+            source=open_source(config["source_url"], loop=True, allowed_networks=settings.CAMERA_ALLOWED_NETWORKS),
             detector=make_detector(config, pool),
             agent=pool.get("agent", config.get("agent_policy", "rules"), config.get("agent_params") or {}),
             vlm=vlm,

@@ -296,6 +296,17 @@ ALERT_SUPPRESS_SECONDS = envint("ALERT_SUPPRESS_SECONDS", 300)
 ALERT_MAX_ATTEMPTS = envint("ALERT_MAX_ATTEMPTS", 5)
 ALERT_RETRY_BASE_SECONDS = envfloat("ALERT_RETRY_BASE_SECONDS", 10.0)
 ALERT_HTTP_TIMEOUT = envfloat("ALERT_HTTP_TIMEOUT", 10.0)
+
+# --- Where cameras and webhooks may point (docs/reliability.md) -------------------------------------
+# Stream hosts and webhook/Apprise hosts that are, or resolve to, internal addresses (loopback,
+# private ranges, link-local, reserved) are refused unless their network is listed here: comma-
+# separated CIDRs such as "192.168.1.0/24,10.20.0.0/16", or "*" for any. Cameras usually live on a
+# private LAN: list its network. File sources must lie under one of CAMERA_FILE_ROOTS.
+from inference.addresses import parse_networks  # noqa: E402
+
+CAMERA_ALLOWED_NETWORKS = parse_networks(os.getenv("CAMERA_ALLOWED_NETWORKS", ""))
+WEBHOOK_ALLOWED_NETWORKS = parse_networks(os.getenv("WEBHOOK_ALLOWED_NETWORKS", ""))
+CAMERA_FILE_ROOTS = [p for p in os.getenv("CAMERA_FILE_ROOTS", str(DATA_DIR / "videos")).split(",") if p]
 # Email: the console backend unless configured (tests use Django's locmem backend).
 EMAIL_BACKEND = os.getenv("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = os.getenv("EMAIL_HOST", "localhost")

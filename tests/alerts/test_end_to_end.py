@@ -112,6 +112,7 @@ def test_worker_and_beat_deliver_critical_at_once_and_medium_in_one_digest(trans
         ALERT_DIGEST_SECONDS=str(DIGEST_SECONDS), ALERT_RETRY_BASE_SECONDS="0.5",
         CHANNEL_PREFIX=settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
         CACHE_PREFIX=settings.CACHES["default"]["KEY_PREFIX"],
+        WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",  # the receiver listens on loopback
     )
     py = sys.executable
     processes = []

@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from guardian.shortcuts import remove_perm
-from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.tokens import AccessToken
 
 from cameras import live
 from cameras.groups import camera_frames_group, camera_group
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 async def connect(user=None, token=None):
     path = "/ws/stream/"
     if user is not None:
-        path += f"?token={RefreshToken.for_user(user).access_token}"
+        path += f"?token={AccessToken.for_user(user)}"
     elif token is not None:
         path += f"?token={token}"
     comm = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://localhost")])

@@ -8,7 +8,7 @@ import cv2
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.tokens import AccessToken
 
 from cameras.services import camera_start
 from inference import worker as worker_module
@@ -45,7 +45,7 @@ def running_manager(settings, tmp_path):
 
 
 async def subscriber(user, camera_id, fps):
-    token = RefreshToken.for_user(user).access_token
+    token = AccessToken.for_user(user)
     comm = WebsocketCommunicator(application, f"/ws/stream/?token={token}", headers=[(b"origin", b"http://localhost")])
     assert (await comm.connect())[0]
     await comm.send_to(text_data=json.dumps({"action": "subscribe", "camera": camera_id, "fps": fps}))

@@ -42,6 +42,10 @@ def process_env(tmp_path, **extra) -> dict:
         MEDIA_ROOT=str(settings.MEDIA_ROOT),
         CHANNEL_PREFIX=settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
         PYTHONUNBUFFERED="1",
+        # Streams and webhook receivers of these tests listen on loopback: allowed, as an
+        # administrator would allow the camera LAN (the default refuses internal addresses).
+        CAMERA_ALLOWED_NETWORKS="127.0.0.0/8,::1/128",
+        WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8,::1/128",
         **{k: str(v) for k, v in extra.items()},
     )
     return env

@@ -7,7 +7,7 @@ import time
 import pytest
 import websockets
 from guardian.shortcuts import assign_perm
-from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.tokens import AccessToken
 
 from cameras.services import camera_start
 from inference.tasks import camera_run
@@ -38,7 +38,7 @@ def test_websocket_client_gets_frames_and_an_event_from_real_footage(processes, 
     camera_run.apply_async(args=[camera.id])  # the real broker (the suite records .delay only)
 
     async def watch():
-        token = RefreshToken.for_user(user).access_token
+        token = AccessToken.for_user(user)
         url = f"ws://127.0.0.1:{port}/ws/stream/?token={token}"
         frames, events = 0, []
         async with websockets.connect(url, origin=f"http://127.0.0.1:{port}", max_size=2**22) as ws:
