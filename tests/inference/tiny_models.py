@@ -159,3 +159,59 @@ def build_tiny_causal_lm(path, *, chat_template: bool = False, seed: int = 0) ->
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def build_tiny_clip(path, *, seed: int = 0, image_size: int = 32) -> Path:
+    """Save a tiny random CLIP (``CLIPModel``), its ``CLIPTokenizer`` and the pillow CLIP image
+    processor in ``path``, the files a real CLIP folder has, and return the path.
+
+    The tokenizer is a real byte-level BPE ``CLIPTokenizer`` whose vocabulary is the 256 byte
+    symbols (each also with the end-of-word suffix) and no merges: every word is spelt out
+    character by character, so different prompts give different token sequences. Text and
+    vision towers: 2 layers, hidden 32; image 32, patch 8; projection 16.
+    """
+    import torch
+    from tokenizers import pre_tokenizers
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    symbols = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab: dict[str, int] = {}
+    for token in symbols + [s + "</w>" for s in symbols] + ["<|startoftext|>", "<|endoftext|>"]:
+        vocab.setdefault(token, len(vocab))
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": len(vocab),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 77,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": image_size,
+            "patch_size": 8,
+        },
+        projection_dim=16,
+    )
+    torch.manual_seed(seed)
+    model = CLIPModel(config).eval()
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": image_size},
+        crop_size={"height": image_size, "width": image_size},
+    )
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    image_processor.save_pretrained(path)
+    return path
