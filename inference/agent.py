@@ -74,6 +74,26 @@ def _find_keyword(text: str, keywords) -> str | None:
     return None
 
 
+def _seconds(zone: dict) -> float | None:
+    value = zone.get("seconds")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and value >= 0:
+        return float(value)
+    return None
+
+
+def _zone_hit(zone: dict, kind: str, name: str, answer) -> str:
+    """A zone hit in words: "person in forbidden zone 'fence' for 4 s", "loitering 45 s in zone 'door'"."""
+    seconds = _seconds(zone)
+    if kind == "forbidden":
+        objects = [str(o).strip() for o in (answer.objects or [])] if answer is not None else []
+        subject = next((o for o in objects if o), "presence")
+        text = f"{subject} in forbidden zone {name!r}"
+        return text + (f" for {seconds:.0f} s" if seconds is not None and seconds >= 1 else "")
+    if kind == "loiter":
+        return f"loitering {seconds:.0f} s in zone {name!r}" if seconds is not None else f"loitering in zone {name!r}"
+    return f"zone {name!r} is {kind}"
+
+
 class RulePolicy(AgentPolicy):
     """Deterministic severity rules.
 
@@ -88,8 +108,11 @@ class RulePolicy(AgentPolicy):
        score-based level (step 1);
     4. keywords in the VLM summary/objects: ``critical_keywords`` -> critical,
        ``high_keywords`` -> at least high, otherwise ``calm_phrases`` lower one level;
-    5. zones (``details["zones"]``, a list of {"name", "rule"}): a rule listed in
-       ``zone_rules`` (default {"forbidden": "high"}) sets that minimum.
+    5. zones (``details["zones"]``, as ``inference.zones.ZonedDetector`` reports them: a
+       list of {"name", "kind", "seconds", "area"}; ``"rule"`` is read when ``"kind"`` is
+       absent): a kind listed in ``zone_rules`` (default {"forbidden": "high", "loiter":
+       "medium"}) sets that minimum, with a reason naming the zone ("person in forbidden
+       zone 'fence' for 4 s -> at least high: high", "loitering 45 s in zone 'entrance' ...").
 
     Actions follow the severity (``actions_for``).
     """
@@ -105,7 +128,7 @@ class RulePolicy(AgentPolicy):
         "high_keywords": ("fall", "fell", "fallen", "falling", "lying", "collapsed", "collapse", "unconscious"),
         "critical_keywords": ("fire", "smoke", "weapon", "gun", "knife", "fight", "fighting", "blood"),
         "calm_phrases": ("nothing unusual", "normal"),
-        "zone_rules": {"forbidden": "high"},
+        "zone_rules": {"forbidden": "high", "loiter": "medium"},
         "use_vlm_threat": True,
     }
 
@@ -227,19 +250,24 @@ class RulePolicy(AgentPolicy):
         # 5. zones
         zones = episode.details.get("zones") if isinstance(episode.details, dict) else None
         if isinstance(zones, (list, tuple)):
+            seen = set()
             for zone in zones:
                 if not isinstance(zone, dict):
                     continue
-                rule = zone.get("rule")
-                minimum = self.zone_rules.get(rule)
+                kind = zone.get("kind") or zone.get("rule")
+                minimum = self.zone_rules.get(kind) if isinstance(kind, str) else None
                 if minimum is None:
                     continue
-                zname = zone.get("name") or "unnamed"
+                zname = str(zone.get("name") or "unnamed")
+                if (zname, kind) in seen:
+                    continue
+                seen.add((zname, kind))
+                what = _zone_hit(zone, kind, zname, answer)
                 if level < _level(minimum):
                     level = _level(minimum)
-                    reasons.append(f"zone {zname!r} is {rule} -> at least {minimum}: {_name(level)}")
+                    reasons.append(f"{what} -> at least {minimum}: {_name(level)}")
                 else:
-                    reasons.append(f"zone {zname!r} is {rule} (at least {minimum}); keeps {_name(level)}")
+                    reasons.append(f"{what} (at least {minimum}); keeps {_name(level)}")
 
         severity = _name(level)
         return Decision(severity=severity, actions=actions_for(severity), reasons=reasons, policy=self.name)
@@ -265,9 +293,23 @@ def episode_prompt(episode: EpisodeSummary) -> str:
             lines.append("Objects seen: " + ", ".join(map(str, answer.objects)) + ".")
     zones = episode.details.get("zones") if isinstance(episode.details, dict) else None
     if isinstance(zones, (list, tuple)) and zones:
-        names = [f"{z.get('name')} ({z.get('rule')})" for z in zones if isinstance(z, dict)]
-        if names:
-            lines.append("Zones hit: " + ", ".join(names) + ".")
+        hits = []
+        for z in zones:
+            if not isinstance(z, dict):
+                continue
+            kind = z.get("kind") or z.get("rule")
+            text = f"{z.get('name')} ({kind})"
+            seconds = _seconds(z)
+            if seconds is not None:
+                text += f" for {seconds:.0f} s"
+            area = z.get("area")
+            if isinstance(area, (int, float)) and not isinstance(area, bool) and 0 < area <= 1:
+                text += f", {100 * area:.0f}% of the zone occupied"
+            hits.append(text)
+        if hits:
+            lines.append("Zones hit: " + "; ".join(hits) + ".")
+            lines.append("Zone rules: forbidden = any presence there is an anomaly; "
+                         "loiter = someone stayed there longer than allowed.")
     lines.append(
         "Answer with one JSON object only: "
         '{"severity": "low|medium|high|critical", '

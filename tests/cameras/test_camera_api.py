@@ -166,3 +166,40 @@ def test_stream_credentials_are_shown_only_to_those_who_may_change_the_camera(ap
     assert api_as(viewer).get(url(camera.id)).json()["source_url"] == "rtsp://admin:***@camera.example/stream"
     assert api_as(owner).get(url(camera.id)).json()["source_url"] == "rtsp://admin:s3cret@camera.example/stream"
     assert api_as(owner).get(url()).json()["results"][0]["source_url"].endswith("s3cret@camera.example/stream")
+
+
+# -- zones ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "zones,problem",
+    [
+        ({"name": "gate"}, "zones must be a list"),
+        ([{"name": "gate", "kind": "maybe", "points": [[0, 0], [1, 0], [1, 1]]}], "zones[0] 'gate': unknown kind 'maybe'"),
+        ([{"name": "gate", "kind": "forbidden", "points": [[0, 0], [1, 0]]}], "zones[0] 'gate': has 2 point(s)"),
+        ([{"name": "gate", "kind": "forbidden", "points": [[0, 0], [640, 0], [640, 360]]}], "out of range"),
+    ],
+)
+def test_bad_zones_get_400_naming_the_problem(api_as, staff, zones, problem):
+    response = api_as(staff).post(url(), {"name": "x", "source_url": "demo://", "zones": zones}, format="json")
+    assert response.status_code == 400
+    assert problem in " ".join(response.json()["zones"])
+    assert Camera.objects.count() == 0
+
+
+def test_good_zones_are_stored_and_returned(api_as, camera, owner):
+    zones = [
+        {"name": "trees", "kind": "ignore", "points": [[0, 0], [0.3, 0], [0.3, 0.2]]},
+        {"name": "fence", "kind": "forbidden", "points": [[0.6, 0.2], [0.95, 0.2], [0.95, 0.8], [0.6, 0.8]]},
+        {"name": "entrance", "kind": "loiter", "points": [[0, 0.5], [0.2, 0.5], [0.2, 1]], "loiter_seconds": 45},
+    ]
+    response = api_as(owner).patch(url(camera.id), {"zones": zones}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["zones"] == zones
+    camera.refresh_from_db()
+    assert camera.zones == zones and camera.runtime_config()["zones"] == zones
+    assert api_as(owner).get(url(camera.id)).json()["zones"] == zones
+    # a bad update keeps what is stored
+    bad = [{**zones[1], "name": "trees"}, zones[0]]
+    response = api_as(owner).patch(url(camera.id), {"zones": bad}, format="json")
+    assert response.status_code == 400 and "duplicate name" in " ".join(response.json()["zones"])
+    camera.refresh_from_db()
+    assert camera.zones == zones

@@ -270,3 +270,77 @@ def test_episode_prompt_mentions_everything():
                              zones=[{"name": "gate", "rule": "forbidden"}]))
     for part in ("0.900", "0.500", "12.0 seconds", "a fight", "high", "man", "gate (forbidden)", '"severity"'):
         assert part in text
+
+
+# ----------------------------------------------------------------------------- zones as ZonedDetector reports them
+
+
+def fence(seconds=4.0, area=0.12, active=True):
+    return {"name": "fence", "kind": "forbidden", "rule": "forbidden", "seconds": seconds, "area": area,
+            "active": active}
+
+
+def entrance(seconds=45.0):
+    return {"name": "entrance", "kind": "loiter", "rule": "loiter", "seconds": seconds, "area": 0.05, "active": True}
+
+
+def test_forbidden_zone_hit_names_the_zone_and_what_is_there(rules):
+    d = rules.decide(ep(peak=0.5, summary="a man by the fence", objects=["person", "bag"], zones=[fence()]))
+    assert d.severity == "high" and d.actions == actions_for("high")
+    assert "person in forbidden zone 'fence' for 4 s -> at least high: high" in d.reasons
+    d = rules.decide(ep(peak=0.5, zones=[fence(seconds=0.2)]))
+    assert d.reasons[-1] == "presence in forbidden zone 'fence' -> at least high: high"
+    # a hit the detector still reports after it ended (inactive) counts too
+    assert rules.decide(ep(peak=0.5, zones=[fence(active=False)])).severity == "high"
+
+
+def test_loitering_means_at_least_medium(rules):
+    d = rules.decide(ep(peak=0.5, zones=[entrance()]))
+    assert d.severity == "medium" and d.actions == ["record", "notify"]
+    assert d.reasons[-1] == "loitering 45 s in zone 'entrance' -> at least medium: medium"
+    # a higher score keeps its level, and says so
+    d = rules.decide(ep(peak=0.95, zones=[entrance(seconds=61.4)]))
+    assert d.severity == "high"
+    assert d.reasons[-1] == "loitering 61 s in zone 'entrance' (at least medium); keeps high"
+    # a calm description lowers the score level, never below the zone's minimum
+    assert rules.decide(ep(peak=0.8, summary="nothing unusual", zones=[entrance()])).severity == "medium"
+
+
+def test_zone_hits_combine_with_duration_and_the_vlm(rules):
+    d = rules.decide(ep(peak=0.6, duration=40, summary="two people talking", threat="low",
+                        zones=[entrance(), fence()]))
+    assert d.severity == "high"
+    assert any(r.startswith("lasted 40 s") for r in d.reasons)
+    assert any("loitering 45 s in zone 'entrance'" in r for r in d.reasons)
+    assert any("in forbidden zone 'fence'" in r for r in d.reasons)
+    d = rules.decide(ep(peak=0.6, summary="a person holding a knife", zones=[entrance()]))
+    assert d.severity == "critical" and d.actions == actions_for("critical")
+    # the same zone reported twice gives one reason
+    d = rules.decide(ep(peak=0.5, zones=[fence(), fence(active=False)]))
+    assert sum("'fence'" in r for r in d.reasons) == 1
+
+
+def test_zone_severities_are_configurable():
+    policy = RulePolicy(zone_rules={"forbidden": "critical", "loiter": "high"})
+    assert policy.decide(ep(zones=[entrance()])).severity == "high"
+    assert policy.decide(ep(zones=[fence()])).severity == "critical"
+    assert RulePolicy(zone_rules={"forbidden": "high"}).decide(ep(zones=[entrance()])).severity == "low"
+    with pytest.raises(ValueError, match="loiter"):
+        RulePolicy(zone_rules={"loiter": "urgent"})
+
+
+def test_episode_prompt_describes_zone_hits():
+    text = episode_prompt(ep(peak=0.9, zones=[fence(), entrance()]))
+    assert "Zones hit: fence (forbidden) for 4 s, 12% of the zone occupied; entrance (loiter) for 45 s" in text
+    assert "loiter = someone stayed there longer than allowed" in text
+    assert "Zones hit" not in episode_prompt(ep(peak=0.9))
+
+
+def test_llm_policy_prompt_includes_zone_hits(tiny_lm_path, monkeypatch):
+    policy = LLMPolicy(model_path=str(tiny_lm_path), device="cpu", max_new_tokens=4)
+    prompts = []
+    monkeypatch.setattr(policy, "_generate", lambda prompt: prompts.append(prompt) or "no idea")
+    d = policy.decide(ep(peak=0.5, zones=[entrance()]))
+    assert "entrance (loiter) for 45 s" in prompts[0]
+    # its fallback applies the zone rules too
+    assert d.severity == "medium" and "loitering 45 s in zone 'entrance'" in d.reasons[-1]

@@ -1,0 +1,482 @@
+"""Per-camera zones and masks: polygons to ignore, forbidden areas, loitering areas.
+
+A camera's ``zones`` (``Camera.zones``, validated by :func:`validate_zones`) is a list of at
+most :data:`MAX_ZONES` objects::
+
+    {"name": "fence",                        # unique per camera, 1..50 characters
+     "kind": "ignore" | "forbidden" | "loiter",
+     "points": [[x, y], ...],                # 3..50 vertices, fractions of the frame (0..1)
+     "loiter_seconds": 30,                   # loiter zones only (default 30)
+     "min_area": 0.02}                       # forbidden / loiter only: the fraction of the zone
+                                             # that must be occupied (default 0.02)
+
+* ``ignore``: the camera's detector never sees what happens there (trees in the wind, a
+  road); its pixels are replaced by a constant before the detector reads the frame, and
+  regions inside ignored areas are dropped. Ignored areas are also cut out of the rule zones.
+* ``forbidden``: any presence (moving or newly arrived foreground covering at least
+  ``min_area`` of the zone) is an anomaly while it lasts.
+* ``loiter``: presence lasting more than ``loiter_seconds`` (frame timestamps, so the live loop
+  and ``vad_eval`` agree; gaps up to ``gap_seconds`` do not break it) is an anomaly.
+
+:class:`ZonedDetector` wraps any detector (``inference.registry.make_detector`` does it for a
+camera with zones). Presence comes from its own cheap foreground model (an approximate running
+median background at about 120 px wide), so the rules work whatever the inner detector is.
+No Django here.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .base import Detector, DetectorResult
+
+KINDS = ("ignore", "forbidden", "loiter")
+RULE_KINDS = ("forbidden", "loiter")
+MAX_ZONES = 20
+MIN_POINTS, MAX_POINTS = 3, 50
+MAX_NAME = 50
+DEFAULT_LOITER_SECONDS = 30.0
+DEFAULT_MIN_AREA = 0.02
+MIN_POLYGON_AREA = 1e-4  # of the frame: a 1 % x 1 % square
+FIELDS = ("name", "kind", "points", "loiter_seconds", "min_area")
+
+
+@dataclass(frozen=True)
+class Zone:
+    name: str
+    kind: str
+    points: tuple[tuple[float, float], ...]
+    loiter_seconds: float | None = None
+    min_area: float = DEFAULT_MIN_AREA
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def parse_zones(value) -> list[Zone]:
+    """The zones of ``value`` (a camera's ``zones`` JSON) with defaults applied.
+
+    Raises ValueError naming the zone (``zones[i] 'name'``) and the problem.
+    """
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"zones must be a list of zone objects, not {type(value).__name__}")
+    if len(value) > MAX_ZONES:
+        raise ValueError(f"too many zones ({len(value)}); at most {MAX_ZONES}")
+    zones: list[Zone] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(value):
+        where = f"zones[{i}]"
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where} must be an object with name, kind and points, not {type(raw).__name__}")
+        name = raw.get("name")
+        if isinstance(name, str) and name.strip():
+            where = f"{where} {name.strip()!r}"
+        unknown = sorted(str(k) for k in raw if k not in FIELDS)
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}")
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{where}: needs a name (a non-empty string)")
+        name = name.strip()
+        if len(name) > MAX_NAME:
+            raise ValueError(f"{where}: name is longer than {MAX_NAME} characters")
+        if name.lower() in seen:
+            raise ValueError(f"{where}: duplicate name (zones[{seen[name.lower()]}] has it already)")
+        seen[name.lower()] = i
+        kind = raw.get("kind")
+        if kind not in KINDS:
+            raise ValueError(f"{where}: unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+        points = raw.get("points")
+        if not isinstance(points, list):
+            raise ValueError(f"{where}: points must be a list of [x, y] pairs")
+        if not MIN_POINTS <= len(points) <= MAX_POINTS:
+            raise ValueError(f"{where}: has {len(points)} point(s); a polygon needs {MIN_POINTS} to {MAX_POINTS}")
+        parsed = []
+        for j, point in enumerate(points):
+            if not (isinstance(point, (list, tuple)) and len(point) == 2 and all(_number(c) for c in point)):
+                raise ValueError(f"{where}: point {j} must be [x, y] with two numbers, not {point!r}")
+            x, y = float(point[0]), float(point[1])
+            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+                raise ValueError(f"{where}: point {j} {[x, y]} is out of range; x and y are fractions "
+                                 "of the frame width and height, from 0 to 1")
+            parsed.append((x, y))
+        if _polygon_area(parsed) < MIN_POLYGON_AREA:
+            raise ValueError(f"{where}: the polygon has (almost) no area")
+        loiter = raw.get("loiter_seconds")
+        if loiter is not None:
+            if kind != "loiter":
+                raise ValueError(f"{where}: loiter_seconds applies to loiter zones only")
+            if not _number(loiter) or not 0 < loiter <= 86400:
+                raise ValueError(f"{where}: loiter_seconds must be a number of seconds, above 0 and at most 86400")
+        elif kind == "loiter":
+            loiter = DEFAULT_LOITER_SECONDS
+        min_area = raw.get("min_area")
+        if min_area is not None:
+            if kind == "ignore":
+                raise ValueError(f"{where}: min_area applies to forbidden and loiter zones only")
+            if not _number(min_area) or not 0 < min_area <= 1:
+                raise ValueError(f"{where}: min_area must be a fraction of the zone, above 0 and at most 1")
+        else:
+            min_area = DEFAULT_MIN_AREA
+        zones.append(Zone(name=name, kind=kind, points=tuple(parsed),
+                          loiter_seconds=None if loiter is None else float(loiter), min_area=float(min_area)))
+    return zones
+
+
+def validate_zones(value) -> None:
+    """Raise ValueError naming the zone and the problem when ``value`` is not a valid zones list."""
+    parse_zones(value)
+
+
+def _polygon_area(points) -> float:
+    xs = np.array([p[0] for p in points])
+    ys = np.array([p[1] for p in points])
+    return 0.5 * abs(float(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))))
+
+
+_SHIFT = 4  # fillPoly sub-pixel bits
+_K3 = np.ones((3, 3), np.uint8)
+
+
+def rasterise(points, width: int, height: int) -> np.ndarray:
+    """The polygon (frame fractions) as a uint8 0/1 mask of ``height`` x ``width`` pixels."""
+    mask = np.zeros((height, width), np.uint8)
+    pts = np.array([[x * width - 0.5, y * height - 0.5] for x, y in points]) * (1 << _SHIFT)
+    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=_SHIFT)
+    return mask
+
+
+@dataclass
+class _Presence:
+    first: float | None = None  # timestamp presence started (continuity through short gaps)
+    last: float | None = None  # last timestamp the zone was occupied
+    fired: float | None = None  # last timestamp the rule fired
+    seconds: float = 0.0  # presence so far when it last fired
+    area: float = 0.0
+
+
+class ZonedDetector(Detector):
+    """A camera's detector behind its zones: ignored areas masked, zone rules scored.
+
+    ``ZonedDetector(inner, zones, **params)``; ``zones`` as :func:`parse_zones` reads them.
+    Parameters (defaults in :attr:`DEFAULTS`):
+
+    ``forbidden_score`` (None)  score while a forbidden zone is occupied (None: 1.8 x the
+                                camera threshold, 0.9 at the default threshold 0.5)
+    ``loiter_score`` (None)     score while someone loiters (None: 1.5 x the threshold, 0.75)
+    ``ignore_fill`` (127)       grey level that replaces ignored pixels
+    ``fg_width`` (120)          width of the foreground model's image (px)
+    ``fg_threshold`` (15)       grey levels from the background that count as foreground
+    ``min_blob`` (0.0005)       smaller objects (fraction of the frame) are noise
+    ``bg_rate`` (10)            grey levels per second the background follows where it is seen
+    ``warmup_seconds`` (3)      seconds of footage the background learns before zones fire
+    ``absorb_seconds`` (300)    foreground that stays this long becomes background (at least
+                                twice the longest loiter_seconds)
+    ``global_change`` (0.6)     foreground over this fraction of the frame is a lighting change
+                                or a moved camera: the background restarts
+    ``gap_seconds`` (2)         absences this short do not end a presence
+    ``max_gap`` (10)            a jump in timestamps longer than this restarts the presence timers
+    ``hold_seconds`` (3)        a zone that fired keeps being reported in ``details["zones"]``
+                                (``"active": false``, no score) this long, so the episode's peak
+                                frame still names it
+
+    Result: ``score = max(inner, zone scores)``; ``regions``: the inner regions not inside
+    ignored areas, then a box around the foreground in each firing zone; ``details``: the
+    inner details plus ``"zones"``: ``[{"name", "kind", "rule" (= kind), "seconds", "area",
+    "active"}]`` for zones that fired (``seconds``: presence so far; ``area``: the occupied
+    fraction of the zone).
+    """
+
+    DEFAULTS = {
+        "forbidden_score": None,
+        "loiter_score": None,
+        "ignore_fill": 127,
+        "fg_width": 120,
+        "fg_threshold": 15.0,
+        "min_blob": 0.0005,
+        "bg_rate": 10.0,
+        "warmup_seconds": 3.0,
+        "absorb_seconds": 300.0,
+        "global_change": 0.6,
+        "gap_seconds": 2.0,
+        "max_gap": 10.0,
+        "hold_seconds": 3.0,
+    }
+
+    def __init__(self, inner: Detector, zones, **params):
+        unknown = set(params) - set(self.DEFAULTS) - {"threshold"}
+        if unknown:
+            raise ValueError(f"unknown ZonedDetector parameter(s): {', '.join(sorted(unknown))}")
+        merged = {**self.DEFAULTS, **params}
+        super().__init__(**merged)
+        self.inner = inner
+        self.name = getattr(inner, "name", "")
+        self.wants_color = bool(getattr(inner, "wants_color", False))
+        self.zones = parse_zones(zones)
+        self.ignored = [z for z in self.zones if z.kind == "ignore"]
+        self.rules = [z for z in self.zones if z.kind in RULE_KINDS]
+        threshold = merged.get("threshold")
+        if threshold is None:
+            inner_params = getattr(inner, "params", None)
+            threshold = inner_params.get("threshold", 0.5) if isinstance(inner_params, dict) else 0.5
+        threshold = float(threshold)
+        self.scores = {
+            "forbidden": float(merged["forbidden_score"]) if merged["forbidden_score"] is not None
+            else max(0.9, 1.8 * threshold),
+            "loiter": float(merged["loiter_score"]) if merged["loiter_score"] is not None
+            else max(0.75, 1.5 * threshold),
+        }
+        longest = max([z.loiter_seconds or 0.0 for z in self.rules] + [0.0])
+        self.absorb_seconds = max(float(merged["absorb_seconds"]), 2.0 * longest)
+        self._masks: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # input shape -> masking
+        self._fg_geom: dict | None = None  # foreground model geometry for one analysis size
+        self._bg: np.ndarray | None = None
+        self.reset_presence()
+
+    # -- delegation --------------------------------------------------------------------
+    def __getattr__(self, name):
+        # only called for attributes the wrapper lacks: fit / feedback (with the ignore mask
+        # applied to their frames) and whatever else the inner detector offers
+        if name.startswith("__") or name == "inner":
+            raise AttributeError(name)
+        inner = self.__dict__.get("inner")
+        if inner is None:
+            raise AttributeError(name)
+        attr = getattr(inner, name)
+        if name in ("fit", "feedback") and callable(attr):
+            @functools.wraps(attr)  # the inner signature (callers look for ``fps``)
+            def masked(frames, *args, **kwargs):
+                return attr(self._masked_frames(frames), *args, **kwargs)
+
+            return masked
+        return attr
+
+    def state_dict(self) -> dict:
+        """The inner detector's state: zones are settings, not something learned."""
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.inner.load_state_dict(state)
+
+    def reset(self) -> None:
+        """A cut in the footage: restart the presence timers (the background is kept: same scene)."""
+        self.reset_presence()
+        if hasattr(self.inner, "reset"):
+            self.inner.reset()
+
+    def reset_presence(self) -> None:
+        self._prev_t: float | None = None
+        self._presence = {z.name: _Presence() for z in self.rules}
+
+    # -- ignore mask -------------------------------------------------------------------
+    def _masking(self, shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(keep: 255 where seen, fill: the constant where ignored, ignored: 0/1 mask), per input shape."""
+        got = self._masks.get(shape)
+        if got is None:
+            h, w = shape[:2]
+            ignored = np.zeros((h, w), np.uint8)
+            for zone in self.ignored:
+                ignored |= rasterise(zone.points, w, h)
+            keep = np.where(ignored > 0, 0, 255).astype(np.uint8)
+            fill = (ignored * np.uint8(int(self.params["ignore_fill"]))).astype(np.uint8)
+            if len(shape) == 3:
+                keep = np.repeat(keep[:, :, None], shape[2], axis=2)
+                fill = np.repeat(fill[:, :, None], shape[2], axis=2)
+            got = self._masks[shape] = (keep, fill, ignored)
+        return got
+
+    def mask(self, image: np.ndarray) -> np.ndarray:
+        """``image`` with the ignored areas replaced by ``ignore_fill`` (a new array), or itself."""
+        if not self.ignored:
+            return image
+        keep, fill, _ = self._masking(image.shape)
+        if image.dtype != np.uint8:
+            return np.where(keep > 0, image, fill.astype(image.dtype))
+        return cv2.bitwise_or(cv2.bitwise_and(image, keep), fill)
+
+    def _mask_item(self, item):
+        if item is None:
+            return None
+        if isinstance(item, np.ndarray):
+            if item.ndim == 2 or (item.ndim == 3 and self.wants_color and item.shape[2] in (3, 4)):
+                return self.mask(item)
+            if item.ndim >= 3:  # a whole clip
+                return [self._mask_item(frame) for frame in item]
+            return item
+        if isinstance(item, (list, tuple)):
+            return type(item)(self._mask_item(x) for x in item)
+        return item
+
+    def _masked_frames(self, frames):
+        if not self.ignored:
+            return frames
+        if isinstance(frames, np.ndarray) and frames.ndim >= 3 and not (
+                frames.ndim == 3 and self.wants_color and frames.shape[2] in (3, 4)):
+            return [self._mask_item(f) for f in frames]
+        return (self._mask_item(item) for item in frames)
+
+    def _drop_ignored(self, regions, shape) -> list:
+        if not self.ignored or not regions:
+            return list(regions)
+        _, _, ignored = self._masking(shape)
+        kept = []
+        for region in regions:
+            x, y, w, h = (int(v) for v in region[:4])
+            patch = ignored[max(0, y):max(0, y + h), max(0, x):max(0, x + w)]
+            if patch.size and float(patch.mean()) >= 0.8:
+                continue
+            kept.append(region)
+        return kept
+
+    # -- foreground model --------------------------------------------------------------
+    def _geometry(self, h: int, w: int) -> dict:
+        geom = self._fg_geom
+        if geom is None or geom["shape"] != (h, w):
+            fw = max(8, min(int(self.params["fg_width"]), w))
+            fh = max(6, int(round(h * fw / w)))
+            ignored = np.zeros((fh, fw), np.uint8)
+            for zone in self.ignored:
+                ignored |= rasterise(zone.points, fw, fh)
+            masks = []
+            for zone in self.rules:
+                m = rasterise(zone.points, fw, fh) & (1 - ignored)
+                masks.append(m)
+            stack = np.stack(masks).reshape(len(masks), -1).astype(np.float32)
+            geom = self._fg_geom = {
+                "shape": (h, w), "size": (fw, fh), "masks": masks, "matrix": stack,
+                "pixels": np.maximum(stack.sum(axis=1), 1.0), "scale": (w / fw, h / fh),
+                "min_blob": max(3, int(round(float(self.params["min_blob"]) * fw * fh))),
+            }
+            self._bg = None
+        return geom
+
+    def _foreground(self, image: np.ndarray, dt: float) -> np.ndarray | None:
+        """The foreground (uint8 0/1 at the model's size), or None while the background learns."""
+        gray = image
+        if gray.ndim == 3:
+            gray = cv2.cvtColor(gray, cv2.COLOR_BGRA2GRAY if gray.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
+        h, w = gray.shape[:2]
+        geom = self._geometry(h, w)
+        fw, fh = geom["size"]
+        small = gray if (w, h) == (fw, fh) else cv2.resize(gray, (fw, fh), interpolation=cv2.INTER_AREA)
+        small = small.astype(np.float32)
+        p = self.params
+        if self._bg is None:
+            self._bg = small.copy()
+            self._fg_age = np.zeros_like(small)
+            self._bg_age = 0.0
+            return None
+        diff = small - self._bg
+        fg = (np.abs(diff) > float(p["fg_threshold"]))
+        young = self._bg_age < float(p["warmup_seconds"])
+        if not young and float(fg.mean()) > float(p["global_change"]):
+            # lighting change or a moved camera: start again from this frame
+            self._bg = small.copy()
+            self._fg_age[:] = 0.0
+            self._bg_age = 0.0
+            for state in self._presence.values():
+                state.first = state.last = None
+            return None
+        self._bg_age += dt
+        if young:  # approximate running median, fast: converges in a few seconds
+            step = dt * 40.0
+            self._bg += np.clip(diff, -step, step)
+            return None
+        step = dt * float(p["bg_rate"])
+        self._bg += np.clip(diff, -step, step) * (~fg)
+        # foreground that stays absorb_seconds becomes background (an object left there for good)
+        self._fg_age = (self._fg_age + dt) * fg
+        absorbed = self._fg_age > self.absorb_seconds
+        if absorbed.any():
+            self._bg[absorbed] = small[absorbed]
+            self._fg_age[absorbed] = 0.0
+        return cv2.morphologyEx(fg.view(np.uint8), cv2.MORPH_CLOSE, _K3)  # thin legs hold together
+
+    def _objects(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(``mask`` without specks of noise, the lowest point (x, y) of each object: its feet)."""
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        big = stats[1:, cv2.CC_STAT_AREA] >= self._fg_geom["min_blob"]
+        if not big.all():
+            mask = np.concatenate([[0], big]).astype(np.uint8)[labels]
+        x, y, w, h = (stats[1:, i][big] for i in range(4))
+        return mask, np.stack([x + w // 2, y + h - 1], axis=1)
+
+    # -- scoring -----------------------------------------------------------------------
+    def score(self, frame: np.ndarray, timestamp: float) -> DetectorResult:
+        inner = self.inner.score(self.mask(frame), timestamp)
+        regions = self._drop_ignored(inner.regions, frame.shape)
+        if not self.rules:
+            if len(regions) == len(inner.regions):
+                return inner
+            return DetectorResult(score=inner.score, regions=regions, details=inner.details)
+
+        t = float(timestamp)
+        prev = self._prev_t
+        if prev is not None and not (0.0 < t - prev <= float(self.params["max_gap"])):
+            self.reset_presence()
+            prev = None
+        dt = 0.0 if prev is None else min(t - prev, 1.0)
+        self._prev_t = t
+        fg = self._foreground(frame, dt)
+        geom = self._fg_geom
+        areas, feet = np.zeros(len(self.rules)), None
+        if fg is not None:
+            counts = geom["matrix"] @ fg.reshape(-1).astype(np.float32)
+            if counts.max() > 0:  # something in a zone: find the objects (specks of noise out)
+                fg, feet = self._objects(fg)
+                counts = geom["matrix"] @ fg.reshape(-1).astype(np.float32)
+            areas = counts / geom["pixels"]
+
+        score = float(inner.score)
+        hits = []
+        gap = float(self.params["gap_seconds"])
+        hold = float(self.params["hold_seconds"])
+        for k, zone in enumerate(self.rules):
+            state = self._presence[zone.name]
+            area = float(areas[k])
+            present = area >= zone.min_area
+            if not present and feet is not None and len(feet):  # someone standing in it (ground zones)
+                present = bool(geom["masks"][k][feet[:, 1], feet[:, 0]].any())
+            if present:
+                if state.last is None or t - state.last > gap:
+                    state.first = t
+                state.last = t
+            elif state.last is not None and t - state.last > gap:
+                state.first = state.last = None
+            seconds = 0.0 if state.first is None else t - state.first
+            if zone.kind == "forbidden":
+                firing = present
+            else:  # loiter: continuous presence (short gaps tolerated) beyond loiter_seconds
+                firing = state.first is not None and seconds > zone.loiter_seconds
+            if firing:
+                state.fired, state.seconds, state.area = t, seconds, area
+                score = max(score, self.scores[zone.kind])
+                hits.append({"name": zone.name, "kind": zone.kind, "rule": zone.kind, "seconds": round(seconds, 1),
+                             "area": round(area, 3), "active": True})
+                box = self._box(fg, k) if present else None
+                if box is not None:
+                    regions.append(box)
+            elif state.fired is not None and t - state.fired <= hold:
+                hits.append({"name": zone.name, "kind": zone.kind, "rule": zone.kind,
+                             "seconds": round(state.seconds, 1), "area": round(state.area, 3), "active": False})
+        if not hits:
+            if len(regions) == len(inner.regions):
+                return inner
+            return DetectorResult(score=inner.score, regions=regions, details=inner.details)
+        return DetectorResult(score=score, regions=regions, details={**inner.details, "zones": hits})
+
+    def _box(self, fg: np.ndarray, k: int) -> tuple[int, int, int, int] | None:
+        """The foreground inside rule zone ``k``, as an analysis-frame box."""
+        geom = self._fg_geom
+        x, y, w, h = cv2.boundingRect(fg & geom["masks"][k])
+        if w == 0 or h == 0:
+            return None
+        sx, sy = geom["scale"]
+        return (int(math.floor(x * sx)), int(math.floor(y * sy)), int(math.ceil(w * sx)), int(math.ceil(h * sy)))
