@@ -154,7 +154,10 @@ def alert_kind(event) -> str:
     for source in (event.details, event.decision):
         if isinstance(source, dict) and isinstance(source.get("kind"), str) and source["kind"].strip():
             return source["kind"].strip()[:100]
-    zones = event.details.get("zones") if isinstance(event.details, dict) else None
+    details = event.details if isinstance(event.details, dict) else {}
+    inner = details.get("detector_details")
+    # The worker records the detector's details (zone hits among them) under "detector_details".
+    zones = details.get("zones") or (inner.get("zones") if isinstance(inner, dict) else None)
     if isinstance(zones, list):
         rules = sorted({str(z["rule"]) for z in zones if isinstance(z, dict) and z.get("rule")})
         if rules:

@@ -308,6 +308,10 @@ def test_kind_of_an_event():
     assert alert_kind(EventFactory.build(details={"kind": "fall"})) == "fall"
     assert alert_kind(EventFactory.build(details={"zones": [{"name": "gate", "rule": "forbidden"}]})) == \
         "zone:forbidden"
+    # As the worker records them: the detector's zone hits under "detector_details".
+    recorded = {"detector_details": {"zones": [{"name": "gate", "kind": "forbidden", "rule": "forbidden"},
+                                               {"name": "door", "kind": "loiter", "rule": "loiter"}]}}
+    assert alert_kind(EventFactory.build(details=recorded)) == "zone:forbidden,loiter"
     assert alert_kind(EventFactory.build(details={})) == "anomaly"
 
 
