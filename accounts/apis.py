@@ -73,16 +73,16 @@ class LogoutApi(APIView):
     """Revoke the refresh token given and the access token used for this call (or, with
     ``everywhere``, every token of the user on every device)."""
 
-    class InputSerializer(serializers.Serializer):
+    class LogoutInputSerializer(serializers.Serializer):
         refresh = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
         everywhere = serializers.BooleanField(required=False, default=False)
 
-    class OutputSerializer(serializers.Serializer):
+    class LogoutOutputSerializer(serializers.Serializer):
         revoked_refresh_tokens = serializers.IntegerField()
 
-    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    @extend_schema(request=LogoutInputSerializer, responses=LogoutOutputSerializer)
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.LogoutInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         access = request.auth if hasattr(request.auth, "get") else None
         count = tokens_revoke(user=request.user, access=access, **data.validated_data)

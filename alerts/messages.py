@@ -1,5 +1,9 @@
 """Rendering of alert messages: subject, plain text (email, Apprise) and JSON (webhook, in-app).
 
+Every text is rendered in the recipient's language (``User.language``, else ``LANGUAGE_CODE``)
+with times in the recipient's time zone (``User.time_zone``); a group's channel has no single
+recipient and gets the site defaults. Translations: locale/ko/LC_MESSAGES/django.po.
+
 Pure functions of already-loaded rows; no queries except through the serializer's relations
 (``select_related('camera')`` beforehand).
 """
@@ -7,12 +11,72 @@ Pure functions of already-loaded rows; no queries except through the serializer'
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import contextmanager
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop, ngettext
 
 from inference.base import SEVERITIES
 
 from .transports import Message
+
+#: Severity names as alerts show them (the same msgids as the pages': "Critical" -> "심각").
+SEVERITY_LABELS = {
+    "low": gettext_noop("Low"),
+    "medium": gettext_noop("Medium"),
+    "high": gettext_noop("High"),
+    "critical": gettext_noop("Critical"),
+}
+
+
+def _severity(severity: str) -> str:
+    """The severity in the active language, lower case ("medium"; "보통")."""
+    label = SEVERITY_LABELS.get(severity)
+    return _(label).lower() if label else severity
+
+
+def _severity_tag(severity: str) -> str:
+    """The severity in the active language, upper case ("CRITICAL"; "심각")."""
+    label = SEVERITY_LABELS.get(severity)
+    return _(label).upper() if label else severity.upper()
+
+
+def recipient_of(delivery):
+    """The user a delivery speaks to: its recipient, else its channel's owner; None for a group."""
+    if getattr(delivery, "recipient_id", None):
+        return delivery.recipient
+    channel = getattr(delivery, "channel", None)
+    if channel is not None and channel.owner_id:
+        return channel.owner
+    return None
+
+
+def _language(user) -> str:
+    languages = {code for code, _name in settings.LANGUAGES}
+    language = (getattr(user, "language", "") or "").strip()
+    if language in languages:
+        return language
+    base = language.split("-")[0]
+    return base if base in languages else settings.LANGUAGE_CODE
+
+
+def _time_zone(user):
+    for name in (getattr(user, "time_zone", "") or "", settings.TIME_ZONE):
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    return ZoneInfo("UTC")
+
+
+@contextmanager
+def recipient_locale(user):
+    """Translations and times of ``user`` (None: the site's) for what is rendered inside."""
+    with translation.override(_language(user)), timezone.override(_time_zone(user)):
+        yield
 
 
 def event_url(event) -> str:
@@ -23,16 +87,18 @@ def event_summary(event) -> str:
     lines = (event.description or "").strip().splitlines()
     text = lines[0].strip() if lines else ""
     if not text:
-        text = "Anomaly detected"
+        text = _("Anomaly detected")
     return text if len(text) <= 140 else text[:139] + "…"
 
 
 def event_title(event) -> str:
-    return f"{event.severity.upper()} on {event.camera.name}: {event_summary(event)}"
+    return _("%(severity)s on %(camera)s: %(summary)s") % {
+        "severity": _severity_tag(event.severity), "camera": event.camera.name, "summary": event_summary(event)}
 
 
 def _when(dt) -> str:
-    return dt.strftime("%Y-%m-%d %H:%M:%S UTC") if dt else "?"
+    """A time in the active time zone (the recipient's), with the zone's abbreviation."""
+    return timezone.localtime(dt).strftime("%Y-%m-%d %H:%M:%S %Z") if dt else "?"
 
 
 def event_json(event, similar: int = 0) -> dict:
@@ -47,10 +113,14 @@ def event_json(event, similar: int = 0) -> dict:
 def _report_lines(reports: list[dict]) -> list[str]:
     lines = []
     for r in reports:
-        lines.append(
-            f"{r['count']} similar alert{'s' if r['count'] != 1 else ''} suppressed: {r['severity']} "
-            f"'{r['kind']}' on {r['camera_name']} between {_when(r['first'])} and {_when(r['last'])}."
-        )
+        lines.append(ngettext(
+            "%(count)d similar alert suppressed: %(severity)s '%(kind)s' on %(camera)s between %(first)s and "
+            "%(last)s.",
+            "%(count)d similar alerts suppressed: %(severity)s '%(kind)s' on %(camera)s between %(first)s and "
+            "%(last)s.",
+            r["count"],
+        ) % {"count": r["count"], "severity": _severity(r["severity"]), "kind": r["kind"],
+             "camera": r["camera_name"], "first": _when(r["first"]), "last": _when(r["last"])})
     return lines
 
 
@@ -72,46 +142,63 @@ def _reports_json(reports: list[dict]) -> list[dict]:
 
 
 def render_alert(*, delivery, items: list, similar: dict[int, int], reports: list[dict]) -> Message:
-    """An immediate alert (one event) or a digest (several), with suppression counts."""
+    """An immediate alert (one event) or a digest (several), with suppression counts, in the recipient's language."""
+    user = recipient_of(delivery)
+    with recipient_locale(user):
+        return _render_alert(delivery=delivery, items=items, similar=similar, reports=reports,
+                             language=translation.get_language())
+
+
+def _render_alert(*, delivery, items, similar, reports, language) -> Message:
     window_min = max(1, round(settings.ALERT_SUPPRESS_SECONDS / 60))
     events = [(item, item.event) for item in items]
     report_lines = _report_lines(reports)
-    total_similar = sum(similar.get(item.pk, 0) for item, _ in events)
+    total_similar = sum(similar.get(item.pk, 0) for item, _item in events)
     if delivery.mode == delivery.Mode.DIGEST:
-        counts = Counter(e.severity for _, e in events)
-        by_level = ", ".join(f"{counts[s]} {s}" for s in reversed(SEVERITIES) if counts[s])
-        subject = f"Digest: {len(events)} event{'s' if len(events) != 1 else ''} ({by_level})"
-        lines = [f"{len(events)} event{'s' if len(events) != 1 else ''} since the last digest:", ""]
+        counts = Counter(e.severity for _item, e in events)
+        by_level = ", ".join(_("%(count)d %(severity)s") % {"count": counts[s], "severity": _severity(s)}
+                             for s in reversed(SEVERITIES) if counts[s])
+        n = len(events)
+        subject = ngettext("Digest: %(count)d event (%(levels)s)", "Digest: %(count)d events (%(levels)s)", n) % {
+            "count": n, "levels": by_level}
+        lines = [ngettext("%(count)d event since the last digest:", "%(count)d events since the last digest:", n)
+                 % {"count": n}, ""]
         for item, event in events:
-            extra = f" (+{similar[item.pk]} similar)" if similar.get(item.pk) else ""
-            lines.append(f"- [{event.severity.upper()}] {event.camera.name} at {_when(event.started_at)}: "
-                         f"{event_summary(event)}{extra}")
+            extra = " " + _("(+%(count)d similar)") % {"count": similar[item.pk]} if similar.get(item.pk) else ""
+            lines.append("- " + _("[%(severity)s] %(camera)s at %(when)s: %(summary)s") % {
+                "severity": _severity_tag(event.severity), "camera": event.camera.name,
+                "when": _when(event.started_at), "summary": event_summary(event)} + extra)
             lines.append(f"  {event_url(event)}")
         kind = "digest"
     else:
         item, event = events[0]
-        subject = f"[{event.severity.upper()}] {event.camera.name}: {event_summary(event)}"
+        subject = _("[%(severity)s] %(camera)s: %(summary)s") % {
+            "severity": _severity_tag(event.severity), "camera": event.camera.name, "summary": event_summary(event)}
         lines = [
-            f"{event.severity.upper()} event on {event.camera.name} at {_when(event.started_at)}.",
+            _("%(severity)s event on %(camera)s at %(when)s.") % {
+                "severity": _severity_tag(event.severity), "camera": event.camera.name,
+                "when": _when(event.started_at)},
             "",
-            (event.description or "").strip() or "Anomaly detected.",
+            (event.description or "").strip() or _("Anomaly detected."),
             "",
-            f"Open: {event_url(event)}",
+            _("Open: %(url)s") % {"url": event_url(event)},
         ]
         if similar.get(item.pk):
-            lines.append(f"(+{similar[item.pk]} similar within {window_min} min, not sent separately)")
+            lines.append(_("(+%(count)d similar within %(minutes)d min, not sent separately)") % {
+                "count": similar[item.pk], "minutes": window_min})
         kind = "alert"
     if report_lines:
-        lines += ["", "Earlier:"] + [f"- {line}" for line in report_lines]
+        lines += ["", _("Earlier:")] + [f"- {line}" for line in report_lines]
     text = "\n".join(lines)
     payload = {
         "type": kind,
         "delivery": delivery.pk,
-        "severity": max((e.severity for _, e in events), key=SEVERITIES.index),
+        "severity": max((e.severity for _item, e in events), key=SEVERITIES.index),
         "events": [event_json(e, similar.get(i.pk, 0)) for i, e in events],
         "suppressed": {"similar": total_similar, "earlier": _reports_json(reports)},
         "subject": subject,
         "text": text,
+        "language": language,
     }
     if kind == "alert":
         payload["event"] = payload["events"][0]
@@ -120,24 +207,31 @@ def render_alert(*, delivery, items: list, similar: dict[int, int], reports: lis
 
 def render_in_app(*, delivery, item, similar: int, reports: list[dict]) -> Message:
     event = item.event
+    with recipient_locale(recipient_of(delivery)):
+        title = event_title(event)
+        language = translation.get_language()
     payload = {
         "event": str(event.pk),
         "camera": event.camera_id,
         "camera_name": event.camera.name,
         "severity": event.severity,
-        "title": event_title(event),
+        "title": title,
         "url": event_url(event),
         "delivery": delivery.pk,
         "similar_suppressed": similar,
         "earlier_suppressed": sum(r["count"] for r in reports),
+        "language": language,
     }
     return Message(subject=payload["title"][:300], text=payload["title"], payload=payload)
 
 
 def render_test(*, delivery, channel) -> Message:
-    subject = f"Test alert for '{channel.name}'"
-    text = (f"This is a test alert from {settings.SITE_URL.rstrip('/')}/ for the {channel.kind} channel "
-            f"'{channel.name}'. If you can read it, alerts will reach you here.")
+    with recipient_locale(recipient_of(delivery) or (channel.owner if channel.owner_id else None)):
+        subject = _("Test alert for '%(channel)s'") % {"channel": channel.name}
+        text = _("This is a test alert from %(site)s for the %(kind)s channel '%(channel)s'. If you can read it, "
+                 "alerts will reach you here.") % {
+            "site": f"{settings.SITE_URL.rstrip('/')}/", "kind": channel.kind, "channel": channel.name}
+        language = translation.get_language()
     payload = {"type": "test", "delivery": delivery.pk, "channel": channel.pk, "severity": None, "events": [],
-               "suppressed": {"similar": 0, "earlier": []}, "subject": subject, "text": text}
+               "suppressed": {"similar": 0, "earlier": []}, "subject": subject, "text": text, "language": language}
     return Message(subject=subject, text=text, payload=payload)

@@ -1,8 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from guardian.admin import GuardedModelAdmin
 
-from .models import Camera
-from .services import camera_create, camera_start, camera_stop, camera_update
+from .models import Camera, DetectorVersion, LearningJob
+from .services import camera_create, camera_start, camera_stop, camera_update, detector_version_restore
 
 
 @admin.register(Camera)
@@ -12,7 +13,7 @@ class CameraAdmin(GuardedModelAdmin):
     search_fields = ("name",)
     readonly_fields = (
         "state", "state_changed_at", "last_frame_at", "measured_fps", "last_error", "worker", "heartbeat_at",
-        "created_at", "updated_at",
+        "created_at", "updated_at", "active_detector_version",
     )
     fieldsets = (
         (None, {"fields": ("name", "source_url", "enabled")}),
@@ -49,3 +50,57 @@ class CameraAdmin(GuardedModelAdmin):
     def stop_cameras(self, request, queryset):
         for camera in queryset:
             camera_stop(camera=camera, by=request.user)
+
+
+@admin.register(DetectorVersion)
+class DetectorVersionAdmin(admin.ModelAdmin):
+    """Learned detector states per camera; "restore" makes one active again (through the service)."""
+
+    list_display = ("camera", "number", "detector", "source", "frames", "is_active", "created_by", "created_at")
+    list_filter = ("source", "detector")
+    search_fields = ("camera__name", "note")
+    list_select_related = ("camera", "created_by")
+    readonly_fields = ("camera", "number", "detector", "params", "state_path", "source", "based_on", "frames", "note",
+                       "created_by", "created_at")
+    actions = ["restore_versions"]
+
+    def has_add_permission(self, request):
+        return False  # versions come from learning jobs and restores
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(boolean=True, description="Active")
+    def is_active(self, version):
+        return version.camera.active_detector_version_id == version.pk
+
+    @admin.action(description="Restore the selected version (makes it the camera's active one)",
+                  permissions=["view"])
+    def restore_versions(self, request, queryset):
+        for version in queryset.select_related("camera"):
+            if not (request.user.is_superuser or request.user.has_perm("cameras.operate_camera", version.camera)
+                    or request.user.has_perm("cameras.operate_camera")):
+                self.message_user(request, f"You may not operate {version.camera}.", messages.ERROR)
+                continue
+            try:
+                restored = detector_version_restore(camera=version.camera, version=version, by=request.user)
+            except ValidationError as exc:
+                self.message_user(request, f"{version}: {' '.join(exc.messages)}", messages.ERROR)
+            else:
+                self.message_user(request, f"{version.camera}: version {version.number} restored as "
+                                           f"version {restored.number}.", messages.SUCCESS)
+
+
+@admin.register(LearningJob)
+class LearningJobAdmin(admin.ModelAdmin):
+    list_display = ("id", "camera", "kind", "mode", "status", "progress", "version", "created_by", "created_at")
+    list_filter = ("status", "kind")
+    search_fields = ("camera__name", "message")
+    list_select_related = ("camera", "version", "created_by")
+    readonly_fields = [f.name for f in LearningJob._meta.fields]
+
+    def has_add_permission(self, request):
+        return False  # jobs are started from the camera page, the API or a false alarm
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,8 +1,9 @@
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.generics import ListAPIView
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -12,10 +13,30 @@ from .selectors import (
     camera_get_for_user,
     camera_ids_for_user,
     camera_list_for_user,
+    detector_versions_for_camera,
+    learning_jobs_for_camera,
     user_has_camera_perm,
 )
-from .serializers import CameraInputSerializer, CameraOutputSerializer, CameraStatusSerializer
-from .services import camera_create, camera_delete, camera_start, camera_stop, camera_update
+from .serializers import (
+    CameraInputSerializer,
+    CameraOutputSerializer,
+    CameraStatusSerializer,
+    DetectorVersionSerializer,
+    LearningJobSerializer,
+    LearnInputSerializer,
+    LearnJsonSerializer,
+    LearnUploadSerializer,
+)
+from .services import (
+    LearningBusy,
+    camera_create,
+    camera_delete,
+    camera_start,
+    camera_stop,
+    camera_update,
+    detector_version_restore,
+    learning_start,
+)
 
 
 def _camera_or_404(request, camera_id, perm=None):
@@ -104,3 +125,77 @@ class CameraStatusApi(APIView):
     @extend_schema(responses=CameraStatusSerializer)
     def get(self, request, camera_id):
         return Response(CameraStatusSerializer(_camera_or_404(request, camera_id)).data)
+
+
+# -- learning what is normal ------------------------------------------------------------------------------
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+class CameraLearnApi(APIView):
+    """Queue "learn what is normal now" (needs 'operate_camera'); 202 with the job.
+
+    JSON ``{"minutes": N}`` learns from the next N minutes of the camera's own footage; multipart
+    with ``clips`` files learns from uploaded normal footage. Progress: GET the job, or the
+    WebSocket's "learning" messages. 409 while another learning job of the camera is active.
+    """
+
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    @extend_schema(request={"application/json": LearnJsonSerializer, "multipart/form-data": LearnUploadSerializer},
+                   responses={202: LearningJobSerializer})
+    def post(self, request, camera_id):
+        camera = _camera_or_404(request, camera_id, OPERATE)
+        data = LearnInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            job = learning_start(camera=camera, by=request.user, **data.validated_data)
+        except LearningBusy as exc:
+            raise Conflict(str(exc)) from exc
+        return Response(LearningJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class CameraLearningJobListApi(ListAPIView):
+    """The camera's learning jobs, newest first (needs 'view_camera')."""
+
+    serializer_class = LearningJobSerializer
+
+    def get_queryset(self):
+        return learning_jobs_for_camera(_camera_or_404(self.request, self.kwargs["camera_id"]))
+
+
+class CameraLearningJobDetailApi(APIView):
+    @extend_schema(responses=LearningJobSerializer)
+    def get(self, request, camera_id, job_id):
+        job = learning_jobs_for_camera(_camera_or_404(request, camera_id)).filter(pk=job_id).first()
+        if job is None:
+            raise Http404("No learning job with that id on this camera.")
+        return Response(LearningJobSerializer(job).data)
+
+
+class CameraDetectorVersionListApi(ListAPIView):
+    """The camera's learned detector versions, newest first; ``active`` marks the one in use."""
+
+    serializer_class = DetectorVersionSerializer
+
+    def get_queryset(self):
+        self.camera = _camera_or_404(self.request, self.kwargs["camera_id"])
+        return detector_versions_for_camera(self.camera)
+
+    def get_serializer_context(self):
+        camera = getattr(self, "camera", None)
+        return {**super().get_serializer_context(), "active_id": camera.active_detector_version_id if camera else None}
+
+
+class CameraDetectorVersionRestoreApi(APIView):
+    """Make an earlier version active again (needs 'operate_camera'); recorded as a new "restore" version."""
+
+    @extend_schema(request=None, responses=DetectorVersionSerializer)
+    def post(self, request, camera_id, number):
+        camera = _camera_or_404(request, camera_id, OPERATE)
+        version = detector_versions_for_camera(camera).filter(number=number).first()
+        if version is None:
+            raise Http404("No detector version with that number on this camera.")
+        restored = detector_version_restore(camera=camera, version=version, by=request.user)
+        return Response(DetectorVersionSerializer(restored, context={"active_id": restored.pk}).data)

@@ -1,4 +1,4 @@
-"""/ws/stream/: per-camera live subscriptions for events, status, scores and frames.
+"""/ws/stream/: per-camera live subscriptions for events, status, scores, frames and learning.
 
 The protocol is documented in docs/websocket.md.
 """
@@ -182,6 +182,12 @@ class StreamConsumer(AsyncWebsocketConsumer):
         else:
             header["jpeg"] = base64.b64encode(message["jpeg"]).decode()
             await self._send_json(header)
+
+    async def camera_learning(self, message):
+        """A learning job of the camera moved on (docs/websocket.md, "learning")."""
+        learning = message.get("learning") or {}
+        if learning.get("camera") in self.subs:
+            await self._send_json(learning)
 
     async def notification(self, message):
         await self._send_json({"type": "notification", **message.get("payload", {})})

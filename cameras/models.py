@@ -108,6 +108,10 @@ class Camera(models.Model):
     vlm_prompt = models.TextField(blank=True, default=DEFAULT_VLM_PROMPT, max_length=4000)
     agent_policy = models.CharField(max_length=50, default="rules", validators=[validate_agent_policy])
     agent_params = models.JSONField(default=dict, blank=True, validators=[validate_json_object])
+    active_detector_version = models.ForeignKey(
+        "DetectorVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False,
+        help_text="The learned detector state the camera runs with (set by learning and restore).",
+    )
 
     # Live state, written by the worker that runs the camera.
     state = models.CharField(max_length=16, choices=State.choices, default=State.STOPPED)
@@ -162,4 +166,105 @@ class Camera(models.Model):
         config["id"] = self.pk
         config["name"] = self.name
         config["analysis_width"] = settings.CAMERA_DEFAULTS["analysis_width"]
+        state_path = self.active_detector_state_path()
+        if state_path:
+            config["detector_state_path"] = state_path
         return config
+
+    def active_detector_state_path(self) -> str:
+        """The active learned state's file (absolute) when it is for the camera's detector and present."""
+        version = self.active_detector_version if self.active_detector_version_id else None
+        if version is None or version.detector != self.detector:
+            return ""
+        path = version.state_file
+        return str(path) if path.is_file() else ""
+
+
+def detector_state_root():
+    """Where learned detector states live: ``DATA_DIR/detectors/<camera id>/``."""
+    return settings.DATA_DIR / "detectors"
+
+
+class DetectorVersion(models.Model):
+    """One learned state of a camera's detector (a JSON file of ``state_dict()``), numbered per camera.
+
+    State files are written once and never changed; a restore records a new version that
+    points at the restored one's file.
+    """
+
+    class Source(models.TextChoices):
+        LEARN_LIVE = "learn-live", "Learned from the camera's footage"
+        UPLOAD = "upload", "Learned from uploaded clips"
+        FEEDBACK = "feedback", "Operator feedback (false alarm)"
+        RESTORE = "restore", "Restored"
+
+    camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="detector_versions")
+    number = models.PositiveIntegerField()
+    detector = models.CharField(max_length=50)
+    params = models.JSONField(default=dict, blank=True, help_text="The camera's detector parameters when learned.")
+    state_path = models.CharField(max_length=500, help_text="The state file, relative to DATA_DIR.")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    based_on = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+                                 help_text="The version this one refined or restored.")
+    frames = models.PositiveIntegerField(default=0, help_text="Analysis frames learned from.")
+    note = models.CharField(max_length=500, blank=True, default="")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["camera", "-number"]
+        constraints = [models.UniqueConstraint(fields=["camera", "number"], name="detector_version_number_per_camera")]
+
+    def __str__(self):
+        return f"{self.camera_id} v{self.number} ({self.detector})"
+
+    @property
+    def state_file(self):
+        return settings.DATA_DIR / self.state_path
+
+
+class LearningJob(models.Model):
+    """A "learn what is normal now" run (live footage or uploaded clips), or an operator's false-alarm feedback."""
+
+    class Kind(models.TextChoices):
+        LIVE = "live", "Live footage"
+        UPLOAD = "upload", "Uploaded clips"
+        FEEDBACK = "feedback", "False-alarm feedback"
+
+    class Mode(models.TextChoices):
+        FRESH = "fresh", "Learn afresh"
+        REFIT = "refit", "Refine the active version"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="learning_jobs")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.FRESH)
+    minutes = models.FloatField(null=True, blank=True, help_text="Live: minutes of the camera's footage.")
+    clips = models.JSONField(default=list, blank=True, help_text="Uploads: clip files, relative to DATA_DIR.")
+    event = models.ForeignKey("events.AnomalyEvent", on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="+", help_text="Feedback: the event marked false alarm.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    message = models.CharField(max_length=500, blank=True, default="")
+    version = models.ForeignKey(DetectorVersion, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["camera", "status"])]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} for camera {self.camera_id}: {self.status}"

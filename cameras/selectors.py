@@ -1,9 +1,11 @@
 """Reads of cameras, with the permission filtering shared by API, pages, consumers and tasks."""
 
+from pathlib import Path
+
 from django.db.models import Q, QuerySet
 from guardian.shortcuts import get_objects_for_user
 
-from .models import Camera
+from .models import Camera, DetectorVersion, LearningJob
 
 VIEW = "cameras.view_camera"
 OPERATE = "cameras.operate_camera"
@@ -41,3 +43,49 @@ def camera_get_for_user(user, camera_id) -> Camera | None:
 def cameras_needing_dispatch(*, stale_before) -> QuerySet:
     """Enabled cameras whose worker heartbeat is missing or older than ``stale_before``."""
     return Camera.objects.filter(enabled=True).filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale_before))
+
+
+# -- learning what is normal ------------------------------------------------------------------------------
+def detector_versions_for_camera(camera: Camera) -> QuerySet:
+    """The camera's learned versions, newest first (callers check the permission on ``camera``)."""
+    return DetectorVersion.objects.filter(camera=camera).select_related("created_by", "based_on") \
+        .order_by("-number")
+
+
+def learning_jobs_for_camera(camera: Camera) -> QuerySet:
+    """The camera's learning jobs, newest first (callers check the permission on ``camera``)."""
+    return LearningJob.objects.filter(camera=camera).select_related("created_by", "version") \
+        .order_by("-created_at", "-id")
+
+
+def learning_panel(camera: Camera, *, versions: int = 10) -> dict:
+    """What the camera page's learning controls show: the latest job and the newest versions."""
+    return {
+        "job": learning_jobs_for_camera(camera).first(),
+        "versions": list(detector_versions_for_camera(camera)[:versions]),
+        "active_id": camera.active_detector_version_id,
+    }
+
+
+def learning_job_plan(*, job: LearningJob) -> dict:
+    """What the learning task needs, as plain values (the runner never sees a model instance).
+
+    ``config``: the camera's runtime config, with ``detector_state_path`` only when the job starts
+    from the active learned state (refit, feedback); ``skip``: why there is nothing to learn.
+    """
+    from django.conf import settings
+
+    camera = Camera.objects.select_related("active_detector_version").get(pk=job.camera_id)
+    config = camera.runtime_config()
+    if job.mode == LearningJob.Mode.FRESH and job.kind != LearningJob.Kind.FEEDBACK:
+        config.pop("detector_state_path", None)
+    plan = {"config": config, "kind": job.kind, "minutes": job.minutes, "skip": "",
+            "clips": [str(settings.DATA_DIR / clip) for clip in job.clips or []]}
+    if job.kind == LearningJob.Kind.FEEDBACK:
+        event = job.event
+        path = Path(settings.MEDIA_ROOT) / event.clip.name if event is not None and event.clip else None
+        if path is None or not path.is_file():
+            plan["skip"] = "Skipped: the false alarm's clip is gone (deleted by retention?)."
+        else:
+            plan["clips"] = [str(path)]
+    return plan

@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from inference.sources import mask_credentials
 
-from .models import Camera
+from .models import Camera, DetectorVersion, LearningJob
 
 CONFIG_FIELDS = (
     "name", "source_url", "analysis_fps", "stream_fps", "detector", "detector_params", "zones", "threshold",
@@ -42,4 +42,63 @@ class CameraStatusSerializer(serializers.ModelSerializer):
     class Meta:
         model = Camera
         fields = ("id", "name") + LIVE_FIELDS
+        read_only_fields = fields
+
+
+# -- learning what is normal ------------------------------------------------------------------------------
+class LearnInputSerializer(serializers.Serializer):
+    """JSON ``{"minutes": N}``, or multipart with one or more ``clips`` files. Ranges and caps are checked
+    by the service (settings LEARN_*)."""
+
+    minutes = serializers.FloatField(required=False, help_text="Minutes of the camera's own footage to learn from.")
+    clips = serializers.ListField(child=serializers.FileField(), required=False, allow_empty=False,
+                                  help_text="Normal footage of this camera (multipart), each a video OpenCV reads.")
+    mode = serializers.ChoiceField(choices=LearningJob.Mode.choices, default=LearningJob.Mode.FRESH,
+                                   help_text="fresh: learn anew; refit: refine the active learned state.")
+
+
+class LearnJsonSerializer(serializers.Serializer):
+    """The JSON form of the learn request (for the schema)."""
+
+    minutes = serializers.FloatField()
+    mode = serializers.ChoiceField(choices=LearningJob.Mode.choices, default=LearningJob.Mode.FRESH)
+
+
+class LearnUploadSerializer(serializers.Serializer):
+    """The multipart form of the learn request (for the schema)."""
+
+    clips = serializers.ListField(child=serializers.FileField())
+    mode = serializers.ChoiceField(choices=LearningJob.Mode.choices, default=LearningJob.Mode.FRESH)
+
+
+class DetectorVersionSerializer(serializers.ModelSerializer):
+    """The view passes ``context["active_id"]``: the camera's active version."""
+
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    based_on = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    active = serializers.SerializerMethodField()
+
+    def get_active(self, version) -> bool:
+        return version.pk == self.context.get("active_id")
+
+    class Meta:
+        model = DetectorVersion
+        fields = ("number", "detector", "params", "source", "based_on", "frames", "note", "created_by", "created_at",
+                  "active")
+        read_only_fields = fields
+
+
+class LearningJobSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    version = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    clips = serializers.SerializerMethodField()
+
+    def get_clips(self, job) -> list[str]:
+        """The uploaded clips' names (not where the server kept them)."""
+        return [name.rsplit("/", 1)[-1].split("-", 1)[-1] for name in job.clips or []]
+
+    class Meta:
+        model = LearningJob
+        fields = ("id", "camera", "kind", "mode", "minutes", "clips", "event", "status", "progress", "message",
+                  "version", "created_by", "created_at", "started_at", "finished_at")
         read_only_fields = fields

@@ -1,14 +1,18 @@
+from datetime import timedelta
+
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
+from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cameras.selectors import OPERATE, user_has_camera_perm
+from cameras.selectors import OPERATE, camera_get_for_user, user_has_camera_perm
 
-from .selectors import event_get_for_user, event_list_for_user
+from .selectors import event_get_for_user, event_list_for_user, score_history
 from .serializers import EventFilterSerializer, EventOutputSerializer, EventResolveInputSerializer
 from .services import event_acknowledge, event_resolve
 
@@ -65,3 +69,51 @@ class EventResolveApi(APIView):
         data.is_valid(raise_exception=True)
         event = event_resolve(event=event, by=request.user, **data.validated_data)
         return Response(EventOutputSerializer(event).data)
+
+
+class CameraScoreHistoryApi(APIView):
+    """A camera's anomaly-score history (default: the last 24 hours), at most SCORE_HISTORY_MAX_POINTS points."""
+
+    DEFAULT_SPAN = timedelta(hours=24)
+
+    class ScoreHistoryFilterSerializer(serializers.Serializer):
+        since = serializers.DateTimeField(required=False, help_text="Start (ISO 8601); default: 24 h before 'until'.")
+        until = serializers.DateTimeField(required=False, help_text="End (ISO 8601), exclusive; default: now.")
+
+        def validate(self, attrs):
+            if attrs.get("since") and attrs.get("until") and attrs["since"] >= attrs["until"]:
+                raise serializers.ValidationError({"until": "Must be later than 'since'."})
+            return attrs
+
+    class ScoreHistoryOutputSerializer(serializers.Serializer):
+        camera = serializers.IntegerField()
+        since = serializers.DateTimeField()
+        until = serializers.DateTimeField()
+        bucket_seconds = serializers.IntegerField(help_text="How long each stored bucket is.")
+        step_seconds = serializers.IntegerField(help_text="How long each point is (whole buckets, merged to fit).")
+        t = serializers.ListField(child=serializers.IntegerField(),
+                                  help_text="Each point's start, epoch seconds (UTC).")
+        max = serializers.ListField(child=serializers.FloatField(), help_text="The highest score in each point.")
+        mean = serializers.ListField(child=serializers.FloatField(), help_text="The mean score in each point.")
+        count = serializers.ListField(child=serializers.IntegerField(), help_text="Frames scored in each point.")
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("since", OpenApiTypes.DATETIME,
+                             description="Start (ISO 8601); default: 24 h before 'until'."),
+            OpenApiParameter("until", OpenApiTypes.DATETIME, description="End (ISO 8601), exclusive; default: now."),
+        ],
+        responses=ScoreHistoryOutputSerializer,
+    )
+    def get(self, request, camera_id):
+        camera = camera_get_for_user(request.user, camera_id)
+        if camera is None:
+            raise Http404("No camera with that id, or you may not view it.")
+        filters = self.ScoreHistoryFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        until = filters.validated_data.get("until") or timezone.now()
+        since = filters.validated_data.get("since") or until - self.DEFAULT_SPAN
+        if since >= until:  # only 'since' given, and in the future
+            raise serializers.ValidationError({"since": "Must be earlier than 'until' (default: now)."})
+        history = score_history(camera_id=camera.pk, since=since, until=until)
+        return Response(self.ScoreHistoryOutputSerializer({"camera": camera.pk, **history}).data)

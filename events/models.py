@@ -83,3 +83,26 @@ class AnomalyEvent(models.Model):
 
 
 assert tuple(AnomalyEvent.Severity.values) == SEVERITIES
+
+
+class ScoreBucket(models.Model):
+    """A camera's anomaly scores over one short span (``SCORE_HISTORY_BUCKET_SECONDS``): max, mean, count.
+
+    Written in batches by the inference worker (one insert for all its cameras every few
+    seconds), read by the camera page's 24-hour timeline and ``GET /api/v1/cameras/{id}/scores/``,
+    and deleted after ``SCORE_HISTORY_DAYS`` by a beat task. A camera that moved between
+    workers may have two rows for one span; readers merge them.
+    """
+
+    camera = models.ForeignKey("cameras.Camera", on_delete=models.CASCADE, related_name="score_buckets")
+    start = models.DateTimeField()
+    seconds = models.PositiveIntegerField(default=10)
+    max_score = models.FloatField()
+    mean_score = models.FloatField()
+    count = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["camera", "start"], name="events_score_camera_start")]
+
+    def __str__(self):
+        return f"camera {self.camera_id} at {self.start:%Y-%m-%d %H:%M:%S}: max {self.max_score:.3f}"

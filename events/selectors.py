@@ -1,8 +1,11 @@
-from django.db.models import QuerySet
+import math
+
+from django.conf import settings
+from django.db.models import BigIntegerField, ExpressionWrapper, F, FloatField, Func, Max, QuerySet, Sum, Value
 
 from cameras.selectors import camera_list_for_user
 
-from .models import AnomalyEvent
+from .models import AnomalyEvent, ScoreBucket
 
 
 def _base() -> QuerySet:
@@ -31,3 +34,53 @@ def event_get_for_user(user, event_id) -> AnomalyEvent | None:
 
 def events_by_ids(event_ids) -> QuerySet:
     return _base().filter(pk__in=list(event_ids)).order_by("started_at")
+
+
+class _EpochSeconds(Func):
+    """A datetime column as whole seconds since 1970-01-01 UTC, computed by the database (SQLite, PostgreSQL)."""
+
+    output_field = BigIntegerField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, **extra,
+                           template="CAST(ROUND((julianday(%(expressions)s) - 2440587.5) * 86400) AS INTEGER)")
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, **extra,
+                           template="CAST(ROUND(EXTRACT(EPOCH FROM %(expressions)s)) AS BIGINT)")
+
+    def as_mysql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, **extra, template="CAST(UNIX_TIMESTAMP(%(expressions)s) AS SIGNED)")
+
+
+def score_history(*, camera_id: int, since, until, max_points: int | None = None) -> dict:
+    """One camera's anomaly scores in [since, until), merged into at most ``max_points`` points.
+
+    The caller has checked that the user may view the camera (``cameras.selectors.camera_get_for_user``).
+    Stored buckets (``SCORE_HISTORY_BUCKET_SECONDS`` long) are merged, in the database, into steps
+    of a whole number of buckets so the answer stays small whatever the span: per step the
+    highest score, the mean weighted by frame counts, and the number of scored frames. One query
+    over the (camera, start) index. Columns, for charts: ``t`` holds each step's start in epoch
+    seconds (UTC); steps without data are left out.
+    """
+    bucket = max(1, int(settings.SCORE_HISTORY_BUCKET_SECONDS))
+    max_points = max(2, int(max_points or settings.SCORE_HISTORY_MAX_POINTS))
+    span = max(0.0, (until - since).total_seconds())
+    # ceil(span / step) + 1 steps can be touched (the first one starts before ``since``).
+    step = bucket * max(1, math.ceil(span / ((max_points - 1) * bucket)))
+    slot = ExpressionWrapper(_EpochSeconds("start") / Value(step) * Value(step), output_field=BigIntegerField())
+    rows = (ScoreBucket.objects.filter(camera_id=camera_id, start__gte=since, start__lt=until)
+            .annotate(slot=slot).values("slot")
+            .annotate(peak=Max("max_score"), frames=Sum("count"),
+                      total=Sum(ExpressionWrapper(F("mean_score") * F("count"), output_field=FloatField())))
+            .order_by("slot").values_list("slot", "peak", "frames", "total"))
+    t, peaks, means, counts = [], [], [], []
+    for start, peak, frames, total in rows:
+        t.append(int(start))
+        peaks.append(round(peak, 4))
+        counts.append(int(frames))
+        means.append(round(total / frames, 4) if frames else 0.0)
+    return {
+        "since": since, "until": until, "bucket_seconds": bucket, "step_seconds": step,
+        "t": t, "max": peaks, "mean": means, "count": counts,
+    }

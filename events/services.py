@@ -15,7 +15,7 @@ from django.utils import timezone
 from cameras.groups import camera_group
 from cameras.models import Camera
 
-from .models import AnomalyEvent
+from .models import AnomalyEvent, ScoreBucket
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,19 @@ def event_resolve(*, event: AnomalyEvent, by, false_alarm: bool = False) -> Anom
         event.save(update_fields=[
             "status", "acknowledged_by", "acknowledged_at", "resolved_by", "resolved_at", "updated_at"])
         transaction.on_commit(lambda: events_broadcast(event_ids=[event.pk]))
+        if false_alarm:
+            transaction.on_commit(lambda: _learn_false_alarm(event, by))
     return event
+
+
+def _learn_false_alarm(event: AnomalyEvent, by) -> None:
+    """The camera's detector learns that the false alarm was normal (a feedback job), after commit."""
+    from cameras.services import learning_feedback_start
+
+    try:
+        learning_feedback_start(event=event, by=by)
+    except Exception:  # feedback must never undo or block the operator's action
+        log.exception("Queueing feedback for false alarm %s failed", event.pk)
 
 
 def events_broadcast(*, event_ids) -> None:
@@ -208,3 +220,48 @@ def _delete_file(path) -> None:
         path.unlink()
     except FileNotFoundError:
         pass
+
+
+# -- score history (ScoreBucket) -------------------------------------------------------------------
+def score_buckets_store(*, buckets) -> int:
+    """Insert finished score buckets of any cameras in one statement; returns how many were stored.
+
+    ``buckets``: ``(camera_id, start epoch seconds, length in seconds, max, mean, count)`` tuples
+    from the worker. Buckets of cameras deleted meanwhile are skipped (a foreign-key error would
+    lose the whole batch).
+    """
+    from datetime import timezone as dt_timezone
+
+    buckets = list(buckets)
+    if not buckets:
+        return 0
+    live_cameras = set(Camera.objects.filter(id__in={b[0] for b in buckets}).values_list("id", flat=True))
+    objs = [
+        ScoreBucket(camera_id=camera_id, start=datetime.fromtimestamp(start, tz=dt_timezone.utc), seconds=int(seconds),
+                    max_score=float(peak), mean_score=float(mean), count=int(count))
+        for camera_id, start, seconds, peak, mean, count in buckets
+        if camera_id in live_cameras and count > 0
+    ]
+    ScoreBucket.objects.bulk_create(objs, batch_size=1000)
+    return len(objs)
+
+
+def score_history_prune(*, now=None) -> int:
+    """Delete score buckets older than ``SCORE_HISTORY_DAYS`` (beat: ``events-score-history-prune``).
+
+    One delete per camera, so each uses the (camera, start) index. Safe to run twice or
+    concurrently. Returns the number of rows deleted.
+    """
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    if settings.SCORE_HISTORY_DAYS <= 0:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=settings.SCORE_HISTORY_DAYS)
+    deleted = 0
+    for camera_id in Camera.objects.values_list("id", flat=True):
+        deleted += ScoreBucket.objects.filter(camera_id=camera_id, start__lt=cutoff).delete()[0]
+    if deleted:
+        log.info("Score history: %d buckets older than %d days deleted", deleted, settings.SCORE_HISTORY_DAYS)
+    return deleted

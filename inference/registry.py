@@ -1,7 +1,11 @@
 """Inference backends by name, from settings (INFERENCE_DETECTORS, _VLM_BACKENDS, _AGENTS)."""
 
+import logging
+
 from django.conf import settings
 from django.utils.module_loading import import_string
+
+log = logging.getLogger(__name__)
 
 KINDS = {
     "detector": "INFERENCE_DETECTORS",
@@ -19,13 +23,14 @@ def resolve(kind: str, name: str):
         raise ValueError(f"Unknown {kind} backend '{name}'. Known: {', '.join(sorted(registry))}.") from None
 
 
-def make_detector(config: dict, pool=None):
+def make_detector(config: dict, pool=None, *, strict_state: bool = False):
     """A fresh detector for one camera (detectors keep per-camera state and are never shared).
 
     Detector classes with ``needs_pool = True`` get ``pool`` (the worker's ResourcePool, or a
     private one) to share their models between cameras. A camera with zones gets its
     detector wrapped by ``inference.zones.ZonedDetector``; a camera with a learned state
-    (``detector_state_path``, a JSON file of ``state_dict()``) starts from it.
+    (``detector_state_path``, a JSON file of ``state_dict()``) starts from it; a state that does
+    not load is logged and skipped (the camera still runs), or raises with ``strict_state``.
     """
     params = dict(config.get("detector_params") or {})
     params.setdefault("threshold", config.get("threshold", 0.5))
@@ -39,7 +44,14 @@ def make_detector(config: dict, pool=None):
     detector = cls(**params)
     state_path = config.get("detector_state_path")
     if state_path:
-        load_detector_state(detector, state_path)
+        try:
+            load_detector_state(detector, state_path)
+        except ValueError as exc:
+            if strict_state:
+                raise
+            # e.g. the camera's detector parameters changed since the state was learned: the camera
+            # still runs, starting from what the parameters give, and says so in the log.
+            log.warning("Camera %s starts unlearned: %s", config.get("id"), exc)
     if config.get("zones"):
         from .zones import ZonedDetector
 

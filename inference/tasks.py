@@ -1,5 +1,6 @@
 """Tasks on the ``inference`` queue (routed there by CELERY_TASK_ROUTES)."""
 
+import functools
 import logging
 
 from celery import shared_task
@@ -25,3 +26,88 @@ def camera_run(self, camera_id: int) -> str:
         raise self.retry(countdown=5)
     log.info("camera_run(%s): %s", camera_id, result)
     return result
+
+
+#: Progress reaches the database (and the live push) at most this often, and on every 5 % step.
+PROGRESS_INTERVAL = 1.0
+
+
+class _Progress:
+    """The runner's progress callback, throttled into the job row and its live push."""
+
+    def __init__(self, job_id: int, interval: float = PROGRESS_INTERVAL):
+        self.job_id = job_id
+        self.interval = interval
+        self.last_at = 0.0
+        self.last_value = -1.0
+
+    def __call__(self, value: float, message: str) -> None:
+        import time
+
+        from cameras.services import learning_job_progress
+
+        now = time.monotonic()
+        if now - self.last_at < self.interval and value - self.last_value < 0.05:
+            return
+        self.last_at, self.last_value = now, value
+        learning_job_progress(job_id=self.job_id, progress=value, message=message)
+
+
+def _shared_pool():
+    """The worker's model pool when this process runs cameras (models are loaded once), else None."""
+    from .worker import current_pool
+
+    return current_pool()
+
+
+@shared_task(bind=True)
+def detector_learn(self, job_id: int) -> str:
+    """Run a learning job ("learn what is normal now", uploads, false-alarm feedback). Safe to run twice.
+
+    A finished job is not redone; a job of a camera that already runs one waits (that one queues it
+    when it ends). Success stores a new DetectorVersion and makes it active; failure leaves every
+    stored version as it was and says why on the job.
+    """
+    from cameras.selectors import learning_job_plan
+    from cameras.services import (
+        detector_state_dir, learning_job_claim, learning_job_fail, learning_job_finish, learning_job_skip,
+    )
+
+    from django.conf import settings
+
+    from .learning import LearningError, learn, save_state
+    from .registry import make_detector
+    from .sources import open_source
+
+    delivery = getattr(self.request, "delivery_info", None) or {}
+    job = learning_job_claim(job_id=int(job_id), redelivered=bool(delivery.get("redelivered")))
+    if job is None:
+        return "not run"
+    plan = learning_job_plan(job=job)
+    if plan["skip"]:
+        learning_job_skip(job_id=job.pk, message=plan["skip"])
+        return "skipped"
+    config = plan["config"]
+    work_file = detector_state_dir(job.camera_id) / f"job-{job.pk}.json"
+    try:
+        pool = _shared_pool()
+        detector = make_detector(config, pool, strict_state=True)
+        # Stream hosts are checked against the same networks as when the worker runs the camera.
+        opener = functools.partial(open_source, allowed_networks=getattr(settings, "CAMERA_ALLOWED_NETWORKS", None))
+        result = learn(detector, kind=plan["kind"], source_url=config["source_url"], minutes=plan["minutes"],
+                       clips=plan["clips"], analysis_fps=config["analysis_fps"], width=config["analysis_width"],
+                       progress=_Progress(job.pk), opener=opener)
+        save_state(result.state, work_file)
+        make_detector({**config, "detector_state_path": str(work_file)}, pool, strict_state=True)  # loads back
+    except Exception as exc:  # noqa: BLE001 - every failure ends the job with its reason
+        if isinstance(exc, LearningError):
+            message = str(exc)
+        else:
+            log.exception("Learning job %s failed", job.pk)
+            message = f"Learning failed: {exc}" if str(exc) else f"Learning failed: {type(exc).__name__}"
+        work_file.unlink(missing_ok=True)
+        learning_job_fail(job_id=job.pk, message=message)
+        return "failed"
+    version = learning_job_finish(job_id=job.pk, state_file=work_file, frames=result.frames, note=result.note)
+    log.info("Learning job %s: camera %s version %s", job.pk, job.camera_id, version and version.number)
+    return "done" if version is not None else "gone"

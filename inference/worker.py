@@ -6,6 +6,7 @@ One MultiCameraManager, one ResourcePool and one EventLogger per worker process.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -28,7 +29,7 @@ from cameras import services as camera_services
 from cameras.groups import camera_frames_group, camera_group
 from cameras.models import Camera
 from events.eventlog import EventLogger
-from events.services import event_records_store
+from events.services import event_records_store, score_buckets_store
 
 from .e2e import Callbacks, E2ESystem
 from .manager import MultiCameraManager
@@ -109,7 +110,8 @@ class DjangoCameraStore:
 
     def configs(self, camera_ids):
         close_old_connections()
-        return {c.pk: c.runtime_config() for c in Camera.objects.filter(pk__in=camera_ids, enabled=True)}
+        cameras = Camera.objects.filter(pk__in=camera_ids, enabled=True).select_related("active_detector_version")
+        return {c.pk: c.runtime_config() for c in cameras}
 
 
 def store_snapshot(event_id: uuid.UUID, image: np.ndarray) -> str:
@@ -242,12 +244,93 @@ class FramePublisher:
                 log.debug("Frame push to %s failed: %s", group, exc)
 
 
+class ScoreHistory:
+    """Each camera's scores as buckets (max, mean, count per ``bucket_seconds`` of wall time), stored in batches.
+
+    ``add`` runs on the camera threads and only touches memory under a lock. Every
+    ``flush_seconds`` the buckets finished by then, of all cameras, go to ``store`` in one call
+    submitted to ``submit`` (the worker's db-writer thread): the camera loops never wait for the
+    database. A failed write is logged and that batch is dropped: at most one batch is lost and
+    the loops go on. ``close`` stores everything still held, open buckets included (shutdown).
+    """
+
+    def __init__(self, *, store, submit, bucket_seconds: float = 10, flush_seconds: float = 5.0, clock=time.time):
+        self.store = store
+        self.submit = submit
+        self.bucket = max(1.0, float(bucket_seconds))
+        self.flush_seconds = float(flush_seconds)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._open: dict[int, list] = {}   # camera -> [start, max, sum, count]
+        self._done: list[tuple] = []         # (camera, start, seconds, max, mean, count)
+        self._next_flush = clock() + self.flush_seconds
+        self.stored = 0
+        self.dropped = 0
+
+    def add(self, camera_id: int, score: float) -> None:
+        score = float(score)
+        if not math.isfinite(score):
+            return
+        now = self.clock()
+        start = now - now % self.bucket
+        with self._lock:
+            b = self._open.get(camera_id)
+            if b is not None and b[0] == start:
+                if score > b[1]:
+                    b[1] = score
+                b[2] += score
+                b[3] += 1
+            else:
+                if b is not None:
+                    self._done.append(self._finish(camera_id, b))
+                self._open[camera_id] = [start, score, score, 1]
+            batch = self._take(now) if now >= self._next_flush else None
+        if batch:
+            try:
+                self.submit(self._write, batch)
+            except Exception:  # the writer is gone (shutting down): never the camera loop's problem
+                self.dropped += len(batch)
+                log.exception("Could not queue %d score-history buckets; they are dropped", len(batch))
+
+    def _finish(self, camera_id: int, b: list) -> tuple:
+        return (camera_id, b[0], self.bucket, b[1], b[2] / b[3], b[3])
+
+    def _take(self, now: float, *, everything: bool = False) -> list[tuple]:
+        """Under the lock: the finished buckets, and open ones that ended (a camera that went quiet)."""
+        self._next_flush = now + self.flush_seconds
+        for camera_id, b in list(self._open.items()):
+            if everything or b[0] + self.bucket <= now:
+                self._done.append(self._finish(camera_id, b))
+                del self._open[camera_id]
+        batch, self._done = self._done, []
+        return batch
+
+    def _write(self, batch: list[tuple]) -> None:
+        try:
+            close_old_connections()
+            self.store(batch)
+            self.stored += len(batch)
+        except Exception:
+            self.dropped += len(batch)
+            log.exception("Storing %d score-history buckets failed; they are dropped", len(batch))
+
+    def close(self) -> None:
+        with self._lock:
+            batch = self._take(self.clock(), everything=True)
+        if batch:
+            self._write(batch)
+
+
+def _store_score_buckets(batch: list[tuple]) -> None:
+    score_buckets_store(buckets=batch)
+
+
 class WorkerCallbacks(Callbacks):
     """Events to the log, state to the database, live updates to the channel layer."""
 
     SCORE_INTERVAL = 1.0
 
-    def __init__(self, worker: str, logger: EventLogger, db_writer: ThreadPoolExecutor):
+    def __init__(self, worker: str, logger: EventLogger, db_writer: ThreadPoolExecutor, *, clock=time.time):
         self.worker = worker
         self.logger = logger
         self.db_writer = db_writer
@@ -255,6 +338,9 @@ class WorkerCallbacks(Callbacks):
         self.frames = FramePublisher(self.layer, live.client(), width=settings.STREAM_WIDTH,
                                      quality=settings.STREAM_JPEG_QUALITY)
         self._last_score: dict[int, float] = {}
+        self.scores = ScoreHistory(store=_store_score_buckets, submit=db_writer.submit, clock=clock,
+                                   bucket_seconds=settings.SCORE_HISTORY_BUCKET_SECONDS,
+                                   flush_seconds=settings.SCORE_HISTORY_FLUSH_SECONDS)
 
     def on_frame(self, camera_id, frame, captured_at):
         self.frames.on_frame(camera_id, frame, captured_at)
@@ -281,6 +367,7 @@ class WorkerCallbacks(Callbacks):
         self.db_writer.submit(write)
 
     def on_score(self, camera_id, timestamp, result):
+        self.scores.add(camera_id, result.score)  # the 24-hour timeline: memory only, stored in batches
         now = time.monotonic()
         if now - self._last_score.get(camera_id, 0) < self.SCORE_INTERVAL:
             return
@@ -357,6 +444,11 @@ def get_manager(hostname: str | None = None) -> MultiCameraManager:
         return _manager
 
 
+def current_pool() -> ResourcePool | None:
+    """This process's model pool when it runs cameras (learning jobs reuse its models), else None."""
+    return _pool
+
+
 def _load_backend(kind: str):
     def load(name: str, config: dict):
         return resolve(kind, name)(**config)
@@ -377,5 +469,8 @@ def shutdown() -> None:
         _manager = _logger = None
     if manager is not None:
         manager.close()
+        scores = getattr(getattr(manager, "callbacks", None), "scores", None)
+        if scores is not None:
+            scores.close()  # the score history still held in memory
     if logger is not None:
         logger.close()

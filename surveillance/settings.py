@@ -208,6 +208,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name per choice set that several serializers share.
+    "ENUM_NAME_OVERRIDES": {
+        "SeverityEnum": "alerts.models.SEVERITY_CHOICES",
+        "ChannelKindEnum": "alerts.models.NotificationChannel.Kind",
+        "LearningModeEnum": "cameras.models.LearningJob.Mode",
+    },
 }
 
 # --- i18n, static, media ------------------------------------------------------------
@@ -330,7 +336,29 @@ CLIP_MAX_SECONDS = envfloat("CLIP_MAX_SECONDS", 30.0)
 CLIP_RETENTION_DAYS = envint("CLIP_RETENTION_DAYS", 30)
 CLIP_MAX_TOTAL_MB = envfloat("CLIP_MAX_TOTAL_MB", 5120)
 CLIP_RETENTION_CHECK_SECONDS = envint("CLIP_RETENTION_CHECK_SECONDS", 3600)
+# Score history (the camera page's 24-hour timeline, GET /api/v1/cameras/{id}/scores/): the worker keeps
+# each camera's max, mean and count per SCORE_HISTORY_BUCKET_SECONDS and stores finished buckets of all
+# its cameras in one insert every SCORE_HISTORY_FLUSH_SECONDS. Rows older than SCORE_HISTORY_DAYS are
+# deleted (0: kept) by the beat task events.tasks.events_score_history_prune every
+# SCORE_HISTORY_PRUNE_SECONDS.
+# A timeline or an API answer has at most SCORE_HISTORY_MAX_POINTS points (buckets merged to fit).
+SCORE_HISTORY_BUCKET_SECONDS = envint("SCORE_HISTORY_BUCKET_SECONDS", 10)
+SCORE_HISTORY_FLUSH_SECONDS = envfloat("SCORE_HISTORY_FLUSH_SECONDS", 5.0)
+SCORE_HISTORY_DAYS = envint("SCORE_HISTORY_DAYS", 7)
+SCORE_HISTORY_PRUNE_SECONDS = envint("SCORE_HISTORY_PRUNE_SECONDS", 3600)
+SCORE_HISTORY_MAX_POINTS = envint("SCORE_HISTORY_MAX_POINTS", 1500)
 # Pages speak the user's language (accounts.User.language, else this browser's choice, else
 # Accept-Language) and show times in the user's time zone (accounts.User.time_zone).
 MIDDLEWARE.append("accounts.middleware.UserPreferencesMiddleware")
 LOCALE_PATHS = [BASE_DIR / "locale"]
+
+# --- Learning normal per camera (docs/detection.md, "Learning normal per camera") ---------------------
+# "Learn what is normal now" takes LEARN_MINUTES_MIN..LEARN_MINUTES_MAX minutes of the camera's own
+# footage, or at most LEARN_UPLOAD_MAX_CLIPS uploaded clips of at most LEARN_UPLOAD_MAX_MB each.
+# Learned states live in DATA_DIR/detectors/<camera>/; uploads wait in DATA_DIR/learning-uploads/.
+# A queued or running job with no progress for LEARN_STALE_MINUTES is taken as abandoned.
+LEARN_MINUTES_MIN = envfloat("LEARN_MINUTES_MIN", 0.5)
+LEARN_MINUTES_MAX = envfloat("LEARN_MINUTES_MAX", 60.0)
+LEARN_UPLOAD_MAX_CLIPS = envint("LEARN_UPLOAD_MAX_CLIPS", 20)
+LEARN_UPLOAD_MAX_MB = envfloat("LEARN_UPLOAD_MAX_MB", 500.0)
+LEARN_STALE_MINUTES = envfloat("LEARN_STALE_MINUTES", 120.0)

@@ -81,4 +81,7 @@ def dispatched(monkeypatch):
 
     queued: list[int] = []
     monkeypatch.setattr(tasks.camera_run, "delay", lambda camera_id: queued.append(camera_id))
+    # Learning jobs likewise (tests that run them call the task function directly).
+    monkeypatch.setattr(tasks.detector_learn, "delay", lambda job_id: None)
+    monkeypatch.setattr(tasks.detector_learn, "apply_async", lambda *a, **k: None)
     return queued

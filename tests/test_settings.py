@@ -40,3 +40,29 @@ def test_embedded_defaults_when_nothing_is_set(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-3:] == ["django.db.backends.sqlite3", "unix", "True"]
+
+
+# The production settings the README's deployment section lists.
+PRODUCTION_ENV = {
+    "DEBUG": "0",
+    "SECRET_KEY": "a-real-production-secret-" + "k3y" * 20,
+    "ALLOWED_HOSTS": "cams.example.com",
+}
+
+
+def test_check_deploy_passes_with_the_production_settings(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE")}
+    env.update(PRODUCTION_ENV, DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="surveillance.settings")
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_check_deploy_flags_debug_settings(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE")}
+    env.update(DEBUG="1", DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="surveillance.settings")
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "security.W018" in result.stderr + result.stdout  # DEBUG on in deployment

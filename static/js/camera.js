@@ -30,38 +30,123 @@
     liveData[0].push(at); liveData[1].push(score); liveData[2].push(threshold);
     while (liveData[0].length && liveData[0][0] < at - WINDOW) liveData.forEach((a) => a.shift());
     liveChart.setData(liveData);
+    appendDay(at, score);  // and the 24-hour chart
   }
 
-  // -- the last 24 hours: each event's score curve at its time, a dot where it started ------------
-  const dayStart = timeline.since;
-  const xs = [dayStart], ys = [null], marks = [null], ids = [null];  // the chart spans the whole day
-  const events = timeline.events.slice().sort((a, b) => a.t - b.t);
-  for (const e of events) {
-    const points = e.curve && e.curve.length ? e.curve : [[0, e.peak]];
-    points.forEach(([dt, score], i) => {
-      xs.push(e.t + dt); ys.push(score); marks.push(i === 0 ? e.peak : null); ids.push(e.id);
-    });
-    const last = e.t + points[points.length - 1][0];
-    xs.push(last + 0.001); ys.push(null); marks.push(null); ids.push(e.id);  // a gap between events
+  // -- the last 24 hours: the stored score history (highest per step), events marked, live scores appended --
+  const DAY = 86400;
+  const dayEl = document.getElementById("chart-day");
+  const initial = timeline.history || { step_seconds: 60, t: [], max: [] };
+  let step = initial.step_seconds || 60;
+  let hist = { t: initial.t.slice(), max: initial.max.slice() };
+  const marks = new Map();  // event id -> {t, peak, severity}
+  for (const e of timeline.events) marks.set(e.id, { t: e.t, peak: e.peak, severity: e.severity });
+  const css = getComputedStyle(document.documentElement);
+  const sevColor = (s) => css.getPropertyValue(`--sev-${s}`).trim() || "#e3b341";
+  const nowS = () => Date.now() / 1000;
+  let span = DAY, follow = true, ids = [];
+
+  /* uPlot columns: history points (null after a gap: the camera was stopped) and event starts. */
+  function dayData() {
+    const rows = [];
+    for (let i = 0; i < hist.t.length; i++) {
+      if (i && hist.t[i] - hist.t[i - 1] > step * 1.5) rows.push([hist.t[i - 1] + step, null, null, null]);
+      rows.push([hist.t[i], hist.max[i], null, null]);
+    }
+    const start = nowS() - DAY;
+    for (const [id, e] of marks) if (e.t >= start) rows.push([e.t, undefined, e.peak, id]);  // undefined: no gap
+    rows.sort((x, y) => x[0] - y[0]);
+    if (!rows.length || rows[0][0] > start) rows.unshift([start, null, null, null]);  // the chart spans the day
+    if (rows[rows.length - 1][0] < nowS()) rows.push([nowS(), null, null, null]);
+    ids = rows.map((r) => r[3]);
+    return [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map(() => threshold), rows.map((r) => r[2])];
   }
-  const dayEnd = Date.now() / 1000;
-  xs.push(dayEnd); ys.push(null); marks.push(null); ids.push(null);
-  let span = 86400;
-  const dayChart = C.timeChart(document.getElementById("chart-day"),
-    [C.scoreSeries(L.score), C.thresholdSeries(L.threshold), C.markSeries(L.event)],
-    [xs, ys, xs.map(() => threshold), marks], {
+
+  function eventAt(left) {  // the event marked nearest to a click, within 8 px
+    let best = null, bestDist = 8;
+    for (const [id, e] of marks) {
+      const d = Math.abs(dayChart.valToPos(e.t, "x") - left);
+      if (d <= bestDist) { best = id; bestDist = d; }
+    }
+    return best;
+  }
+
+  const dayChart = C.timeChart(dayEl,
+    [C.scoreSeries(L.score), C.thresholdSeries(L.threshold), C.markSeries(L.event)], dayData(), {
       threshold,
-      onClickIndex: (i) => { if (ids[i]) location.href = root.dataset.eventUrl.replace("00000000-0000-0000-0000-000000000000", ids[i]); },
+      onClickIndex: (i) => {
+        const id = eventAt(dayChart.cursor.left) || ids[i];
+        if (id) location.href = root.dataset.eventUrl.replace("00000000-0000-0000-0000-000000000000", id);
+      },
+      hooks: {
+        setSelect: [(u) => { if (u.select.width > 0) follow = false; }],  // a drag zoom stops following now
+        draw: [(u) => {  // a vertical line at each event's start, in its severity's colour
+          const ctx = u.ctx, top = u.bbox.top, height = u.bbox.height;
+          ctx.save();
+          ctx.lineWidth = Math.max(1, devicePixelRatio);
+          for (const e of marks.values()) {
+            if (e.t < u.scales.x.min || e.t > u.scales.x.max) continue;
+            const x = Math.round(u.valToPos(e.t, "x", true));
+            ctx.strokeStyle = sevColor(e.severity);
+            ctx.globalAlpha = 0.55;
+            ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
+          }
+          ctx.restore();
+        }],
+      },
     });
+
+  function redrawDay() {
+    dayChart.setData(dayData(), false);
+    if (follow) dayChart.setScale("x", { min: nowS() - span, max: nowS() });
+  }
+  let pending = null;
+  function scheduleDay() { if (!pending) pending = setTimeout(() => { pending = null; redrawDay(); }, 2000); }
+  redrawDay();
+
+  /* A live score joins the history at the chart's step (the highest of each step is kept). */
+  function appendDay(at, score) {
+    const slot = Math.floor(at / step) * step, n = hist.t.length;
+    if (n && hist.t[n - 1] === slot) hist.max[n - 1] = Math.max(hist.max[n - 1], score);
+    else if (!n || slot > hist.t[n - 1]) { hist.t.push(slot); hist.max.push(score); }
+    const start = nowS() - DAY - step;
+    while (hist.t.length && hist.t[0] < start) { hist.t.shift(); hist.max.shift(); }
+    scheduleDay();
+  }
+
+  function markEvent(event) {
+    marks.set(event.id, { t: Date.parse(event.started_at) / 1000, peak: event.peak_score, severity: event.severity });
+    scheduleDay();
+  }
+
+  /* Shorter spans ask the API for finer steps (GET /api/v1/cameras/{id}/scores/?since=). */
+  async function loadSpan(seconds) {
+    const since = new Date((nowS() - seconds) * 1000).toISOString();
+    try {
+      const response = await fetch(`${dayEl.dataset.scoresUrl}?since=${encodeURIComponent(since)}`,
+                                   { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const data = await response.json();
+      if (span !== seconds) return;  // another span was chosen meanwhile
+      step = data.step_seconds;
+      hist = { t: data.t, max: data.max };
+    } catch (e) {
+      console.warn("Score history unavailable", e);
+    }
+    redrawDay();
+  }
 
   document.querySelectorAll("[data-span]").forEach((button) => button.addEventListener("click", () => {
     span = Number(button.dataset.span);
+    follow = true;
     document.querySelectorAll("[data-span]").forEach((b) => b.setAttribute("aria-pressed", String(b === button)));
-    dayChart.setScale("x", { min: Math.max(dayStart, dayEnd - span), max: dayEnd });
+    redrawDay();
+    loadSpan(span);
   }));
 
   // -- the live connection -------------------------------------------------------------------
   const live = new S.LiveStream();
+  S.cameraLive = live;  // learning.js listens on the same connection
   const subscribe = () => live.subscribe(camera, { fps: Number(select.value), frames: true });
   subscribe();
   select.addEventListener("change", subscribe);
@@ -87,4 +172,5 @@
   live.on("event", (m) => {
     if (m.event.camera === camera) S.upsertRow(table.tBodies[0], table.dataset.rowUrl, m.event.id, 50);
   });
+  live.on("event", (m) => { if (m.event.camera === camera) markEvent(m.event); });
 })();

@@ -26,11 +26,12 @@
     return { width, height: Math.round(Math.max(170, Math.min(300, width * 0.32))) };
   }
 
-  /* A time chart of `series` over `data` ([xs, ...ys]) in `el`, resized with it. */
-  function timeChart(el, series, data, { threshold = 0, xRange = null, onClickIndex = null, zoom = true } = {}) {
+  /* A time chart of `series` over `data` ([xs, ...ys]) in `el`, resized with it; `hooks` are uPlot hooks. */
+  function timeChart(el, series, data, { threshold = 0, xRange = null, onClickIndex = null, zoom = true, hooks = {} } = {}) {
     const opts = {
       ...size(el),
       tzDate,
+      hooks,
       cursor: { drag: { x: zoom, y: false } },
       scales: {
         x: { time: true, ...(xRange ? { range: () => xRange() } : {}) },

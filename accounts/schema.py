@@ -1,0 +1,7 @@
+"""OpenAPI: the revocable JWT authentication is documented as simplejwt's bearer scheme."""
+
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
+
+
+class RevocableJWTScheme(SimpleJWTScheme):
+    target_class = "accounts.authentication.RevocableJWTAuthentication"
