@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from .base import AgentPolicy, Decision, Detector, DetectorResult, EpisodeSummary, Frame, FrameSource, SourceError
+from .stats import CameraStats
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,7 @@ class E2ESystem:
         self.last_frame_wall: float | None = None
         self.measured_fps = 0.0
         self._fps_window: list[float] = []
+        self.stats = CameraStats(clock=clock)  # detector ms, frame lag, events (inference/stats.py)
         self._pending = []  # futures of episode finalisations
         # Event clips: the last analysed frames (pre-roll) and a cap on an episode's frames.
         self._clip_max_frames = max(1, math.ceil(clip_max_seconds * self.analysis_fps))
@@ -183,11 +185,15 @@ class E2ESystem:
             self._preroll = deque(maxlen=max(1, math.ceil(clip_pre_seconds * self.analysis_fps)))
 
     # -- one analysed frame ------------------------------------------------------
-    def process(self, frame: Frame) -> DetectorResult:
+    def process(self, frame: Frame, captured_at: float | None = None) -> DetectorResult:
+        """Analyse one frame. ``captured_at`` (wall clock, as ``clock``) gives the frame lag when known."""
         small, gray = analysis_images(frame.image, self.analysis_width)
+        started = time.perf_counter()
         result = self.detector.score(detector_input(self.detector, small, gray), frame.timestamp)
+        detector_ms = (time.perf_counter() - started) * 1000.0
         self.frames += 1
         now = self.clock()
+        self.stats.analysed(detector_ms, None if captured_at is None else now - captured_at)
         self.last_frame_wall = now
         self._fps_window.append(now)
         if len(self._fps_window) > 20:
@@ -217,6 +223,7 @@ class E2ESystem:
             if self._preroll is not None:
                 ep.clip_frames = list(self._preroll)[-(self._clip_max_frames - 1):] if self._clip_max_frames > 1 else []
             ep.add(frame.timestamp, result, frame.image, scale)
+            self.stats.event()
             self.callbacks.on_anomaly_started(self.camera_id, ep)
             # The event exists from the first anomalous frame: operators see it at once.
             decision = self.agent.decide(self._summary(ep, None))
@@ -305,6 +312,17 @@ class E2ESystem:
         }
         self.callbacks.on_event(self.camera_id, record)
 
+    def stats_snapshot(self) -> dict:
+        """This camera's figures (JSON-able): state, fps, frames analysed, lag, detector ms, events.
+
+        ``fps`` reads 0 once no frame was analysed for a few frame intervals (a stalled source
+        must not show its last rate).
+        """
+        fps, last = self.measured_fps, self.last_frame_wall
+        if last is None or self.clock() - last > max(5.0, 5.0 / self.analysis_fps):
+            fps = 0.0
+        return {"state": self.state, "fps": round(fps, 3), "frames": self.frames, **self.stats.snapshot()}
+
     def wait_pending(self, timeout: float | None = None) -> None:
         for f in list(self._pending):
             f.result(timeout)
@@ -381,7 +399,7 @@ class E2ESystem:
                     self.detector.reset()
             if last_analysed is None or frame.timestamp - last_analysed >= min_gap:
                 last_analysed = frame.timestamp
-                self.process(frame)
+                self.process(frame, captured)
             if step > 1:
                 self.source.skip(step - 1)
             now = time.monotonic()

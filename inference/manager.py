@@ -3,6 +3,7 @@
 Django-free: the worker module supplies a ``store`` (camera configs and live state in
 the database), a ``lease`` (which worker runs which camera, in Redis) and a factory
 for each camera's pieces. Models come from the shared ResourcePool, loaded once.
+Every heartbeat hands each camera's figures (``E2ESystem.stats_snapshot``) to ``publish_stats``.
 """
 
 from __future__ import annotations
@@ -55,8 +56,10 @@ class MultiCameraManager:
         build: Callable[[dict, "MultiCameraManager"], E2ESystem],
         max_cameras: int = 16,
         heartbeat: float = 2.0,
+        publish_stats: Callable[[dict[int, dict]], None] | None = None,
     ):
         self.store = store
+        self.publish_stats = publish_stats
         self.lease = lease
         self.build = build
         self.max_cameras = max_cameras
@@ -117,6 +120,7 @@ class MultiCameraManager:
         self._closing.set()
         for camera_id in list(self.cameras):
             self.stop(camera_id, state="starting", error="Worker shutting down; moving to another worker.")
+        self._publish_stats()  # no cameras here any more
         self.executor.shutdown(wait=True)
 
     # -- heartbeat ------------------------------------------------------------------
@@ -133,7 +137,21 @@ class MultiCameraManager:
                 log.exception("Heartbeat failed")
 
     def heartbeat(self) -> None:
-        """Renew leases, report live state, and follow changes made in the database."""
+        """Renew leases, report live state, follow changes made in the database, publish the figures."""
+        try:
+            self._heartbeat()
+        finally:
+            self._publish_stats()
+
+    def _publish_stats(self) -> None:
+        if self.publish_stats is None:
+            return
+        try:
+            self.publish_stats(self.stats())
+        except Exception:  # figures are best effort: never the heartbeat's problem
+            log.exception("Publishing the camera figures failed")
+
+    def _heartbeat(self) -> None:
         with self._lock:
             ids = list(self.cameras)
         self.lease.alive(ids)
@@ -175,9 +193,10 @@ class MultiCameraManager:
         with self._lock:
             self._launch(config)
 
+    def stats(self) -> dict[int, dict]:
+        """Each running camera's figures (``E2ESystem.stats_snapshot``): what the heartbeat publishes."""
+        return {cid: r.system.stats_snapshot() for cid, r in list(self.cameras.items())}
+
     def status(self) -> dict[int, dict]:
-        return {
-            cid: {"state": r.system.state, "fps": r.system.measured_fps, "frames": r.system.frames,
-                  "error": r.system.error}
-            for cid, r in list(self.cameras.items())
-        }
+        """Each running camera's state, error and figures (fps, frames, lag, detector ms, events)."""
+        return {cid: {**r.system.stats_snapshot(), "error": r.system.error} for cid, r in list(self.cameras.items())}

@@ -5,6 +5,7 @@ One MultiCameraManager, one ResourcePool and one EventLogger per worker process.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 LEASE_KEY = "camera-lease:{}"
 ALIVE_KEY = "worker-alive:{}"
+STATS_KEY = "worker-stats:{}"  # each worker's per-camera figures (JSON), read by /metrics and /api/v1/stats/
 
 _lock = threading.Lock()
 _manager: MultiCameraManager | None = None
@@ -83,6 +85,48 @@ def live_workers(client: redis.Redis | None = None) -> dict[str, list[int]]:
         if value is not None:
             name = key.decode().split(":", 1)[1]
             out[name] = [int(v) for v in value.decode().split(",") if v]
+    return out
+
+
+class StatsPublisher:
+    """Each heartbeat, this worker's per-camera figures as one JSON value in Redis.
+
+    Key ``worker-stats:<worker>``, expiring after ``ttl`` seconds (a few heartbeats), so a worker
+    that stops or dies drops out of /metrics by itself. ``extra`` adds worker-wide figures.
+    """
+
+    def __init__(self, worker: str, ttl: float, client: redis.Redis | None = None, extra=None):
+        self.worker = worker
+        self.ttl_ms = max(1000, int(ttl * 1000))
+        self.r = client or live.client()
+        self.extra = extra
+
+    def document(self, cameras: dict[int, dict]) -> dict:
+        doc = {"worker": self.worker, "at": round(time.time(), 3), "pid": os.getpid(),
+               "cameras": {str(cid): figures for cid, figures in cameras.items()}}
+        if self.extra is not None:
+            doc.update(self.extra())
+        return doc
+
+    def publish(self, cameras: dict[int, dict]) -> None:
+        value = json.dumps(self.document(cameras), separators=(",", ":"), allow_nan=False)
+        self.r.set(STATS_KEY.format(self.worker), value, px=self.ttl_ms)
+
+
+def worker_stats(client: redis.Redis | None = None) -> dict[str, dict]:
+    """The figures every live worker published (StatsPublisher), by worker name: a scan and one MGET."""
+    r = client or live.client()
+    keys = sorted(r.scan_iter(match=STATS_KEY.format("*"), count=1000))
+    out = {}
+    for key, value in zip(keys, r.mget(keys) if keys else []):
+        if value is None:
+            continue  # expired between the scan and the read
+        try:
+            doc = json.loads(value)
+        except ValueError:
+            log.warning("Unreadable worker figures under %s", key)
+            continue
+        out[key.decode().split(":", 1)[1]] = doc
     return out
 
 
@@ -406,12 +450,19 @@ def create_manager(worker: str, logger: EventLogger, pool: ResourcePool) -> Mult
             live_rate=lambda: callbacks.frames.rate(config["id"]),
         )
 
+    def live_frames() -> dict:
+        frames = callbacks.frames
+        return {"live_frames": {"encoded": frames.encoded, "sent": frames.sent, "dropped": frames.dropped}}
+
+    stats = StatsPublisher(worker, settings.WORKER_HEARTBEAT_SECONDS * settings.METRICS_SNAPSHOT_HEARTBEATS,
+                           extra=live_frames)
     manager = MultiCameraManager(
         store=DjangoCameraStore(worker),
         lease=RedisLease(worker, settings.CAMERA_LEASE_SECONDS),
         build=build,
         max_cameras=settings.MAX_CAMERAS_PER_WORKER,
         heartbeat=settings.WORKER_HEARTBEAT_SECONDS,
+        publish_stats=stats.publish,
     )
     manager.callbacks = callbacks
     return manager

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "guardian",
     "channels",
     "django_celery_beat",
+    "django_prometheus",
     "accounts",
     "cameras",
     "events",
@@ -66,6 +67,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # first (docs/metrics.md)
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -362,3 +364,13 @@ LEARN_MINUTES_MAX = envfloat("LEARN_MINUTES_MAX", 60.0)
 LEARN_UPLOAD_MAX_CLIPS = envint("LEARN_UPLOAD_MAX_CLIPS", 20)
 LEARN_UPLOAD_MAX_MB = envfloat("LEARN_UPLOAD_MAX_MB", 500.0)
 LEARN_STALE_MINUTES = envfloat("LEARN_STALE_MINUTES", 120.0)
+
+# --- Metrics (docs/metrics.md): GET /metrics (Prometheus) and GET /api/v1/stats/ (staff) -------------
+# /metrics answers a request with "Authorization: Bearer <METRICS_TOKEN>", a staff session, or, only
+# while METRICS_TOKEN is empty, a direct loopback request (no proxy headers). Set it in production.
+METRICS_TOKEN = os.getenv("METRICS_TOKEN", "")
+# Each worker publishes its per-camera figures to Redis every heartbeat; they expire after this many
+# heartbeats without a refresh (a stopped worker drops out of /metrics by itself).
+METRICS_SNAPSHOT_HEARTBEATS = envfloat("METRICS_SNAPSHOT_HEARTBEATS", 3)
+# django-prometheus' request metrics: its second middleware runs last of all.
+MIDDLEWARE.append("django_prometheus.middleware.PrometheusAfterMiddleware")

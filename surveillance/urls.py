@@ -4,13 +4,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as account_views
 
-from . import health
+from . import health, metrics
 
 api_v1 = [
     path("", include("accounts.urls")),
     path("", include("cameras.urls")),
     path("", include("events.urls")),
     path("", include("alerts.urls")),
+    path("stats/", metrics.StatsApi.as_view(), name="stats"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
@@ -19,6 +20,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("health/", health.health, name="health"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("", include("accounts.page_urls")),
     path("", include("cameras.page_urls")),
     path("", include("events.page_urls")),
