@@ -14,6 +14,7 @@ OBJECT_ENDPOINTS = [
     ("post", "/api/v1/cameras/{camera}/start/"),
     ("post", "/api/v1/cameras/{camera}/stop/"),
     ("get", "/api/v1/cameras/{camera}/status/"),
+    ("get", "/api/v1/cameras/{camera}/figures/"),
     ("post", "/api/v1/cameras/{camera}/learn/"),
     ("get", "/api/v1/cameras/{camera}/learning-jobs/"),
     ("get", "/api/v1/cameras/{camera}/learning-jobs/1/"),
