@@ -49,9 +49,19 @@ def browser(monkeypatch):
         chromium.close()
 
 
+#: Uncaught JavaScript errors on any page of the test (asserted empty at the end).
+JS_ERRORS: list[str] = []
+
+
+def _watch(page):
+    page.on("pageerror", lambda exc: JS_ERRORS.append(f"{page.url}: {exc}"))
+
+
 def sign_in(browser, base, username, **context):
     context.setdefault("viewport", {"width": 1440, "height": 900})
-    page = browser.new_context(**context).new_page()
+    ctx = browser.new_context(**context)
+    ctx.on("page", _watch)
+    page = ctx.new_page()
     page.set_default_timeout(30_000)
     page.goto(f"{base}/accounts/login/")
     page.fill("#id_username", username)
@@ -78,6 +88,7 @@ def shot(page, name, **kwargs):
 
 
 def test_operators_in_the_browser(processes, browser, tmp_path, settings):
+    JS_ERRORS.clear()
     ucsd = dataset("ucsd-ped1/videos/testing/Test024.mp4")
     ucsd_bikes = dataset("ucsd-ped1/videos/testing/Test014.mp4")
     walkway = dataset("pets-walkway/vtest.avi")
@@ -150,7 +161,16 @@ def test_operators_in_the_browser(processes, browser, tmp_path, settings):
     assert cam.locator('button[data-action="stop"]').count() == 1
     assert cam.locator("#chart-live canvas").count() == 1 and cam.locator("#chart-day canvas").count() == 1
     cam.click('button[data-span="3600"]')  # the last hour of the timeline
-    time.sleep(8)  # a few live score points
+    # the worker's live figures for this camera
+    cam.wait_for_function("/^[0-9.]+$/.test(document.querySelector('#figures [data-figure=\"fps\"]').textContent)",
+                          timeout=30_000)
+    # "learn what is normal now": the job runs on the inference worker, its progress arrives live
+    cam.click('button[data-action="learn"]')
+    cam.wait_for_selector('#learning [data-role="job"]:not([hidden])', timeout=30_000)
+    cam.wait_for_selector('#learning [data-role="versions"] tr:not([data-empty])', timeout=180_000)
+    cam.wait_for_selector('#learning [data-role="job-status"]:has-text("Done")', timeout=30_000)
+    assert cameras[1].detector_versions.count() == 1
+    time.sleep(4)  # a few live score points (the camera restarted with the learned state)
     shot(cam, "camera.png", full_page=True)
 
     # -- events list ---------------------------------------------------------------------------------------------
@@ -225,3 +245,4 @@ def test_operators_in_the_browser(processes, browser, tmp_path, settings):
     for name in ("dashboard.png", "dashboard-phone.png", "camera.png", "events.png", "event.png", "event-ko.png",
                  "alerts.png"):
         assert (SHOTS / name).stat().st_size > 10_000, name
+    assert not JS_ERRORS, "JavaScript errors:\n" + "\n".join(JS_ERRORS)
