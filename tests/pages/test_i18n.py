@@ -56,3 +56,10 @@ def test_preferences_page_saves_language_and_time_zone(client, owner):
     client.post(reverse("preferences"), {"language": "", "time_zone": "UTC"})
     owner.refresh_from_db()
     assert owner.language == ""  # back to the browser's language
+
+
+def test_the_camera_pages_learning_and_figures_panels_speak_korean(client, owner, camera):
+    client.force_login(owner)
+    html = client.get(reverse("camera-page", args=[camera.pk]), HTTP_ACCEPT_LANGUAGE="ko").content.decode()
+    assert "지금 정상 상태 학습" in html and "실시간 지표" in html and "프레임 지연" in html
+    assert "Learn what is normal now" not in html
