@@ -12,6 +12,10 @@ import sys
 BENCHMARKS = {
     "vad": "bench.vad",
     "ws": "bench.ws_delivery",
+    "storage": "bench.storage",
+    "cameras": "bench.cameras",
+    "latency": "bench.latency",
+    "torch": "bench.torch_batch",
 }
 
 

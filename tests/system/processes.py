@@ -79,6 +79,23 @@ class Processes:
         return self.start("beat", ["-m", "celery", "-A", "surveillance", "beat", "--loglevel", "INFO",
                                    "-s", str(tmp_path / "beat-schedule")], env)
 
+    def wait_for(self, proc: subprocess.Popen, text: str, timeout: float = 90) -> bool:
+        """True once ``text`` appears in the output of ``proc`` (False when it exits or time runs out)."""
+        lines = next(lines for _, p, lines in self.procs if p is proc)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in list(lines)):
+                return True
+            if proc.poll() is not None:
+                return False
+            time.sleep(0.2)
+        return False
+
+    def signal(self, proc: subprocess.Popen, signum: int) -> None:
+        """Send ``signum`` to ``proc`` and its children (its process group), as an administrator would."""
+        if proc.poll() is None:
+            os.killpg(proc.pid, signum)
+
     def output(self, last: int = 40) -> str:
         return "\n".join(f"--- {name} ---\n" + "".join(lines[-last:]) for name, _, lines in self.procs)
 
