@@ -41,6 +41,12 @@ from frames scoring below ``learn_below`` so anomalies do not become normal, and
 frames a cell whose own novelty / occupancy / direction / dwell term is high learns at
 ``gated_rate`` only: a path used once stays novel, a path used every day becomes normal.
 ``fit()`` learns from known-normal footage through the same code path (without the gates).
+
+Operator feedback: ``feedback(frames)`` takes the clip of an event an operator marked false
+alarm and gives the (cell, term) pairs that made it fire an accepted level, the fewest pairs
+that keep every frame of the clip clearly below the threshold; a term up to its cell's accepted
+level no longer counts (a clearly stronger one still does), so the same situation stops firing
+while every other cell and term keeps its sensitivity. Accepted levels are part of the state.
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ from .base import Detector, DetectorResult
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 2
+STATE_VERSION = 3  # 3: + operator feedback (accepted levels); 2 still loads
 N_DIR = 8
 COMPONENTS = ("speed", "direction", "novelty", "dwell", "area")
 _COUNT_MEMORY = 10.0  # activity / occupancy statistics remember this many times longer
@@ -106,6 +112,12 @@ class MotionDetector(Detector):
     ``top_cells`` (2)           the raw score is the mean of this many strongest cells
     ``spatial_pool`` (1)        >1: each cell also takes the max of its k x k neighbourhood
                                 before smoothing (follows fast objects across cells)
+    ``feedback_level`` (0.85)   :meth:`feedback` accepts until no frame of the clip has a raw
+                                score above this x ``z_threshold`` (0.85: a score of about 0.3)
+    ``feedback_margin`` (1.0)   how much stronger than its accepted level (z units) a term must
+                                be to count in full again (linear ramp from the level)
+    ``feedback_spread`` (0)     cells around each accepted cell that get the same level (0: only
+                                the cells that fired; more generalises to nearby positions)
 
     Results: ``score`` in [0, 1]; ``regions`` boxes (x, y, w, h, analysis-frame pixels) around
     the cells that drive the score; ``details`` with ``raw``, ``warmup``, ``confidence``,
@@ -141,6 +153,9 @@ class MotionDetector(Detector):
         "top_cells": 2,
         "spatial_pool": 1,
         "blur": 1.0,
+        "feedback_level": 0.85,
+        "feedback_spread": 0,
+        "feedback_margin": 1.0,
     }
 
     def __init__(self, **params):
@@ -171,6 +186,8 @@ class MotionDetector(Detector):
         self.weights = {k: float(v) for k, v in p["weights"].items()}
         self._flow = None
         self._model: dict[str, np.ndarray] | None = None
+        #: operator feedback: per component, the per-cell level of that term accepted as normal
+        self._accepted: dict[str, np.ndarray] | None = None
         self.shape: tuple[int, int] | None = None  # analysis frame (H, W) the model is for
         self.frames_seen = 0  # frames scored with a previous frame (warm-up counts these)
         self.frames_learned = 0.0
@@ -205,6 +222,7 @@ class MotionDetector(Detector):
             "q_dwell": z(),  # running dwell_quantile of log(1 + dwell seconds)
             "dir": np.zeros((N_DIR, gh, gw), np.float64),  # direction histogram (effective counts)
         }
+        self._accepted = None
 
     def reset(self) -> None:
         """Forget the motion chain (previous frame, background, smoothing); keep what was learned."""
@@ -435,7 +453,8 @@ class MotionDetector(Detector):
     # ------------------------------------------------------------------------------------
     # scoring
     # ------------------------------------------------------------------------------------
-    def _step(self, gray: np.ndarray, timestamp: float, force_learn: bool) -> DetectorResult:
+    def _work(self, gray: np.ndarray) -> np.ndarray:
+        """The working image of an analysis frame: resized to whole cells, lightly blurred."""
         gray = self._ensure(gray)
         work = gray if self.work_size == (gray.shape[1], gray.shape[0]) else cv2.resize(
             gray, self.work_size, interpolation=cv2.INTER_AREA if self.work_scale < 1 else cv2.INTER_LINEAR)
@@ -443,6 +462,10 @@ class MotionDetector(Detector):
             sigma = float(self.params["blur"])
             k = 2 * int(math.ceil(2 * sigma)) + 1
             work = cv2.GaussianBlur(work, (k, k), sigma)
+        return work
+
+    def _step(self, gray: np.ndarray, timestamp: float, force_learn: bool) -> DetectorResult:
+        work = self._work(gray)
         timestamp = float(timestamp)
         prev, prev_t = self._prev, self._prev_t
         if prev is not None and not (0.0 < timestamp - prev_t <= float(self.params["max_gap"])):
@@ -458,6 +481,8 @@ class MotionDetector(Detector):
         in_warmup = self.frames_seen <= self.warmup_frames
 
         comps = self._cell_scores(feat)
+        if self._accepted is not None:  # operator feedback: a term up to its accepted level is normal
+            comps = self._accept(comps)
         conf = self.frames_learned / (self.frames_learned + float(self.params["confidence_frames"]))
         weighted = {k: self.weights[k] * v * conf for k, v in comps.items()}
         cell_now = np.max(np.stack(list(weighted.values())), axis=0)
@@ -557,6 +582,174 @@ class MotionDetector(Detector):
         self.reset()
         return self
 
+    def feedback(self, frames: Iterable, fps: float = 10.0) -> dict:
+        """An operator marked these frames a false alarm: accept what fired in them as normal.
+
+        ``frames``: the analysis frames of the false alarm (gray uint8, like :meth:`fit`'s input)
+        at ``fps``; None, or a whole clip (a 3-D array or a list of frames), separates clips.
+
+        A false alarm is a few seconds of footage against a normal model with a memory of hours,
+        so learning it the ordinary way would barely move anything. Instead each clip is scored
+        as live, and the terms that made it fire are given an accepted level per cell: the value
+        of that term in that cell while it fired. A term up to its accepted level no longer
+        counts, and a term above it counts more and more, in full once it is ``feedback_margin``
+        stronger: a clearly stronger event there still fires. (Cell, term) pairs are taken
+        greedily, the one driving the strongest remaining frame first, until no frame of the clip
+        scores above ``feedback_level`` x ``z_threshold`` (0.85 x 2.4: a score of about 0.3, below
+        ``learn_below``) any more, so the situation stops firing with as few pairs as possible,
+        optionally widened to ``feedback_spread`` neighbouring cells: other cells, and the other
+        terms of the same cells, keep their full sensitivity. Accepted
+        levels only grow (feedback accumulates) and are saved in :meth:`state_dict`. The frames
+        are also learned as normal footage (as in :meth:`fit`), so the gates of online learning
+        treat the situation as normal from then on.
+
+        Each clip is measured against a background taken from the clip itself (its per-pixel
+        median), so the area and dwell terms count even in a clip of a few seconds. The live
+        motion chain (previous frame, background, smoothing) is left as it was.
+
+        Returns a summary: frames measured, clips that fired (to this model), and per term the
+        number of cells whose accepted level rose.
+        """
+        target = float(self.params["feedback_level"]) * self.z_threshold
+        spread = max(0, int(self.params["feedback_spread"]))
+        dt = 1.0 / float(fps)
+        chain = (self._prev, self._prev_t, self._bg, self._bg_age, self._dwell, self._arrived, self._cell_state)
+        accepted = None if self._accepted is None else {k: v.copy() for k, v in self._accepted.items()}
+        measured = fired = 0
+        try:
+            for clip in self._feedback_clips(frames):
+                works = [self._work(self._check_feedback_frame(f)) for f in clip]
+                if len(works) < 2:
+                    continue
+                # the clip's own background (per-pixel median), mature at once
+                bw, bh = self.bg_size
+                sample = works[:: max(1, len(works) // 64)]
+                smalls = np.stack([cv2.resize(w, (bw, bh), interpolation=cv2.INTER_AREA) for w in sample])
+                self.reset()
+                self._bg = np.median(smalls, axis=0).astype(np.float32)
+                self._bg_age = max(8.0, float(self.params["dwell_after"]))
+                self._dwell = np.zeros_like(self._bg)
+                self._arrived = np.zeros(self._bg.shape, bool)
+                terms = {k: [] for k in COMPONENTS}  # per term, the raw values of every frame
+                confs = []
+                for prev, work in zip(works, works[1:]):
+                    feat = self._features(prev, work, dt)
+                    for k, v in self._cell_scores(feat).items():
+                        terms[k].append(v)
+                    confs.append(self.frames_learned / (self.frames_learned + float(self.params["confidence_frames"])))
+                    self._learn(feat, None, force=True)  # known normal now, as in fit()
+                    measured += 1
+                stacked = {k: np.stack(v) for k, v in terms.items()}  # (frames, rows, cols)
+                before = accepted
+                accepted = self._accept_clip(stacked, np.asarray(confs), dt, target, accepted)
+                fired += accepted is not before
+        finally:
+            (self._prev, self._prev_t, self._bg, self._bg_age, self._dwell, self._arrived,
+             self._cell_state) = chain
+        raised = {k: 0 for k in COMPONENTS}
+        if accepted is not None:
+            old = self._accepted or {k: np.zeros(self.grid[::-1]) for k in COMPONENTS}
+            if spread:
+                kernel = np.ones((2 * spread + 1, 2 * spread + 1), np.uint8)
+                accepted = {k: np.maximum(old[k], cv2.dilate(v.astype(np.float32), kernel).astype(np.float64))
+                            for k, v in accepted.items()}
+            raised = {k: int((accepted[k] > old[k] + 1e-9).sum()) for k in COMPONENTS}
+            self._accepted = accepted
+        return {"frames": measured, "clips_fired": fired, "cells": raised}
+
+    def _accept_clip(self, terms: dict[str, np.ndarray], conf: np.ndarray, dt: float, target: float,
+                     accepted: dict[str, np.ndarray] | None) -> dict[str, np.ndarray] | None:
+        """Raise accepted levels, strongest (cell, term) first, until no frame of the clip
+        (``terms``: per term, frames x rows x cols) scores above ``target`` (raw). Returns the
+        new levels, or ``accepted`` itself when the clip does not reach ``target`` at all."""
+        tau = float(self.params["cell_smoothing"])
+        alpha = 1.0 if tau <= 0 else 1.0 - math.exp(-dt / tau)
+        top = int(self.params["top_cells"])
+        names = list(COMPONENTS)
+        peak = np.stack([terms[k].max(axis=0) for k in names])  # the clip's strongest value per term and cell
+        current = None if accepted is None else np.stack([accepted[k] for k in names])
+        levels = np.zeros_like(peak) if current is None else current.copy()
+        weights = np.array([self.weights[k] for k in names])[:, None, None, None]
+        raw = np.stack([terms[k] for k in names])  # terms, frames, rows, cols
+        margin = max(float(self.params["feedback_margin"]), 1e-6)
+        window = int(math.ceil(2 * tau / dt)) if tau > 0 else 0
+        changed = False
+        for _ in range(4 * raw[0, 0].size * len(names)):
+            eff = self._ramp(raw, levels[:, None], margin)
+            weighted = weights * eff * conf[None, :, None, None]
+            strongest = weighted.max(axis=0)
+            # the live smoothing of each cell's strongest term, and of each term (to name it)
+            cells = np.zeros_like(strongest)
+            per_term = np.zeros_like(weighted)
+            cell_state = np.zeros_like(strongest[0])
+            term_state = np.zeros_like(weighted[:, 0])
+            for f in range(len(strongest)):
+                cell_state += alpha * (strongest[f] - cell_state)
+                term_state += alpha * (weighted[:, f] - term_state)
+                cells[f], per_term[:, f] = cell_state, term_state
+            flat = cells.reshape(len(cells), -1)
+            scores = np.sort(flat, axis=1)[:, -top:].mean(axis=1)
+            hot = np.flatnonzero(scores > target)
+            if not len(hot):
+                break
+            # in the frame that fires most, the strongest cell and the term that drives it
+            f = int(hot[np.argmax(scores[hot])])
+            cell = int(np.argmax(flat[f]))
+            row, col = np.unravel_index(cell, cells.shape[1:])
+            k = int(np.argmax(per_term[:, f, row, col]))
+            # accept what this term showed there while it fired (the smoothing's memory)
+            recent = float(raw[k, max(0, f - window):f + 1, row, col].max())
+            if recent <= levels[k, row, col]:
+                recent = float(peak[k, row, col])
+                if recent <= levels[k, row, col]:
+                    break  # nothing left to accept (cannot happen: the cell would not fire)
+            levels[k, row, col] = recent
+            changed = True
+        if not changed:
+            return accepted
+        return {k: levels[i] for i, k in enumerate(names)}
+
+    def _accept(self, comps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Each term with its accepted level removed: nothing up to the level, then a ramp over
+        ``feedback_margin`` back to the full term (a clearly stronger event counts in full)."""
+        margin = max(float(self.params["feedback_margin"]), 1e-6)
+        return {k: self._ramp(v, self._accepted[k], margin) for k, v in comps.items()}
+
+    @staticmethod
+    def _ramp(value: np.ndarray, level: np.ndarray, margin: float) -> np.ndarray:
+        """``value`` where nothing is accepted (level 0); else 0 up to ``level``, in full from
+        ``level + margin``, linearly between."""
+        if not level.any():
+            return value
+        return np.where(level > 0, value * np.clip((value - level) / margin, 0.0, 1.0), value)
+
+    @staticmethod
+    def _feedback_clips(frames: Iterable):
+        """The clips of ``frames`` (None separates clips; a 3-D array or a list is a whole clip)."""
+        clip: list = []
+        for item in frames:
+            if item is None:
+                if clip:
+                    yield clip
+                clip = []
+            elif isinstance(item, np.ndarray) and item.ndim == 2:
+                clip.append(item)
+            else:
+                if clip:
+                    yield clip
+                clip = []
+                yield list(item)
+        if clip:
+            yield clip
+
+    def _check_feedback_frame(self, frame: np.ndarray) -> np.ndarray:
+        frame = np.asarray(frame)
+        if self.shape is not None and frame.ndim in (2, 3):
+            (mh, mw), (h, w) = self.shape, frame.shape[:2]
+            if abs(w / h - mw / mh) >= 0.03 * (mw / mh):
+                raise ValueError(f"feedback frames are {w}x{h}, the model is for {mw}x{mh} analysis frames")
+        return frame
+
     def state_dict(self) -> dict:
         """What was learned (JSON-serialisable): geometry, counters and per-cell statistics."""
         if self._model is None:
@@ -570,17 +763,20 @@ class MotionDetector(Detector):
             "frames_seen": int(self.frames_seen),
             "frames_learned": float(self.frames_learned),
             "model": {k: np.round(v, 6).tolist() for k, v in self._model.items()},
+            "accepted": None if self._accepted is None else {
+                k: np.round(v, 6).tolist() for k, v in self._accepted.items()},
         }
 
     def load_state_dict(self, state: dict) -> None:
         if not state or state.get("shape") is None:
             self._model = None
+            self._accepted = None
             self.shape = None
             self.frames_seen = 0
             self.frames_learned = 0.0
             self.reset()
             return
-        if state.get("version") != STATE_VERSION:
+        if state.get("version") not in (2, STATE_VERSION):  # version 2: the same, without feedback
             raise ValueError(f"unsupported MotionDetector state version {state.get('version')!r}")
         h, w = state["shape"]
         self._init_geometry((int(h), int(w)))
@@ -600,7 +796,18 @@ class MotionDetector(Detector):
             if arr.shape != blank.shape:
                 raise ValueError(f"state array {key!r} has shape {arr.shape}, expected {blank.shape}")
             model[key] = arr
+        accepted = None
+        if state.get("accepted") is not None:
+            if not isinstance(state["accepted"], dict) or set(state["accepted"]) != set(COMPONENTS):
+                raise ValueError(f"state 'accepted' must give every term: {', '.join(COMPONENTS)}")
+            accepted = {}
+            for key in COMPONENTS:
+                arr = np.asarray(state["accepted"][key], dtype=np.float64)
+                if arr.shape != (gh, gw):
+                    raise ValueError(f"state array 'accepted.{key}' has shape {arr.shape}, expected {(gh, gw)}")
+                accepted[key] = np.maximum(arr, 0.0)
         self._model = model
+        self._accepted = accepted
         self.frames_seen = int(state.get("frames_seen", 0))
         self.frames_learned = float(state.get("frames_learned", 0.0))
         self.reset()
