@@ -8,8 +8,9 @@ crash, ``start()`` stores whatever lies past that marker; the store is an upsert
 event UUID, so a record stored twice is still one row.
 
 Each worker owns one log file, locked with flock while it lives. A worker that
-starts also adopts the logs of workers that died (files nobody holds a lock on),
-so events appended by a killed worker are stored by the next one.
+starts, and every live worker every ``adopt_interval`` seconds, adopts the logs of
+workers that died (files nobody holds a lock on), so events appended by a killed
+worker are stored by the workers still running, not only by the next one to start.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -108,12 +110,14 @@ class EventLogger:
         flush_interval: float = 1.0,
         batch_size: int = 10,
         retry_max: float = 30.0,
+        adopt_interval: float | None = 10.0,
     ):
         self.file = LogFile(path)
         self.store = store
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self.retry_max = retry_max
+        self.adopt_interval = adopt_interval
         self._pending: list[tuple[dict, int]] = []
         self._lock = threading.Lock()  # guards the file and _pending
         self._flush_lock = threading.Lock()  # one flush at a time
@@ -126,9 +130,14 @@ class EventLogger:
         self.rejected = 0
 
     # -- lifecycle ---------------------------------------------------------------
-    def start(self) -> "EventLogger":
-        if not self.file.try_lock():
-            raise RuntimeError(f"Event log {self.file.path} is in use by another live process.")
+    def start(self, lock_wait: float = 5.0) -> "EventLogger":
+        # Another live worker may hold the lock for a moment while adopting this file (a worker
+        # restarted under the same name): wait that long before calling it "in use".
+        deadline = time.monotonic() + lock_wait
+        while not self.file.try_lock():
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"Event log {self.file.path} is in use by another live process.")
+            time.sleep(0.1)
         with self._lock:
             self._pending = self.file.uncommitted()
         if self._pending:
@@ -228,11 +237,15 @@ class EventLogger:
 
     def _run(self) -> None:
         delay = self.flush_interval
+        next_adopt = time.monotonic() + (self.adopt_interval or 0)
         while not self._stop.is_set():
             self._wake.wait(delay)
             self._wake.clear()
             if self._stop.is_set():
                 break
+            if self.adopt_interval is not None and time.monotonic() >= next_adopt:
+                next_adopt = time.monotonic() + self.adopt_interval
+                self.adopt_orphans()  # a worker that died since we started: store what it logged
             try:
                 self.flush()
                 delay = self.flush_interval

@@ -27,6 +27,7 @@ from .stats import CameraStats
 log = logging.getLogger(__name__)
 
 MAX_EVENT_SECONDS = 300.0  # an episode longer than this is closed and a new one opens
+OFFLINE_KIND = "camera_offline"  # details.kind of the event recorded when a camera stops being watched
 SCORE_CURVE_POINTS = 300
 #: Clip frames: (timestamp, BGR image at the analysis resolution).
 ClipFrames = list[tuple[float, np.ndarray]]
@@ -150,6 +151,7 @@ class E2ESystem:
         clock: Callable[[], float] = time.time,
         reconnect_max: float = 30.0,
         live_rate: Callable[[], float] | None = None,
+        offline_after: float | None = 10.0,
     ):
         self.config = config
         self.camera_id = config.get("id")
@@ -165,6 +167,13 @@ class E2ESystem:
         self.clock = clock
         self.reconnect_max = reconnect_max
         self.live_rate = live_rate or (lambda: 0.0)
+        # A camera not watched (reconnecting or error) for ``offline_after`` seconds gets an event
+        # (severity high, details.kind "camera_offline") through the normal event path; frames
+        # coming back close it. None: never.
+        self.offline_after = offline_after
+        self._down_since: float | None = None
+        self._was_running = False
+        self._offline_record: dict | None = None
         self.threshold = float(config.get("threshold", 0.5))
         self.close_after = float(config.get("event_close_seconds", 3.0))
         self.analysis_fps = float(config.get("analysis_fps", 5.0))
@@ -330,8 +339,73 @@ class E2ESystem:
     # -- the live loop ------------------------------------------------------------
     def _set_state(self, state: str, error: str = "") -> None:
         if (state, error) != (self.state, self.error):
+            if state in ("reconnecting", "error"):
+                if self._down_since is None:
+                    self._down_since = self.clock()
+            elif state == "running":
+                self._down_since = None
+                self._was_running = True
+                self._offline_resolved("back online")
             self.state, self.error = state, error
             self.callbacks.on_state(self.camera_id, state, error)
+
+    # -- camera offline events -------------------------------------------------------
+    def _check_offline(self) -> None:
+        """Record the offline event once the camera has not been watched for ``offline_after`` s."""
+        if (self.offline_after is None or self._down_since is None or self._offline_record is not None
+                or self.clock() - self._down_since < self.offline_after):
+            return
+        name = self.config.get("name") or f"#{self.camera_id}"
+        verb = "went offline" if self._was_running else "is offline"
+        cause = self.error or self.state
+        self._offline_record = {
+            "id": str(uuid.uuid4()),
+            "camera_id": self.camera_id,
+            "started_at": iso(self._down_since),
+            "ended_at": None,
+            "peak_score": 0.0,
+            "mean_score": 0.0,
+            "severity": "high",
+            "description": f"Camera {name} {verb}: {cause}"[:1000],
+            "decision": {"severity": "high", "actions": ["notify"], "reasons": [f"camera {verb}: {cause}"[:300]],
+                         "policy": "system"},
+            "snapshot": "",
+            "clip": "",
+            "details": {"kind": OFFLINE_KIND, "state": self.state, "cause": cause[:500]},
+        }
+        self._emit_offline()
+
+    def _offline_resolved(self, how: str) -> None:
+        """Frames came back (or the camera stopped): close the offline event, if one was recorded."""
+        record, self._offline_record = self._offline_record, None
+        if record is None:
+            return
+        now = self.clock()
+        started = datetime.fromisoformat(record["started_at"]).timestamp()
+        record = {**record, "ended_at": iso(now),
+                  "description": f"{record['description']} ({how} after {now - started:.0f} s)"[:1000],
+                  "details": {**record["details"], "resolved": how, "offline_seconds": round(now - started, 1)}}
+        self._offline_record = None
+        self._emit_offline(record)
+
+    def _emit_offline(self, record: dict | None = None) -> None:
+        try:
+            self.callbacks.on_event(self.camera_id, record or self._offline_record)
+        except Exception:  # the event sink failing must not stop the camera loop
+            log.exception("Could not record the offline event of camera %s", self.camera_id)
+
+    def _wait(self, stop: threading.Event, seconds: float) -> None:
+        """Wait before reconnecting, recording the offline event when its time comes."""
+        deadline = time.monotonic() + seconds
+        while not stop.is_set():
+            self._check_offline()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            step = remaining
+            if self.offline_after is not None and self._down_since is not None and self._offline_record is None:
+                step = min(step, max(0.05, self._down_since + self.offline_after - self.clock()))
+            stop.wait(step)
 
     def run(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set; reopen the source with backoff when it fails."""
@@ -354,10 +428,11 @@ class E2ESystem:
                     self.source.close()
                 if self.episode is not None:
                     self.close_episode()
-                stop.wait(backoff)
+                self._wait(stop, backoff)
                 backoff = min(backoff * 2, self.reconnect_max)
         finally:
             self.close_episode()
+            self._offline_resolved("camera stopped")
             if self.state != "stopped" and (self.state != "error" or stop.is_set()):
                 self._set_state("stopped", "")
 

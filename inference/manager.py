@@ -157,14 +157,15 @@ class MultiCameraManager:
         self.lease.alive(ids)
         if not ids:
             return
+        # Leases first (Redis): a database outage must not let them expire under running cameras.
+        for camera_id in ids:
+            if camera_id in self.cameras and not self.lease.renew(camera_id):
+                log.warning("Lost the lease of camera %s; stopping it here", camera_id)
+                self._drop(camera_id)
         configs = self.store.configs(ids)
         for camera_id in ids:
             running = self.cameras.get(camera_id)
             if running is None:
-                continue
-            if not self.lease.renew(camera_id):
-                log.warning("Lost the lease of camera %s; stopping it here", camera_id)
-                self._drop(camera_id)
                 continue
             system = running.system
             fields = {"state": system.state, "last_error": system.error[:500], "measured_fps": round(system.measured_fps, 2)}

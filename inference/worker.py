@@ -53,7 +53,12 @@ _pool: ResourcePool | None = None
 class RedisLease:
     """Each camera runs on exactly one worker: a key in Redis with a time-to-live."""
 
-    _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) end return 0"
+    # Renew our lease; a lease that vanished (it expired while the database or Redis was away, or
+    # Redis restarted empty) is taken again when nobody else holds it: the camera still runs here.
+    _RENEW = ("local v = redis.call('get', KEYS[1]) "
+              "if v == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) end "
+              "if not v then return redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2]) and 1 or 0 end "
+              "return 0")
     _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
     def __init__(self, worker: str, ttl: int, client: redis.Redis | None = None):
@@ -447,6 +452,7 @@ def create_manager(worker: str, logger: EventLogger, pool: ResourcePool) -> Mult
             clip_max_seconds=settings.CLIP_MAX_SECONDS,
             executor=manager.executor,
             reconnect_max=settings.SOURCE_RECONNECT_MAX_SECONDS,
+            offline_after=settings.CAMERA_OFFLINE_SECONDS,
             live_rate=lambda: callbacks.frames.rate(config["id"]),
         )
 

@@ -247,7 +247,10 @@ MAX_CAMERAS_PER_WORKER = envint("MAX_CAMERAS_PER_WORKER", 16)
 WORKER_HEARTBEAT_SECONDS = envfloat("WORKER_HEARTBEAT_SECONDS", 2.0)
 CAMERA_LEASE_SECONDS = envint("CAMERA_LEASE_SECONDS", 15)
 CAMERA_REDISPATCH_SECONDS = envint("CAMERA_REDISPATCH_SECONDS", 10)
-SOURCE_RECONNECT_MAX_SECONDS = envfloat("SOURCE_RECONNECT_MAX_SECONDS", 30.0)
+# A lost stream is retried after 1 s, then 2 s, 4 s... at most this long apart (analysis resumes within seconds).
+SOURCE_RECONNECT_MAX_SECONDS = envfloat("SOURCE_RECONNECT_MAX_SECONDS", 5.0)
+# A camera not watched (reconnecting or error) this long gets a "camera offline" event (high; docs/reliability.md).
+CAMERA_OFFLINE_SECONDS = envfloat("CAMERA_OFFLINE_SECONDS", 10.0)
 INFERENCE_DEVICE = os.getenv("INFERENCE_DEVICE", "auto")
 
 # Inference backends by name (like healthchecks' transports): dotted paths to classes.
