@@ -13,7 +13,7 @@ apt = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1); \
 	else echo "Please install $(1): apt-get install $(1)"; fi
 
-.PHONY: install run test bench clean system-deps test-deps
+.PHONY: install run test bench fuzz clean system-deps test-deps
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ run: install
 
 test: install test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The long API fuzzing run (tests/test_fuzz_api.py): 60 examples per operation, role and mode, shrunk on failure.
+fuzz: install
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-60} FUZZ_SHRINK=1 $(PY) -m pytest -p no:cacheprovider tests/test_fuzz_api.py tests/cameras/test_ws_fuzz.py $(PYTEST_ARGS)
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)

@@ -56,7 +56,7 @@ class ChannelListCreateApi(ListAPIView):
     def post(self, request):
         data = ChannelInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        channel = notification_channel_create(owner=request.user, **data.validated_data)
+        channel = notification_channel_create(owner=request.user, by=request.user, **data.validated_data)
         return Response(ChannelOutputSerializer(channel).data, status=status.HTTP_201_CREATED)
 
 
@@ -79,12 +79,12 @@ class ChannelDetailApi(APIView):
         channel = _own_or_404(channel_get_for_user, request, channel_id, "notification channel")
         data = ChannelInputSerializer(data=request.data, partial=partial)
         data.is_valid(raise_exception=True)
-        channel = notification_channel_update(channel=channel, **data.validated_data)
+        channel = notification_channel_update(channel=channel, by=request.user, **data.validated_data)
         return Response(ChannelOutputSerializer(channel).data)
 
     def delete(self, request, channel_id):
         channel = _own_or_404(channel_get_for_user, request, channel_id, "notification channel")
-        notification_channel_delete(channel=channel)
+        notification_channel_delete(channel=channel, by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -110,7 +110,7 @@ class RuleListCreateApi(ListAPIView):
     def post(self, request):
         data = RuleInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        rule = alert_rule_create(owner=request.user, **data.validated_data)
+        rule = alert_rule_create(owner=request.user, by=request.user, **data.validated_data)
         return Response(RuleOutputSerializer(rule).data, status=status.HTTP_201_CREATED)
 
 
@@ -132,12 +132,12 @@ class RuleDetailApi(APIView):
         rule = _own_or_404(rule_get_for_user, request, rule_id, "alert rule")
         data = RuleInputSerializer(data=request.data, partial=partial)
         data.is_valid(raise_exception=True)
-        rule = alert_rule_update(rule=rule, **data.validated_data)
+        rule = alert_rule_update(rule=rule, by=request.user, **data.validated_data)
         return Response(RuleOutputSerializer(rule).data)
 
     def delete(self, request, rule_id):
         rule = _own_or_404(rule_get_for_user, request, rule_id, "alert rule")
-        alert_rule_delete(rule=rule)
+        alert_rule_delete(rule=rule, by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -16,6 +16,8 @@ class ChannelInputSerializer(serializers.Serializer):
 
 
 class ChannelOutputSerializer(serializers.ModelSerializer):
+    # A plain string: empty (the owner's address) is not an email address, and the schema must say so.
+    email = serializers.CharField(read_only=True, help_text="Email: the address (empty: the owner's address).")
     has_secret = serializers.SerializerMethodField()
 
     class Meta:
@@ -31,14 +33,14 @@ class RuleInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     enabled = serializers.BooleanField(required=False)
     all_cameras = serializers.BooleanField(required=False)
-    cameras = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False)
+    cameras = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False)
     min_severity = serializers.ChoiceField(choices=SEVERITY_CHOICES, required=False)
     quiet_start = serializers.TimeField(required=False, allow_null=True)
     quiet_end = serializers.TimeField(required=False, allow_null=True)
     time_zone = serializers.CharField(required=False, allow_blank=True, max_length=64)
     critical_in_quiet_hours = serializers.BooleanField(required=False)
     notify_in_app = serializers.BooleanField(required=False)
-    channels = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False)
+    channels = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False)
 
 
 class RuleOutputSerializer(serializers.ModelSerializer):
@@ -69,5 +71,5 @@ class DeliveryOutputSerializer(serializers.ModelSerializer):
 
 class DeliveryFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Delivery.Status.choices, required=False)
-    channel = serializers.IntegerField(required=False, min_value=1)
+    channel = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     mode = serializers.ChoiceField(choices=Delivery.Mode.choices, required=False)

@@ -33,6 +33,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from audit.services import audit_record
 from cameras.groups import user_group
 
 from . import messages, transports
@@ -66,26 +67,37 @@ class PermanentSendError(transports.SendError):
 
 
 # -- channels --------------------------------------------------------------------------------------
-def notification_channel_create(*, owner=None, group=None, **fields) -> NotificationChannel:
-    channel = NotificationChannel(owner=owner, group=group, **_only(fields, CHANNEL_FIELDS))
+# Every change is audited (audit.services): who, which object, and the names of the changed fields only
+# (a webhook's secret or an Apprise URL's token never reaches the audit log). ``by`` defaults to the owner.
+def notification_channel_create(*, owner=None, group=None, by=None, **fields) -> NotificationChannel:
+    fields = _only(fields, CHANNEL_FIELDS)
+    channel = NotificationChannel(owner=owner, group=group, **fields)
     channel.full_clean()
-    channel.save()
+    with transaction.atomic():
+        channel.save()
+        audit_record(actor=by or owner, action="channel.create", target=channel, changes=list(fields))
     return channel
 
 
-def notification_channel_update(*, channel: NotificationChannel, **fields) -> NotificationChannel:
+def notification_channel_update(*, channel: NotificationChannel, by=None, **fields) -> NotificationChannel:
     fields = _only(fields, CHANNEL_FIELDS)
     if not fields.get("secret"):
         fields.pop("secret", None)  # write-only: leaving it out keeps the current one
+    changed = [name for name, value in fields.items() if getattr(channel, name) != value]
     for name, value in fields.items():
         setattr(channel, name, value)
     channel.full_clean()
-    channel.save()
+    with transaction.atomic():
+        channel.save()
+        if changed:
+            audit_record(actor=by or channel.owner, action="channel.update", target=channel, changes=changed)
     return channel
 
 
-def notification_channel_delete(*, channel: NotificationChannel) -> None:
-    channel.delete()  # its deliveries stay, with channel emptied
+def notification_channel_delete(*, channel: NotificationChannel, by=None) -> None:
+    with transaction.atomic():
+        audit_record(actor=by or channel.owner, action="channel.delete", target=channel)
+        channel.delete()  # its deliveries stay, with channel emptied
 
 
 def alert_channel_test(*, channel: NotificationChannel, by) -> Delivery:
@@ -98,33 +110,46 @@ def alert_channel_test(*, channel: NotificationChannel, by) -> Delivery:
 
 
 # -- rules -----------------------------------------------------------------------------------------
-def alert_rule_create(*, owner=None, group=None, cameras=(), channels=(), **fields) -> AlertRule:
-    rule = AlertRule(owner=owner, group=group, **_only(fields, RULE_FIELDS))
+def alert_rule_create(*, owner=None, group=None, cameras=(), channels=(), by=None, **fields) -> AlertRule:
+    fields = _only(fields, RULE_FIELDS)
+    rule = AlertRule(owner=owner, group=group, **fields)
     rule.full_clean()
     cameras, channels = alert_rule_check_targets(rule, list(cameras or ()), list(channels or ()))
     with transaction.atomic():
         rule.save()
         rule.cameras.set(cameras)
         rule.channels.set(channels)
+        audit_record(actor=by or owner, action="rule.create", target=rule,
+                     changes=list(fields) + ["cameras", "channels"])
     return rule
 
 
-def alert_rule_update(*, rule: AlertRule, cameras=None, channels=None, **fields) -> AlertRule:
-    for name, value in _only(fields, RULE_FIELDS).items():
+def alert_rule_update(*, rule: AlertRule, cameras=None, channels=None, by=None, **fields) -> AlertRule:
+    fields = _only(fields, RULE_FIELDS)
+    changed = [name for name, value in fields.items() if getattr(rule, name) != value]
+    for name, value in fields.items():
         setattr(rule, name, value)
     rule.full_clean()
-    cameras = list(rule.cameras.values_list("id", flat=True)) if cameras is None else list(cameras)
-    channels = list(rule.channels.values_list("id", flat=True)) if channels is None else list(channels)
+    old_cameras = sorted(rule.cameras.values_list("id", flat=True))
+    old_channels = sorted(rule.channels.values_list("id", flat=True))
+    cameras = old_cameras if cameras is None else list(cameras)
+    channels = old_channels if channels is None else list(channels)
     cameras, channels = alert_rule_check_targets(rule, cameras, channels)
+    changed += [name for name, old, new in (("cameras", old_cameras, cameras), ("channels", old_channels, channels))
+                if old != new]
     with transaction.atomic():
         rule.save()
         rule.cameras.set(cameras)
         rule.channels.set(channels)
+        if changed:
+            audit_record(actor=by or rule.owner, action="rule.update", target=rule, changes=changed)
     return rule
 
 
-def alert_rule_delete(*, rule: AlertRule) -> None:
-    rule.delete()
+def alert_rule_delete(*, rule: AlertRule, by=None) -> None:
+    with transaction.atomic():
+        audit_record(actor=by or rule.owner, action="rule.delete", target=rule)
+        rule.delete()
 
 
 def alert_rule_check_targets(rule: AlertRule, cameras: list, channels: list) -> tuple[list[int], list[int]]:

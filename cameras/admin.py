@@ -3,7 +3,14 @@ from django.core.exceptions import ValidationError
 from guardian.admin import GuardedModelAdmin
 
 from .models import Camera, DetectorVersion, LearningJob
-from .services import camera_create, camera_start, camera_stop, camera_update, detector_version_restore
+from .services import (
+    camera_create,
+    camera_delete,
+    camera_start,
+    camera_stop,
+    camera_update,
+    detector_version_restore,
+)
 
 
 @admin.register(Camera)
@@ -40,6 +47,14 @@ class CameraAdmin(GuardedModelAdmin):
             camera_start(camera=camera, by=request.user)
         elif not enabled and camera.enabled:
             camera_stop(camera=camera, by=request.user)
+
+    def delete_model(self, request, obj):
+        """Through the service too: its learned states go, and the deletion is audited."""
+        camera_delete(camera=obj, by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for camera in queryset:
+            camera_delete(camera=camera, by=request.user)
 
     @admin.action(description="Start the selected cameras", permissions=["change"])
     def start_cameras(self, request, queryset):

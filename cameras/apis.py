@@ -109,14 +109,14 @@ class CameraDetailApi(APIView):
 
 
 class CameraStartApi(APIView):
-    @extend_schema(request=None, responses=CameraStatusSerializer)
+    @extend_schema(request=None, responses={202: CameraStatusSerializer})
     def post(self, request, camera_id):
         camera = camera_start(camera=_camera_or_404(request, camera_id, OPERATE), by=request.user)
         return Response(CameraStatusSerializer(camera).data, status=status.HTTP_202_ACCEPTED)
 
 
 class CameraStopApi(APIView):
-    @extend_schema(request=None, responses=CameraStatusSerializer)
+    @extend_schema(request=None, responses={202: CameraStatusSerializer})
     def post(self, request, camera_id):
         camera = camera_stop(camera=_camera_or_404(request, camera_id, OPERATE), by=request.user)
         return Response(CameraStatusSerializer(camera).data, status=status.HTTP_202_ACCEPTED)

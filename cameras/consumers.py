@@ -24,11 +24,40 @@ log = logging.getLogger(__name__)
 
 FPS_TIERS = (1, 5, 10, 30)
 CLOSE_UNAUTHENTICATED = 4401
+#: Closed after WS_RATE_LIMIT_CLOSE_AFTER messages in a row were refused by the rate limit.
+CLOSE_RATE_LIMITED = 4429
 MAX_MESSAGE_BYTES = 4096
+#: Camera ids are database integers: anything larger cannot exist (and would overflow the query).
+MAX_CAMERA_ID = 2**63 - 1
 SCORE_INTERVAL = 1.0
 #: A frame older than this when it reaches the connection is dropped: the client (or the
 #: connection's queue) is behind, and it should get the newest picture, not a backlog.
 FRAME_MAX_AGE = 2.0
+
+
+class TokenBucket:
+    """``burst`` messages at once, refilled at ``rate`` a second (per connection, in memory)."""
+
+    def __init__(self, *, rate: float, burst: int):
+        self.rate, self.burst = max(float(rate), 0.001), max(int(burst), 1)
+        self.tokens, self.at = float(self.burst), time.monotonic()
+
+    def _refill(self):
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+
+    def take(self) -> bool:
+        self._refill()
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+    def wait(self) -> float:
+        """Seconds until the next message would be accepted."""
+        self._refill()
+        return max(0.0, (1 - self.tokens) / self.rate)
 
 
 class StreamConsumer(AsyncWebsocketConsumer):
@@ -42,6 +71,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.subs: dict[int, dict] = {}  # camera id -> {"fps": int, "frames": bool, "binary": bool}
         self.last_score: dict[int, float] = {}
         self.redis = None
+        self.bucket = TokenBucket(rate=settings.WS_MESSAGES_PER_SECOND, burst=settings.WS_MESSAGE_BURST)
+        self.refused_in_row = 0
+        self.closing = False
         await self.accept()
         await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
         self.keeper = asyncio.ensure_future(self._keep())
@@ -56,13 +88,36 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     # -- client messages ----------------------------------------------------------------
     async def receive(self, text_data=None, bytes_data=None):
+        if self.closing:
+            return
+        if not self.bucket.take():
+            return await self._rate_limited()
+        self.refused_in_row = 0
+        try:
+            await self._handle(text_data, bytes_data)
+        except Exception:  # one bad message must never kill the connection
+            log.exception("WebSocket message of user %s failed", self.user.pk)
+            await self._error("server_error", "The server could not handle this message; the connection is fine.")
+
+    async def _rate_limited(self):
+        self.refused_in_row += 1
+        if self.refused_in_row >= settings.WS_RATE_LIMIT_CLOSE_AFTER:
+            self.closing = True
+            await self._error("rate_limited", f"Too many messages: {self.refused_in_row} refused in a row. "
+                                              f"Closing the connection (code {CLOSE_RATE_LIMITED}).")
+            return await self.close(code=CLOSE_RATE_LIMITED)
+        await self._error("rate_limited", f"Too many messages (at most {settings.WS_MESSAGES_PER_SECOND:g} a second, "
+                                          f"bursts of {settings.WS_MESSAGE_BURST}); this one was ignored.",
+                          retry_after=round(self.bucket.wait(), 3))
+
+    async def _handle(self, text_data, bytes_data):
         if bytes_data is not None or text_data is None:
             return await self._error("bad_request", "Send JSON text messages, not binary.")
-        if len(text_data) > MAX_MESSAGE_BYTES:
+        if len(text_data) > MAX_MESSAGE_BYTES or len(text_data.encode("utf-8", "replace")) > MAX_MESSAGE_BYTES:
             return await self._error("bad_request", f"Message too large (over {MAX_MESSAGE_BYTES} bytes).")
         try:
             message = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             return await self._error("bad_request", "Message is not valid JSON.")
         if not isinstance(message, dict) or not isinstance(message.get("action"), str):
             return await self._error("bad_request", "Message must be a JSON object with an 'action'.")
@@ -72,7 +127,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if action not in ("subscribe", "unsubscribe"):
             return await self._error("bad_request", f"Unknown action '{action[:40]}'. Use subscribe, unsubscribe or ping.")
         camera_id = message.get("camera")
-        if not isinstance(camera_id, int) or isinstance(camera_id, bool) or camera_id < 1:
+        if not isinstance(camera_id, int) or isinstance(camera_id, bool) or not 1 <= camera_id <= MAX_CAMERA_ID:
             return await self._error("bad_request", "'camera' must be a positive integer camera id.")
         if action == "unsubscribe":
             if camera_id not in self.subs:
@@ -88,7 +143,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if camera_id not in await self._viewable():
             return await self._error("forbidden", f"You may not view camera {camera_id}.", camera=camera_id)
         fps = message.get("fps", camera.stream_fps)
-        if fps not in FPS_TIERS or isinstance(fps, bool):
+        if type(fps) is not int or fps not in FPS_TIERS:  # not 5.0, not true
             return await self._error("bad_request", "'fps' must be one of 1, 5, 10 or 30.", camera=camera_id)
         frames = message.get("frames", True)
         binary = message.get("binary", False)

@@ -74,8 +74,8 @@ class LearnUploadSerializer(serializers.Serializer):
 class DetectorVersionSerializer(serializers.ModelSerializer):
     """The view passes ``context["active_id"]``: the camera's active version."""
 
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    based_on = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    based_on = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
     active = serializers.SerializerMethodField()
 
     def get_active(self, version) -> bool:
@@ -89,8 +89,8 @@ class DetectorVersionSerializer(serializers.ModelSerializer):
 
 
 class LearningJobSerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    version = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    version = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
     clips = serializers.SerializerMethodField()
 
     def get_clips(self, job) -> list[str]:

@@ -16,6 +16,8 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 from guardian.shortcuts import assign_perm
 
+from audit.services import audit_record
+
 from .models import Camera, DetectorVersion, LearningJob, detector_state_root
 
 log = logging.getLogger(__name__)
@@ -31,17 +33,22 @@ def camera_create(*, by, **fields) -> Camera:
         if by is not None:
             for perm in CREATOR_PERMS:
                 assign_perm(perm, by, camera)
+        audit_record(actor=by, action="camera.create", target=camera,
+                     changes=[name for name in fields if name != "id"])
         if camera.enabled:
             _dispatch_on_commit(camera)
     return camera
 
 
 def camera_update(*, camera: Camera, by, **fields) -> Camera:
+    changed = [name for name, value in fields.items() if getattr(camera, name, None) != value]
     for name, value in fields.items():
         setattr(camera, name, value)
     camera.full_clean()
     with transaction.atomic():
         camera.save()
+        if changed:
+            audit_record(actor=by, action="camera.update", target=camera, changes=changed)
     # A running camera's worker notices the changed settings on its next heartbeat and restarts it.
     return camera
 
@@ -49,6 +56,7 @@ def camera_update(*, camera: Camera, by, **fields) -> Camera:
 def camera_delete(*, camera: Camera, by) -> None:
     folder = detector_state_dir(camera.pk)
     with transaction.atomic():
+        audit_record(actor=by, action="camera.delete", target=camera)
         camera.delete()
         transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))  # its learned states
 
@@ -62,6 +70,7 @@ def camera_start(*, camera: Camera, by) -> Camera:
             camera.state_changed_at = timezone.now()
             camera.last_error = ""
         camera.save(update_fields=["enabled", "state", "state_changed_at", "last_error", "updated_at"])
+        audit_record(actor=by, action="camera.start", target=camera)
         _dispatch_on_commit(camera)
     return camera
 
@@ -74,6 +83,7 @@ def camera_stop(*, camera: Camera, by) -> Camera:
         camera.state_changed_at = timezone.now()
         camera.measured_fps = 0
         camera.save(update_fields=["enabled", "state", "state_changed_at", "measured_fps", "updated_at"])
+        audit_record(actor=by, action="camera.stop", target=camera)
     # The worker running it sees enabled=False on its next heartbeat and stops the loop.
     return camera
 
@@ -193,6 +203,9 @@ def learning_start(*, camera: Camera, by, minutes=None, clips=None, mode: str = 
                 minutes=minutes, clips=stored, created_by=by,
                 message="Waiting for the inference worker",
             )
+            audit_record(actor=by, action="detector.learn", target=camera,
+                         details={"job": job.pk, "kind": job.kind, "mode": mode, "clips": len(stored),
+                                  **({"minutes": minutes} if minutes is not None else {})})
             _queue_learning(job.pk)
     except BaseException:
         _delete_uploads(stored)
@@ -339,6 +352,9 @@ def detector_version_restore(*, camera: Camera, version: DetectorVersion, by) ->
         )
         camera.active_detector_version = restored
         camera.save(update_fields=["active_detector_version", "updated_at"])
+        audit_record(actor=by, action="detector.restore", target=camera,
+                     changes=["active_detector_version"],
+                     details={"restored_version": version.number, "new_version": restored.number})
     return restored
 
 

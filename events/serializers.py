@@ -6,8 +6,8 @@ from .models import AnomalyEvent
 
 class EventOutputSerializer(serializers.ModelSerializer):
     camera_name = serializers.CharField(source="camera.name", read_only=True)
-    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     snapshot = serializers.SerializerMethodField()
     clip = serializers.SerializerMethodField()
 
@@ -28,7 +28,7 @@ class EventOutputSerializer(serializers.ModelSerializer):
 
 
 class EventFilterSerializer(serializers.Serializer):
-    camera = serializers.IntegerField(required=False, min_value=1)
+    camera = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     severity = serializers.ChoiceField(choices=AnomalyEvent.Severity.choices, required=False)
     status = serializers.ChoiceField(choices=AnomalyEvent.Status.choices, required=False)
     since = serializers.DateTimeField(required=False)

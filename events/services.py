@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from cameras.groups import camera_group
 from cameras.models import Camera
 
@@ -80,7 +81,7 @@ def _route_alerts(event_ids) -> None:
         log.exception("Routing alerts for %d events failed", len(event_ids))
 
 
-def event_acknowledge(*, event: AnomalyEvent, by) -> AnomalyEvent:
+def event_acknowledge(*, event: AnomalyEvent, by, bulk: bool = False) -> AnomalyEvent:
     with transaction.atomic():
         event = AnomalyEvent.objects.select_for_update().get(pk=event.pk)
         if event.status == AnomalyEvent.Status.ACKNOWLEDGED:
@@ -91,6 +92,8 @@ def event_acknowledge(*, event: AnomalyEvent, by) -> AnomalyEvent:
         event.acknowledged_by = by
         event.acknowledged_at = timezone.now()
         event.save(update_fields=["status", "acknowledged_by", "acknowledged_at", "updated_at"])
+        audit_record(actor=by, action="event.acknowledge", target=event, changes=["status"],
+                     details={"bulk": True} if bulk else None)
         transaction.on_commit(lambda: events_broadcast(event_ids=[event.pk]))
     return event
 
@@ -105,7 +108,7 @@ def events_acknowledge_many(*, event_ids, by) -> tuple[int, int]:
     done = 0
     for event in event_list_for_user(by).filter(pk__in=list(event_ids), camera_id__in=operable,
                                                 status=AnomalyEvent.Status.NEW):
-        event_acknowledge(event=event, by=by)
+        event_acknowledge(event=event, by=by, bulk=True)
         done += 1
     return done, len(event_ids) - done
 
@@ -126,6 +129,8 @@ def event_resolve(*, event: AnomalyEvent, by, false_alarm: bool = False) -> Anom
         event.resolved_at = now
         event.save(update_fields=[
             "status", "acknowledged_by", "acknowledged_at", "resolved_by", "resolved_at", "updated_at"])
+        audit_record(actor=by, action="event.false_alarm" if false_alarm else "event.resolve", target=event,
+                     changes=["status"])
         transaction.on_commit(lambda: events_broadcast(event_ids=[event.pk]))
         if false_alarm:
             transaction.on_commit(lambda: _learn_false_alarm(event, by))

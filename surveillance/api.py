@@ -13,3 +13,16 @@ def exception_handler(exc, context):
         else:
             exc = exceptions.ValidationError({"detail": exc.messages})
     return drf_exception_handler(exc, context)
+
+
+def not_found(request, exception=None):
+    """Django's 404 for URLs no view matches (``/api/v1/cameras/abc/``): JSON under /api/, like every
+    other API error, and the usual page elsewhere."""
+    if request.path.startswith("/api/"):
+        from django.http import JsonResponse
+
+        return JsonResponse({"detail": f"No API endpoint at {request.path[:200]!r}. See /api/v1/docs/."},
+                            status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "cameras",
     "events",
     "alerts",
+    "audit",
     "inference",
     "surveillance",
 ]
@@ -293,6 +294,13 @@ LOGGING = {
 
 # WebSocket: how often a connection re-checks that its user may still view each camera.
 WS_PERMISSION_RECHECK_SECONDS = envfloat("WS_PERMISSION_RECHECK_SECONDS", 5.0)
+# Per-connection rate limit on client messages (a token bucket, docs/websocket.md): WS_MESSAGE_BURST
+# messages at once, refilled at WS_MESSAGES_PER_SECOND; beyond it each message gets an error
+# "rate_limited", and after WS_RATE_LIMIT_CLOSE_AFTER refused messages in a row the server closes
+# the connection with code 4429.
+WS_MESSAGES_PER_SECOND = envfloat("WS_MESSAGES_PER_SECOND", 10.0)
+WS_MESSAGE_BURST = envint("WS_MESSAGE_BURST", 30)
+WS_RATE_LIMIT_CLOSE_AFTER = envint("WS_RATE_LIMIT_CLOSE_AFTER", 100)
 # Live frames are downscaled to this width once, and JPEG-encoded once per frame for all tiers.
 STREAM_WIDTH = envint("STREAM_WIDTH", 640)
 STREAM_JPEG_QUALITY = envint("STREAM_JPEG_QUALITY", 75)

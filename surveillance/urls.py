@@ -27,3 +27,5 @@ urlpatterns = [
     path("", include("alerts.page_urls")),
     path("accounts/preferences/", account_views.preferences, name="preferences"),
 ]
+
+handler404 = "surveillance.api.not_found"
