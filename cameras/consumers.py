@@ -138,10 +138,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def _subscribe(self, camera_id: int, message: dict):
         camera = await self._camera(camera_id)
-        if camera is None:
-            return await self._error("not_found", f"No camera {camera_id}.", camera=camera_id)
-        if camera_id not in await self._viewable():
-            return await self._error("forbidden", f"You may not view camera {camera_id}.", camera=camera_id)
+        if camera is None or camera_id not in await self._viewable():
+            # The same answer for a camera that does not exist and one the user may not view (as the
+            # API's 404): an outsider cannot learn which camera ids exist.
+            return await self._error("not_found", f"No camera {camera_id}, or you may not view it.", camera=camera_id)
         fps = message.get("fps", camera.stream_fps)
         if type(fps) is not int or fps not in FPS_TIERS:  # not 5.0, not true
             return await self._error("bad_request", "'fps' must be one of 1, 5, 10 or 30.", camera=camera_id)

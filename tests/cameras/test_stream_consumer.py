@@ -92,7 +92,9 @@ async def test_outsider_is_forbidden(camera, outsider):
     comm, connected, _ = await connect(outsider)
     assert connected
     reply = await send(comm, {"action": "subscribe", "camera": camera.id})
-    assert (reply["type"], reply["code"], reply["camera"]) == ("error", "forbidden", camera.id)
+    assert (reply["type"], reply["code"], reply["camera"]) == ("error", "not_found", camera.id)
+    missing = await send(comm, {"action": "subscribe", "camera": camera.id + 1000})
+    assert reply["message"].replace(str(camera.id), "N") == missing["message"].replace(str(camera.id + 1000), "N")
     # Nothing of that camera reaches the outsider.
     await get_channel_layer().group_send(camera_group(camera.id), {"type": "camera.status", "camera": camera.id,
                                                                    "state": "running", "error": "", "at": 0})
