@@ -3,7 +3,26 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from .models import AlertItem, AlertRule, Delivery, NotificationChannel
-from .services import alert_channel_test, alert_delivery_retry, alert_rule_check_targets
+from .services import (
+    CHANNEL_FIELDS,
+    RULE_FIELDS,
+    alert_channel_test,
+    alert_delivery_retry,
+    alert_rule_check_targets,
+    alert_rule_create,
+    alert_rule_delete,
+    alert_rule_update,
+    notification_channel_create,
+    notification_channel_delete,
+    notification_channel_update,
+)
+
+
+def _owners_changed(obj, form) -> None:
+    """Owner and group are the admin's to change; the services keep the rest (and audit it)."""
+    for name in ("owner", "group"):
+        if name in form.changed_data:
+            setattr(obj, name, form.cleaned_data[name])
 
 
 class NotificationChannelForm(forms.ModelForm):
@@ -27,6 +46,26 @@ class NotificationChannelAdmin(admin.ModelAdmin):
     search_fields = ("name", "email", "url", "owner__username", "group__name")
     list_select_related = ("owner", "group")
     actions = ["send_test_alert"]
+
+    def save_model(self, request, obj, form, change):
+        """Through the services, like the API: validated the same way and written to the audit log."""
+        data = {name: form.cleaned_data[name] for name in CHANNEL_FIELDS if name in form.cleaned_data}
+        if change:
+            channel = NotificationChannel.objects.get(pk=obj.pk)
+            _owners_changed(channel, form)
+            channel = notification_channel_update(
+                channel=channel, by=request.user, **{k: v for k, v in data.items() if k in form.changed_data})
+        else:
+            channel = notification_channel_create(owner=form.cleaned_data.get("owner"),
+                                                  group=form.cleaned_data.get("group"), by=request.user, **data)
+        obj.pk = channel.pk
+
+    def delete_model(self, request, obj):
+        notification_channel_delete(channel=obj, by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for channel in queryset:
+            notification_channel_delete(channel=channel, by=request.user)
 
     @admin.action(description="Send a test alert")
     def send_test_alert(self, request, queryset):
@@ -63,6 +102,32 @@ class AlertRuleAdmin(admin.ModelAdmin):
     search_fields = ("name", "owner__username", "group__name")
     filter_horizontal = ("cameras", "channels")
     list_select_related = ("owner", "group")
+
+    def save_model(self, request, obj, form, change):
+        """Through the services (validation, audit log); they also set the rule's cameras and channels."""
+        data = {name: form.cleaned_data[name] for name in RULE_FIELDS if name in form.cleaned_data}
+        cameras = [c.pk for c in form.cleaned_data.get("cameras") or []]
+        channels = [c.pk for c in form.cleaned_data.get("channels") or []]
+        if change:
+            rule = AlertRule.objects.get(pk=obj.pk)
+            _owners_changed(rule, form)
+            rule = alert_rule_update(rule=rule, cameras=cameras, channels=channels, by=request.user,
+                                     **{k: v for k, v in data.items() if k in form.changed_data})
+        else:
+            rule = alert_rule_create(owner=form.cleaned_data.get("owner"), group=form.cleaned_data.get("group"),
+                                     cameras=cameras, channels=channels, by=request.user, **data)
+        obj.pk = rule.pk
+
+    def save_related(self, request, form, formsets, change):
+        for formset in formsets:  # the cameras and channels were set by the service
+            self.save_formset(request, form, formset, change=change)
+
+    def delete_model(self, request, obj):
+        alert_rule_delete(rule=obj, by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for rule in queryset:
+            alert_rule_delete(rule=rule, by=request.user)
 
 
 class AlertItemInline(admin.TabularInline):

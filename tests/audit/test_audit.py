@@ -183,3 +183,26 @@ def test_admin_camera_actions_go_through_the_audited_services(client, camera, st
     assert response.status_code == 302
     entry = only_entry(action="camera.delete")
     assert (entry.actor, entry.target_id) == (staff, str(camera.pk))
+
+
+def test_alert_channels_and_rules_edited_in_the_admin_go_through_the_services(client, staff, camera):
+    staff.is_superuser = True
+    staff.save()
+    client.force_login(staff)
+    response = client.post("/admin/alerts/notificationchannel/add/", {
+        "name": "Ops hook", "kind": "webhook", "url": "https://hooks.example.com/ops", "secret": "s3cret-" * 4,
+        "owner": staff.pk, "enabled": "on"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    entry = AuditEntry.objects.get(action="channel.create")
+    assert entry.actor == staff and "s3cret" not in json.dumps([entry.changes, entry.details, entry.target_repr])
+    from alerts.models import NotificationChannel
+
+    channel = NotificationChannel.objects.get(name="Ops hook")
+    response = client.post("/admin/alerts/alertrule/add/", {
+        "name": "All high", "owner": staff.pk, "enabled": "on", "all_cameras": "on", "min_severity": "high",
+        "time_zone": "", "channels": [channel.pk], "notify_in_app": "on"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert AuditEntry.objects.filter(action="rule.create", actor=staff).count() == 1
+    from alerts.models import AlertRule
+
+    assert list(AlertRule.objects.get(name="All high").channels.all()) == [channel]
