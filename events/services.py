@@ -270,3 +270,32 @@ def score_history_prune(*, now=None) -> int:
     if deleted:
         log.info("Score history: %d buckets older than %d days deleted", deleted, settings.SCORE_HISTORY_DAYS)
     return deleted
+
+
+def events_close_stale(*, now=None) -> int:
+    """Close events left open by a worker that died (SIGKILL, power loss) before it closed them.
+
+    A worker closes every episode within MAX_EVENT_SECONDS (300 s), so an anomaly event still open
+    EVENT_STALE_SECONDS after it started has lost its worker: it is closed at its last update, and
+    pushed live. A camera-offline event stays open while its camera is still not running (that is
+    what it reports). Run by beat (``events-close-stale``); safe to run twice.
+    """
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.db.models import F
+
+    now = now or timezone.now()
+    stale = AnomalyEvent.objects.filter(ended_at__isnull=True,
+                                        started_at__lt=now - timedelta(seconds=settings.EVENT_STALE_SECONDS))
+    with transaction.atomic():
+        rows = stale.select_for_update(of=("self",)).values_list("id", "details", "camera__state")
+        ids = [pk for pk, details, state in rows
+               if not (isinstance(details, dict) and details.get("kind") == "camera_offline"
+                       and state != Camera.State.RUNNING)]
+        if not ids:
+            return 0
+        AnomalyEvent.objects.filter(id__in=ids).update(ended_at=F("updated_at"), updated_at=now)
+        log.warning("Closed %d event(s) left open by a worker that stopped", len(ids))
+        transaction.on_commit(lambda: events_broadcast(event_ids=ids))
+    return len(ids)

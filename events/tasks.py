@@ -17,3 +17,11 @@ def events_score_history_prune() -> int:
     from .services import score_history_prune
 
     return score_history_prune()
+
+
+@shared_task
+def events_close_stale() -> int:
+    """Beat (every EVENT_STALE_CHECK_SECONDS): close events whose worker died before closing them."""
+    from .services import events_close_stale as close
+
+    return close()

@@ -21,6 +21,10 @@ def beat_schedules() -> dict[str, dict]:
             "task": "events.tasks.events_clips_retention",
             "every": settings.CLIP_RETENTION_CHECK_SECONDS,
         },
+        "events-close-stale": {
+            "task": "events.tasks.events_close_stale",
+            "every": settings.EVENT_STALE_CHECK_SECONDS,
+        },
         "events-score-history-prune": {
             "task": "events.tasks.events_score_history_prune",
             "every": settings.SCORE_HISTORY_PRUNE_SECONDS,

@@ -242,6 +242,10 @@ CAMERA_DEFAULTS = {
 # Event batching: flush every EVENT_FLUSH_INTERVAL seconds or EVENT_BATCH_SIZE events.
 EVENT_FLUSH_INTERVAL = envfloat("EVENT_FLUSH_INTERVAL", 1.0)
 EVENT_BATCH_SIZE = envint("EVENT_BATCH_SIZE", 10)
+# An event still open this long after it started lost its worker (episodes close within 300 s):
+# beat closes it at its last update, checking every EVENT_STALE_CHECK_SECONDS.
+EVENT_STALE_SECONDS = envint("EVENT_STALE_SECONDS", 600)
+EVENT_STALE_CHECK_SECONDS = envint("EVENT_STALE_CHECK_SECONDS", 60)
 EVENT_LOG_DIR = Path(os.getenv("EVENT_LOG_DIR", DATA_DIR / "eventlog"))
 # Worker: cameras per worker process, heartbeat, lease and redispatch.
 MAX_CAMERAS_PER_WORKER = envint("MAX_CAMERAS_PER_WORKER", 16)
