@@ -20,7 +20,6 @@ frame: that update is measured from ``ended_at`` (the episode's close).
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time

@@ -2,7 +2,6 @@
 
 import json
 import os
-import threading
 import time
 
 import pytest
@@ -19,21 +18,21 @@ from inference.detectors import MotionDetector
 from inference.e2e import Callbacks, E2ESystem
 from inference.sources import open_source
 from inference.stats import CameraStats, Histogram, quantile
-from inference.worker import STATS_KEY, StatsPublisher, create_logger, create_manager, create_pool, worker_stats
+from inference.worker import (
+    STATS_KEY,
+    StatsPublisher,
+    create_logger,
+    create_manager,
+    create_pool,
+    worker_stats,
+)
 from surveillance.metrics import camera_live_figures, stats_overview
 from tests.factories import CameraFactory, EventFactory, UserFactory
+from tests.inference.test_pipeline import run_frames
+from tests.inference.test_worker import wait_for
 
 WORKER = f"metrics-test-{os.getpid()}"
 REMOTE = "203.0.113.7"  # a documentation address: never loopback
-
-
-def wait_for(predicate, timeout=15.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 # --- accumulators -------------------------------------------------------------------------------------
@@ -100,26 +99,13 @@ class EventRecorder(Callbacks):
         self.ids.add(record["id"])
 
 
-def _run(system, frames):
-    stop = threading.Event()
-
-    def watch():
-        while system.frames < frames and not stop.is_set():
-            stop.wait(0.01)
-        stop.set()
-
-    threading.Thread(target=watch, daemon=True).start()
-    system.run(stop)
-    stop.set()
-
-
 def test_the_loop_records_detector_time_lag_and_events():
     config = {"id": 1, "threshold": 0.5, "analysis_fps": 5.0, "analysis_width": 320}
     recorder = EventRecorder()
     system = E2ESystem(config, source=open_source("demo://?seed=11&anomaly_every=15"),
                        detector=SlowDetector(MotionDetector(threshold=0.5)), agent=RulePolicy(),
                        callbacks=recorder, realtime=False)
-    _run(system, 5 * 90)
+    run_frames(system, 5 * 90)
     system.wait_pending()
     snap = system.stats_snapshot()
     assert snap["frames"] == system.frames >= 5 * 90
