@@ -178,6 +178,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
         try:
             while True:
                 await asyncio.sleep(interval)
+                if await self._token_revoked():
+                    await self._error("unauthenticated", "Your token was revoked (logged out). Log in again.")
+                    await self.close(code=CLOSE_UNAUTHENTICATED)
+                    return
                 if self.subs:
                     await self._recheck()
                 if time.monotonic() - refreshed > live.WATCH_TTL / 3:
@@ -189,6 +193,15 @@ class StreamConsumer(AsyncWebsocketConsumer):
             pass
         except Exception:
             log.exception("WebSocket keeper failed")
+
+    async def _token_revoked(self) -> bool:
+        """A socket opened with a JWT is closed once that token is revoked (logout, logout everywhere)."""
+        token = self.scope.get("jwt")
+        if token is None:
+            return False
+        from accounts.selectors import access_token_revoked
+
+        return await database_sync_to_async(access_token_revoked)(token)
 
     async def _recheck(self):
         allowed = await self._viewable()

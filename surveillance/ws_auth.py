@@ -8,7 +8,7 @@ from django.contrib.auth.models import AnonymousUser
 
 
 @database_sync_to_async
-def _user_from_token(raw: str):
+def _user_and_token(raw: str):
     from rest_framework.exceptions import AuthenticationFailed
     from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
@@ -16,9 +16,10 @@ def _user_from_token(raw: str):
 
     auth = RevocableJWTAuthentication()
     try:
-        return auth.get_user(auth.get_validated_token(raw))
+        token = auth.get_validated_token(raw)
+        return auth.get_user(token), token
     except (InvalidToken, TokenError, AuthenticationFailed):
-        return AnonymousUser()
+        return AnonymousUser(), None
 
 
 class JWTOrSessionAuthMiddleware:
@@ -29,6 +30,8 @@ class JWTOrSessionAuthMiddleware:
     async def __call__(self, scope, receive, send):
         token = parse_qs(scope.get("query_string", b"").decode(errors="replace")).get("token", [None])[0]
         if token:
-            scope = dict(scope, user=await _user_from_token(token))
+            user, validated = await _user_and_token(token)
+            # The consumer re-checks the token while the socket is open: a logout closes it.
+            scope = dict(scope, user=user, jwt=validated)
             return await self.token_inner(scope, receive, send)
         return await self.inner(scope, receive, send)

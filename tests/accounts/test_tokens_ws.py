@@ -24,3 +24,18 @@ async def test_a_revoked_token_cannot_open_a_websocket(client):
                                          headers=[(b"origin", b"http://localhost")])
     connected, code = await communicator.connect()
     assert not connected and code == 4401
+
+
+async def test_an_open_websocket_is_closed_when_its_token_is_revoked(client, settings):
+    settings.WS_PERMISSION_RECHECK_SECONDS = 0.2
+    user = await sync_to_async(UserFactory)(password=PASSWORD)
+    tokens = await sync_to_async(login)(client, user)
+    communicator = WebsocketCommunicator(application, f"/ws/stream/?token={tokens['access']}",
+                                         headers=[(b"origin", b"http://localhost")])
+    connected, _ = await communicator.connect()
+    assert connected
+    await sync_to_async(logout)(client, tokens["access"], refresh=tokens["refresh"])
+    message = await communicator.receive_json_from(timeout=5)
+    assert message["type"] == "error" and message["code"] == "unauthenticated"
+    closed = await communicator.receive_output(timeout=5)
+    assert closed == {"type": "websocket.close", "code": 4401}
