@@ -29,8 +29,9 @@ Per frame:
   from alarming on flow noise;
 * each cell's z is smoothed causally (time constant ``smoothing`` seconds); the frame's raw
   score is the mean of the ``top_cells`` strongest cells, mapped by a logistic curve so that
-  ``raw == z_threshold`` (learned: the ``calib_quantile`` of held-out normal frames) gives 0.5,
-  the camera's default threshold.
+  ``raw == z_threshold`` gives 0.5, the camera's default threshold. ``z_threshold`` is learned:
+  the ``calib_quantile`` of the held-out normal frames' raw scores (smoothed the same way),
+  raised by ``1 + 1/sqrt(held-out runs)`` when little footage was held out.
 
 Learning (:meth:`PredictionDetector.fit`): frames (and None between clips) are turned into
 (appearance, motion) samples; every fifth chunk of ``CHUNK`` samples is held out for
