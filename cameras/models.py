@@ -139,10 +139,16 @@ class Camera(models.Model):
         self._check_backend_params()
 
     def _check_backend_params(self):
-        """Parameters must be ones the chosen backend accepts (weightless backends are built to check)."""
+        """Parameters must be ones the chosen backend accepts (weightless backends are built to check).
+
+        Detectors with models (``needs_pool``: CLIP, the learned network) are not built here: that
+        would load a model in the web process on every save. The worker builds them, and a bad model
+        folder shows as the camera's error naming it.
+        """
         from inference.registry import make_detector, resolve
 
-        if isinstance(self.detector_params, dict) and self.detector in settings.INFERENCE_DETECTORS:
+        if (isinstance(self.detector_params, dict) and self.detector in settings.INFERENCE_DETECTORS
+                and not getattr(resolve("detector", self.detector), "needs_pool", False)):
             try:
                 make_detector({"detector": self.detector, "detector_params": self.detector_params,
                                "threshold": self.threshold})

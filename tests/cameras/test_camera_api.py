@@ -203,3 +203,17 @@ def test_good_zones_are_stored_and_returned(api_as, camera, owner):
     assert response.status_code == 400 and "duplicate name" in " ".join(response.json()["zones"])
     camera.refresh_from_db()
     assert camera.zones == zones
+
+
+def test_saving_a_camera_with_a_model_detector_loads_no_model_in_the_web_process(api_as, staff, monkeypatch):
+    from inference import semantic
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded while validating a camera")
+
+    monkeypatch.setattr(semantic.ClipScorer, "__init__", refuse)
+    response = api_as(staff).post("/api/v1/cameras/", {"name": "clip cam", "source_url": "demo://",
+                                                       "detector": "semantic",
+                                                       "detector_params": {"model_path": "/models/clip"}},
+                                  format="json")
+    assert response.status_code == 201, response.json()
