@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+import math
 import uuid
 from datetime import datetime
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -21,51 +24,128 @@ from .models import AnomalyEvent, ScoreBucket
 log = logging.getLogger(__name__)
 
 _UPDATE_FIELDS = [f for f in AnomalyEvent.WORKER_FIELDS if f not in ("camera_id", "started_at")] + ["updated_at"]
+_SEVERITIES = frozenset(AnomalyEvent.Severity.values)
 
 
 def _parse_time(value):
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value)
+    """A record's timestamp (ISO text or datetime) as an aware datetime; ValueError when malformed."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(value)
+    return timezone.make_aware(value) if timezone.is_naive(value) else value
+
+
+def _score(value) -> float:
+    value = float(value or 0)
+    return value if math.isfinite(value) else 0.0
+
+
+def _event_rows(records: list[dict]) -> list[dict]:
+    """Validate and normalise worker records into column values, one per event id (the last wins).
+
+    Raises ValueError, TypeError or KeyError for a malformed record: the event log then sets that
+    record aside and stores the others (events/eventlog.py). Nothing malformed reaches the database,
+    where it would fail like an outage and be retried forever.
+    """
+    rows: dict[uuid.UUID, dict] = {}
+    for r in records:
+        severity = r.get("severity") or AnomalyEvent.Severity.LOW
+        if severity not in _SEVERITIES:
+            raise ValueError(f"unknown severity {severity!r}")
+        started_at = _parse_time(r["started_at"])
+        if started_at is None:
+            raise ValueError("started_at is missing")
+        row = {
+            "id": uuid.UUID(str(r["id"])),
+            "camera_id": int(r["camera_id"]),
+            "started_at": started_at,
+            "ended_at": _parse_time(r.get("ended_at")),
+            "peak_score": _score(r.get("peak_score")),
+            "mean_score": _score(r.get("mean_score")),
+            "severity": severity,
+            "description": str(r.get("description") or ""),
+            "decision": r.get("decision") or {},
+            "snapshot": str(r.get("snapshot") or ""),
+            "clip": str(r.get("clip") or ""),
+            "details": r.get("details") or {},
+        }
+        rows.pop(row["id"], None)  # keep the order of the latest version
+        rows[row["id"]] = row
+    return list(rows.values())
+
+
+@functools.cache
+def _upsert_sql() -> str:
+    """One statement that inserts a batch given as a JSON array, or updates the worker's fields.
+
+    Rows of cameras that no longer exist are left out; RETURNING names the stored ids.
+    """
+    meta, q = AnomalyEvent._meta, connection.ops.quote_name
+    table, camera_table = q(meta.db_table), q(Camera._meta.db_table)
+    columns = [q(meta.get_field(f).column) for f in
+               ("id", *AnomalyEvent.WORKER_FIELDS, "status", "created_at", "updated_at")]
+    updates = ", ".join(f"{q(meta.get_field(f).column)} = EXCLUDED.{q(meta.get_field(f).column)}"
+                        for f in _UPDATE_FIELDS)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) "
+        f"SELECT {', '.join('r.' + c for c in columns)} FROM json_populate_recordset(NULL::{table}, %s::json) AS r "
+        f"WHERE EXISTS (SELECT 1 FROM {camera_table} c WHERE c.id = r.camera_id) "
+        f"ON CONFLICT (id) DO UPDATE SET {updates} RETURNING {table}.id"
+    )
+
+
+def _upsert_postgresql(rows: list[dict]) -> set[uuid.UUID]:
+    """PostgreSQL: the whole batch as one JSON parameter of one statement.
+
+    The ORM's bulk upsert costs tens of microseconds of Python per event and a query to find the
+    live cameras first; this is one round trip, one commit, and almost no Python per event
+    (docs/BENCHMARKS.md, event storage).
+    """
+    now = timezone.now().isoformat()
+    payload = json.dumps([
+        {**row, "id": str(row["id"]), "started_at": row["started_at"].isoformat(),
+         "ended_at": row["ended_at"].isoformat() if row["ended_at"] else None,
+         "status": AnomalyEvent.Status.NEW, "created_at": now, "updated_at": now}
+        for row in rows
+    ], allow_nan=False)
+    with connection.cursor() as cursor:
+        cursor.execute(_upsert_sql(), [payload])
+        return {uuid.UUID(str(pk)) for (pk,) in cursor.fetchall()}
+
+
+def _upsert_orm(rows: list[dict]) -> set[uuid.UUID]:
+    """Other databases (SQLite for `make run`): the ORM's bulk upsert, in one transaction."""
+    for row in rows:  # what the JSON columns reject (NaN, objects) fails here as malformed, not in the database
+        json.dumps([row["decision"], row["details"]], allow_nan=False)
+    live = set(Camera.objects.filter(id__in={row["camera_id"] for row in rows}).values_list("id", flat=True))
+    objs = [AnomalyEvent(**row) for row in rows if row["camera_id"] in live]
+    if objs:
+        with transaction.atomic():
+            AnomalyEvent.objects.bulk_create(objs, update_conflicts=True, unique_fields=["id"],
+                                             update_fields=_UPDATE_FIELDS)
+    return {obj.id for obj in objs}
 
 
 def event_records_store(records: list[dict]) -> list[uuid.UUID]:
-    """Insert or update events from worker records in one transaction (an upsert by UUID).
+    """Insert or update events from worker records, the whole batch at once (an upsert by UUID).
 
-    Storing the same record twice leaves one row: this is what makes a replay of the
-    JSON-lines log after a crash safe. Records of cameras deleted meanwhile are skipped.
+    Storing the same record twice leaves one row: this is what makes a replay of the JSON-lines
+    log after a crash safe. The worker's update never touches the operator's fields (status and
+    who acknowledged or resolved). Records of cameras deleted meanwhile are skipped. After
+    commit, the stored events are pushed live and routed to alerts.
     """
-    if not records:
+    rows = _event_rows(records)
+    if not rows:
         return []
-    live_cameras = set(Camera.objects.filter(id__in={r["camera_id"] for r in records}).values_list("id", flat=True))
-    objs = []
-    for r in records:
-        if r["camera_id"] not in live_cameras:
-            log.info("Skipping event %s of deleted camera %s", r["id"], r["camera_id"])
-            continue
-        objs.append(
-            AnomalyEvent(
-                id=uuid.UUID(str(r["id"])),
-                camera_id=r["camera_id"],
-                started_at=_parse_time(r["started_at"]),
-                ended_at=_parse_time(r.get("ended_at")),
-                peak_score=float(r.get("peak_score", 0)),
-                mean_score=float(r.get("mean_score", 0)),
-                severity=r.get("severity") or AnomalyEvent.Severity.LOW,
-                description=r.get("description") or "",
-                decision=r.get("decision") or {},
-                snapshot=r.get("snapshot") or "",
-                clip=r.get("clip") or "",
-                details=r.get("details") or {},
-            )
-        )
-    if not objs:
-        return []
-    with transaction.atomic():
-        AnomalyEvent.objects.bulk_create(
-            objs, update_conflicts=True, unique_fields=["id"], update_fields=_UPDATE_FIELDS
-        )
-        ids = [o.id for o in objs]
+    upsert = _upsert_postgresql if connection.vendor == "postgresql" else _upsert_orm
+    stored = upsert(rows)
+    ids = [row["id"] for row in rows if row["id"] in stored]
+    for row in rows:
+        if row["id"] not in stored:
+            log.info("Skipping event %s of deleted camera %s", row["id"], row["camera_id"])
+    if ids:
+        # Outside a transaction the statement has committed and these run now; inside one, at its commit.
         transaction.on_commit(lambda: events_broadcast(event_ids=ids))
         transaction.on_commit(lambda: _route_alerts(ids))
     return ids
