@@ -1,13 +1,17 @@
 """`make bench`: run every benchmark, print a summary, update docs/BENCHMARKS.md.
 
-    python -m bench            # all benchmarks (about 15 minutes here)
-    python -m bench --quick    # a few minutes
+    python -m bench            # all benchmarks (about 18 minutes here, 12 of them `cameras`)
+    python -m bench --quick    # all of them shorter (about 7 minutes)
     python -m bench ws         # only the named ones
 """
 
 import argparse
 import importlib
+import subprocess
 import sys
+import time
+
+RESULT = "bench-result: "
 
 BENCHMARKS = {
     "vad": "bench.vad",
@@ -23,19 +27,35 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})")
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer steps")
+    parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.in_process:  # one benchmark, in this process (each gets a fresh one: its own Django settings)
+        (name,) = args.names
+        print(RESULT + importlib.import_module(BENCHMARKS[name]).run(quick=args.quick), flush=True)
+        return 0
     names = args.names or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
     summary = []
+    began = time.monotonic()
     for name in names:
-        module = importlib.import_module(BENCHMARKS[name])
-        summary.append((name, module.run(quick=args.quick)))
-    print("\nSummary")
-    for name, line in summary:
-        print(f"  {name:10s} {line}")
-    return 0
+        t0 = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "bench", name, "--in-process"] + (["--quick"] if args.quick else []),
+                              stdout=subprocess.PIPE, text=True)
+        sys.stdout.write(proc.stdout)
+        lines = [line[len(RESULT):] for line in proc.stdout.splitlines() if line.startswith(RESULT)]
+        line = lines[-1] if lines and proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
+        summary.append((name, time.monotonic() - t0, line))
+    total = time.monotonic() - began
+    rows = "".join(f"| {name} | {seconds / 60:.1f} min | {line} |\n" for name, seconds, line in summary)
+    table = f"| benchmark | took | result |\n|---|---|---|\n{rows}| **all** | **{total / 60:.1f} min** | |\n"
+    print("\nSummary\n" + table)
+    if not args.names:  # a whole run: record how long each part took
+        from bench.report import write_section
+
+        write_section("run", "The whole run", table, "python -m bench" + (" --quick" if args.quick else ""))
+    return 0 if all(not line.startswith("FAILED") for _, _, line in summary) else 1
 
 
 if __name__ == "__main__":

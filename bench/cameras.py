@@ -10,8 +10,9 @@ and memory of the worker and daphne processes (psutil).
 
 Reported: every camera's minimum and mean analysis fps over the main run (16 cameras),
 CPU and memory per camera (memory: RSS growth over the idle worker), the most cameras the
-machine carries at 5 fps (steps of 4, 8, 16, 24, 32, ... until a camera drops below
-4.8 fps), and a profile of the per-frame loop of one camera, in this process.
+machine carries at 5 fps (30 s steps of 8 cameras from a guess made from the worker's CPU at
+16, until a step keeps every camera at 4.8 fps next to one that does not), and a profile of
+the per-frame loop of one camera, in this process.
 """
 
 from __future__ import annotations
@@ -293,6 +294,30 @@ def wait_running(camera_ids, worker_name: str, timeout: float = 60) -> bool:
     return False
 
 
+def capacity_search(start: int, guess: int, most: int, keeps_up, *, step: int = 8,
+                    tries: int = 3) -> tuple[int, set[int]]:
+    """The most cameras that keep up, from ``start`` (known to keep up) and a first ``guess``.
+
+    Tries the guess, then one step of ``step`` cameras up while every camera keeps up (``keeps_up(n)``
+    runs that many cameras and says so), or down until one does; it stops at a count that keeps up
+    next to one that does not, or after ``tries`` steps. Returns (capacity, the counts that failed):
+    with no failure above the capacity, more may fit.
+    """
+    capacity, failed = start, set()
+    n = min(most, max(start + step, guess))
+    for _ in range(tries):
+        if n <= capacity or n > most or n in failed:
+            break
+        if keeps_up(n):
+            capacity, n = n, n + step
+        else:
+            failed.add(n)
+            n -= step
+        if capacity + step in failed:
+            break
+    return capacity, failed
+
+
 # --- the per-frame profile --------------------------------------------------------------------------
 class _NullLayer:
     async def group_send(self, group, message):
@@ -393,20 +418,21 @@ def profile_loop(frames: int = 300) -> tuple[str, dict]:
 def run(quick: bool = False) -> str:
     import psutil  # noqa: F401 - required: CPU and memory of the processes
 
-    main_seconds = 90 if quick else 600
-    step_seconds = 25 if quick else 60
-    warmup = 10 if quick else 15
-    steps = [4, 8, 16, 24] if quick else [16, 24, 32, 40, 48, 64]
+    main_seconds = 60 if quick else 600
+    step_seconds = 20 if quick else 30
+    warmup = 10
+    most = 64
     # Heartbeat 2 s (default); a worker may take more cameras than the default 16 for the capacity steps.
-    tmp = setup_django("bench-cameras-", MAX_CAMERAS_PER_WORKER=max(steps))
+    tmp = setup_django("bench-cameras-", MAX_CAMERAS_PER_WORKER=most)
     from cameras.models import Camera
+    from cameras.services import camera_stop
 
     clips = footage()
     if not clips:
         return "skipped: ../shared/datasets is absent"
-    user, token = bench_user()
+    _user, token = bench_user()
     cameras = [Camera.objects.create(name=f"bench {i}", source_url=clips[i % len(clips)], enabled=False,
-                                     analysis_fps=FPS, stream_fps=5) for i in range(max(steps))]
+                                     analysis_fps=FPS, stream_fps=5) for i in range(most)]
     ids = [c.pk for c in cameras]
     daphne, port = start_daphne(tmp)
     worker = None
@@ -416,20 +442,25 @@ def run(quick: bool = False) -> str:
         subs = Subscribers(port, token)
         worker_name = "bench-cameras@"
         sampler = Sampler(worker, daphne, worker_name)
-        time.sleep(5)
-        idle = sampler.run_for(10, 5, "idle:")
+        time.sleep(3)
+        idle = sampler.run_for(6, 3, "idle:")
         idle_rss = _mean(s["rss"]["worker"] for s in idle)
         step_rows = []
         main = None
         running = 0
         capacity = 0
-        for n in steps:
-            start_cameras(ids[running:n], subs)
+        failed: set[int] = set()
+
+        def step(n: int, seconds: float) -> dict:
+            nonlocal running
+            if n > running:
+                start_cameras(ids[running:n], subs)
+            for cid in ids[n:running]:
+                camera_stop(camera=Camera.objects.get(pk=cid), by=None)
             running = n
             if not wait_running(ids[:n], worker_name, 90):
                 print(f"  {n} cameras: not all running after 90 s", file=sys.stderr)
             sampler.run_for(warmup, 5, f"{n} warming:")
-            seconds = main_seconds if n == 16 else step_seconds
             samples = sampler.run_for(seconds, 5, f"{n} cameras:")
             rates = camera_rates(samples, ids[:n], window=min(WINDOW, seconds / 2))
             worst = min(r["min_window"] for r in rates.values())
@@ -437,15 +468,20 @@ def run(quick: bool = False) -> str:
             row = {"n": n, "seconds": seconds, "worst": worst, "mean": _mean(r["mean"] for r in rates.values()),
                    "cpu": cpu, "daphne_cpu": _mean(s["cpu"]["daphne"] for s in samples[1:]),
                    "rss": samples[-1]["rss"]["worker"], "system_cpu": _mean(s["system_cpu"] for s in samples[1:]),
-                   "load": _mean(s["load"] for s in samples), "frames": dict(subs.counts)}
+                   "load": _mean(s["load"] for s in samples), "frames": dict(subs.counts), "rates": rates}
             step_rows.append(row)
-            if n == 16:
-                main = (rates, samples, row)
             print(f"  => {n} cameras: worst {worst:.2f} fps, worker CPU {cpu:.0f}%", file=sys.stderr)
-            if worst >= TARGET_FPS:
-                capacity = n
-            else:
-                break
+            return row
+
+        main_n = 16
+        row = step(main_n, main_seconds)
+        main = (row["rates"], None, row)
+        if row["worst"] >= TARGET_FPS:
+            # Capacity: a first guess from the worker's CPU at the main step (90% of the machine for the
+            # worker), rounded down to a multiple of 8 cameras.
+            guess = int(main_n * 0.9 * (os.cpu_count() or 1) * 100 / max(row["cpu"], 1.0)) // 8 * 8
+            capacity, failed = capacity_search(
+                main_n, guess, most, lambda n: step(n, step_seconds)["worst"] >= TARGET_FPS)
     finally:
         if subs is not None:
             subs.close()
@@ -468,7 +504,7 @@ def run(quick: bool = False) -> str:
                   f"{r['system_cpu']:.0f}% ({r['load']:.1f}) |\n")
     body = ""
     if main:
-        rates, samples, row = main
+        rates, _, row = main
         ok = all(r["min_window"] >= TARGET_FPS for r in rates.values())
         seconds = row["seconds"]
         body += (f"**16 cameras for {seconds / 60:.1f} min: the slowest camera kept "
@@ -484,8 +520,8 @@ def run(quick: bool = False) -> str:
                      f"{r['min_published']:.2f} | {r['mean']:.2f} | {row['frames'].get(cid, 0)} | {r['restarts']} |\n")
         body += "\n"
     body += (f"Most cameras this machine carries at 5 fps (every camera >= {TARGET_FPS} fps over the step): "
-             f"**{capacity if capacity else 'fewer than ' + str(steps[0])}**"
-             f"{' (the largest step tried)' if capacity == steps[-1] else ''}.\n\n{table}\n"
+             f"**{capacity if capacity else 'fewer than ' + str(main_n)}**"
+             f"{'' if capacity + 8 in failed else ' (no step above it was tried: more may fit)'}.\n\n{table}\n"
              "One real Celery inference worker (`-P threads -c 8`, default motion detector, analysis 5 fps, "
              "looped file sources) and one daphne with one WebSocket subscriber per camera at 5 fps (the clients "
              "run in the benchmark process on the same cores). Camera fps comes from the frame counters the "

@@ -145,7 +145,11 @@ def run(quick: bool = False) -> str:
 
     from tests.inference.tiny_models import build_tiny_clip
 
-    seconds = 3 if quick else 10
+    seconds = 2 if quick else 3
+    import psutil
+
+    me = psutil.Process()
+    psutil.cpu_percent(None), me.cpu_percent(None)  # start both counters
     model_dir = build_tiny_clip(Path(tempfile.mkdtemp(prefix="bench-tiny-clip-")))
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     default_threads = torch.get_num_threads()
@@ -170,6 +174,7 @@ def run(quick: bool = False) -> str:
         print("  " + p, file=sys.stderr)
     from bench.report import write_section
 
+    others = max(0.0, psutil.cpu_percent(None) - me.cpu_percent(None) / (os.cpu_count() or 1))
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     table = ("| backend | one call per camera | batched (16 camera threads, shared Batcher) | mean batch | speed-up | "
              "16 frames in one call (no threads) |\n|---|---|---|---|---|---|\n")
@@ -177,9 +182,9 @@ def run(quick: bool = False) -> str:
         f"| {r['name']} | {r['unbatched']:.0f} frames/s | {r['batched']:.0f} frames/s | {r['mean_batch']:.1f} | "
         f"{r['batched'] / r['unbatched']:.1f}x | {r['one_pass']:.0f} frames/s |\n" for r in rows)
     body = (table + f"\nDevices: {', '.join(devices)}{f' ({gpu})' if gpu else ' (no CUDA here)'}; torch "
-            f"{torch.__version__}, {default_threads} torch CPU threads by default; {seconds} s per figure. The machine was "
-            "shared with other work while measured (see the date); on a busy 2-core machine torch's default "
-            "intra-op threads can make single small calls far slower than one thread does.\n\n"
+            f"{torch.__version__}, {default_threads} torch CPU threads by default; {seconds} s per figure; other processes used "
+            f"{others:.0f}% of the machine's {os.cpu_count()} cores meanwhile. When other work holds the cores, torch's default intra-op threads can make "
+            "single small calls far slower than one thread does, hence both rows.\n\n"
             "Each model is in memory once with 16 cameras (the pool's counts and the objects the detectors hold):\n\n"
             + "".join(f"- {p}\n" for p in proofs))
     write_section("torch-batch", "Torch backends: batched against one call per camera", body,
