@@ -64,7 +64,7 @@ def _event_rows(records: list[dict]) -> list[dict]:
             "peak_score": _score(r.get("peak_score")),
             "mean_score": _score(r.get("mean_score")),
             "severity": severity,
-            "description": str(r.get("description") or ""),
+            "description": str(r.get("description") or "").replace("\x00", ""),  # a model's text may hold NUL
             "decision": r.get("decision") or {},
             "snapshot": str(r.get("snapshot") or ""),
             "clip": str(r.get("clip") or ""),

@@ -106,6 +106,13 @@ def test_a_score_that_is_not_a_number_is_stored_as_zero(store):
     assert (event.peak_score, event.mean_score) == (0.0, 0.0)
 
 
+def test_a_nul_character_in_a_models_description_is_dropped_not_fatal(store):
+    camera = CameraFactory()
+    r = record(camera.id, description="A person\x00 falls.")
+    store([r])
+    assert AnomalyEvent.objects.get(pk=r["id"]).description == "A person falls."
+
+
 @pytest.mark.parametrize("bad, error", [
     ({"id": "not-a-uuid"}, ValueError),
     ({"severity": "apocalyptic"}, ValueError),
