@@ -246,9 +246,12 @@ class EventLogger:
             if self.adopt_interval is not None and time.monotonic() >= next_adopt:
                 next_adopt = time.monotonic() + self.adopt_interval
                 self.adopt_orphans()  # a worker that died since we started: store what it logged
+            began = time.monotonic()
             try:
                 self.flush()
-                delay = self.flush_interval
+                # Every flush_interval from the start of this flush, not from its end: a slow store
+                # must not stretch the interval (nor the wait of the records behind it).
+                delay = max(0.0, self.flush_interval - (time.monotonic() - began))
             except Exception as exc:  # database down: keep the records, back off
                 self.failures += 1
                 delay = min(self.retry_max, max(self.flush_interval, delay * 2))

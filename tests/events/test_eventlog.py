@@ -83,6 +83,35 @@ def test_flush_by_time_stores_a_partial_batch_after_the_interval(tmp_path):
     logger.close()
 
 
+class RecordingEvent(threading.Event):
+    def __init__(self):
+        super().__init__()
+        self.timeouts = []
+
+    def wait(self, timeout=None):
+        self.timeouts.append(timeout)
+        return super().wait(timeout)
+
+
+def test_the_interval_counts_from_the_start_of_a_flush_so_a_slow_store_does_not_stretch_it(tmp_path):
+    camera = CameraFactory()
+
+    def slow_store(records):
+        time.sleep(0.2)
+        event_records_store(records)
+
+    logger = EventLogger(tmp_path / "w.jsonl", store=slow_store, flush_interval=0.5, batch_size=100)
+    logger._wake = RecordingEvent()
+    logger.start()
+    logger.append(record(camera.id))
+    assert wait_for(lambda: AnomalyEvent.objects.count() == 1, timeout=3)
+    assert wait_for(lambda: len(logger._wake.timeouts) >= 3, timeout=3)
+    # The wait after the 0.2 s flush is what is left of the 0.5 s interval; an empty flush leaves almost all.
+    after_slow = logger._wake.timeouts[logger._wake.timeouts.index(0.5) + 1]
+    assert 0 <= after_slow <= 0.3
+    logger.close()
+
+
 def test_crash_before_flush_loses_nothing_and_replay_stores_each_event_once(tmp_path):
     camera = CameraFactory()
     path = tmp_path / "w.jsonl"
