@@ -23,28 +23,17 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 from bench.cameras import (
-    Subscribers, bench_user, setup_django, start_cameras, start_daphne, start_worker, wait_running,
-    worker_doc,
+    TARGET_P95_S, Subscribers, bench_user, event_push_latencies, lag_quantiles, pct, setup_django, start_cameras,
+    start_daphne, start_worker, wait_running,
 )
 
 CAMERAS = 12
 # The motion detector's terms reach half weight after 100 frames (20 s at 5 fps); here after 10, so that
 # a phase of a minute sees events from its first seconds (the latency measured is the pipeline's).
 QUICK_START = {"warmup_frames": 10, "confidence_frames": 10}
-TARGET_P95_S = 1.0
-
-
-def _pct(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
-
-
-def _ts(iso: str | None) -> float | None:
-    return datetime.fromisoformat(iso).timestamp() if iso else None
 
 
 def _sources(n: int) -> tuple[list[str], float, str]:
@@ -55,25 +44,6 @@ def _sources(n: int) -> tuple[list[str], float, str]:
             "demo:// (a scripted anomaly about every 4 s of media time, at least 3 s after the last one ended)")
 
 
-def _lag_quantiles(worker_name: str, camera_ids) -> tuple[float | None, float | None]:
-    """p50 and p95 of the capture-to-analysed lag over the cameras (their histograms summed)."""
-    from inference.stats import quantile
-
-    doc = worker_doc(worker_name) or {}
-    merged = None
-    for cid in camera_ids:
-        h = doc.get("cameras", {}).get(str(cid), {}).get("frame_lag_s")
-        if not h:
-            continue
-        if merged is None:
-            merged = {"buckets": [[b, c] for b, c in h["buckets"]], "count": h["count"], "sum": h["sum"]}
-        else:
-            merged["buckets"] = [[b, c + c2] for (b, c), (_, c2) in zip(merged["buckets"], h["buckets"])]
-            merged["count"] += h["count"]
-            merged["sum"] += h["sum"]
-    return quantile(0.5, merged), quantile(0.95, merged)
-
-
 def _phase(label, ids, subs, worker_name, seconds):
     from cameras.models import Camera
     from cameras.services import camera_stop
@@ -82,33 +52,16 @@ def _phase(label, ids, subs, worker_name, seconds):
     if not wait_running(ids, worker_name, 90):
         print(f"  {label}: not every camera runs after 90 s", file=sys.stderr)
     began = time.time()
-    first, closed, described = {}, {}, {}
     deadline = time.monotonic() + seconds
-    seen = 0
     while time.monotonic() < deadline:
         time.sleep(2)
-        for received, message in subs.messages[seen:]:
-            if message.get("type") != "event":
-                continue
-            event = message["event"]
-            if event["camera"] not in ids:
-                continue
-            started = _ts(event["started_at"])
-            if started is None or started < began:
-                continue
-            eid = event["id"]
-            first.setdefault(eid, received - started)
-            if event.get("ended_at") and eid not in closed:
-                closed[eid] = received - _ts(event["ended_at"])
-                if event.get("description"):
-                    described[eid] = received - _ts(event["ended_at"])
-        seen = len(subs.messages)
-        print(f"  {label}: {len(first)} events pushed, {len(closed)} closed", file=sys.stderr)
-    lag50, lag95 = _lag_quantiles(worker_name, ids)
+        pushed = event_push_latencies(subs.messages, ids, began)
+        print(f"  {label}: {len(pushed['first'])} events pushed, {len(pushed['closed'])} closed", file=sys.stderr)
+    pushed = event_push_latencies(subs.messages, ids, began)
+    lag50, lag95 = lag_quantiles(worker_name, ids)
     for cid in ids:
         camera_stop(camera=Camera.objects.get(pk=cid), by=None)
-    return {"first": list(first.values()), "closed": list(closed.values()), "described": len(described),
-            "lag50": lag50, "lag95": lag95}
+    return {**pushed, "lag50": lag50, "lag95": lag95}
 
 
 def run(quick: bool = False) -> str:
@@ -156,13 +109,13 @@ def run(quick: bool = False) -> str:
              "(upper bound) | closed update p50 / p95 (from ended_at) | described by the VLM |\n"
              "|---|---|---|---|---|---|---|---|\n")
     for name, r in results.items():
-        p50, p95 = _pct(r["first"], 0.5), _pct(r["first"], 0.95)
+        p50, p95 = pct(r["first"], 0.5), pct(r["first"], 0.95)
         e2e = p95 + (r["lag95"] or 0.0) if r["first"] else float("nan")
         table += (f"| {name} | {len(r['first'])} | {ms(p50)} | {ms(p95)} | {ms(r['lag50'])} / {ms(r['lag95'])} | "
-                  f"**{ms(e2e)}** | {ms(_pct(r['closed'], 0.5))} / {ms(_pct(r['closed'], 0.95))} | "
+                  f"**{ms(e2e)}** | {ms(pct(r['closed'], 0.5))} / {ms(pct(r['closed'], 0.95))} | "
                   f"{r['described']} of {len(r['closed'])} |\n")
     plain_r = results["without VLM"]
-    e2e = _pct(plain_r["first"], 0.95) + (plain_r["lag95"] or 0.0) if plain_r["first"] else float("nan")
+    e2e = pct(plain_r["first"], 0.95) + (plain_r["lag95"] or 0.0) if plain_r["first"] else float("nan")
     body = (f"**Without a VLM: first anomalous frame to the event on the client, p95 {ms(e2e)} "
             f"(target under {TARGET_P95_S * 1000:.0f} ms: {'met' if e2e < TARGET_P95_S else 'NOT met'}).**\n\n"
             f"{table}\n"

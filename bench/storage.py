@@ -96,9 +96,11 @@ def _writes(n: int, camera_ids) -> dict:
     for size in (settings.EVENT_BATCH_SIZE, 100):
         timed(f"ORM bulk upsert, batches of {size}", n,
               batched(fresh(n), size, lambda batch: services._upsert_orm(services._event_rows(batch))))
+    # One call per event costs about 10 ms here (the live push and alert routing): a third of the events do.
     for size in (1, settings.EVENT_BATCH_SIZE, 100):
         label = "event_records_store, 1 per call" if size == 1 else f"event_records_store, batches of {size}"
-        timed(label, n, batched(fresh(n), size, services.event_records_store))
+        count = n // 3 if size == 1 else n
+        timed(label, count, batched(fresh(count), size, services.event_records_store))
     AnomalyEvent.objects.all().delete()
     return results
 

@@ -1,5 +1,7 @@
 """bench/: the capacity search of `bench cameras` and the figures section writer (no benchmark runs here)."""
 
+from datetime import datetime, timezone
+
 import pytest
 
 from bench import report
@@ -57,3 +59,30 @@ def test_an_unknown_benchmark_is_refused_by_name(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2 and "nonsense" in capsys.readouterr().err
+
+
+def test_push_latencies_count_each_events_first_message_and_its_close_within_the_window():
+    from bench.cameras import event_push_latencies
+
+    def event(eid, camera, started, ended=None, description=""):
+        return {"type": "event", "event": {"id": eid, "camera": camera, "started_at": started,
+                                           "ended_at": ended, "description": description}}
+
+    t0 = 1_800_000_000.0
+
+    def iso(t):
+        return datetime.fromtimestamp(t, timezone.utc).isoformat()
+
+    messages = [
+        (t0 + 0.6, event("a", 1, iso(t0))),  # first push 0.6 s
+        (t0 + 0.9, event("a", 1, iso(t0))),  # a later copy: not the first push
+        (t0 + 5.5, event("a", 1, iso(t0), ended=iso(t0 + 5), description="A man runs.")),  # closed 0.5 s
+        (t0 + 2.3, event("b", 2, iso(t0 + 2))),  # 0.3 s
+        (t0 + 1.0, event("c", 9, iso(t0))),  # another camera
+        (t0 - 5.0, event("d", 1, iso(t0 - 6))),  # before the window
+        (t0 + 1.0, {"type": "subscribed", "camera": 1}),
+    ]
+    pushed = event_push_latencies(messages, [1, 2], since=t0, until=t0 + 10)
+    assert sorted(round(v, 3) for v in pushed["first"]) == [0.3, 0.6]
+    assert [round(v, 3) for v in pushed["closed"]] == [0.5] and pushed["described"] == 1
+    assert event_push_latencies(messages, [1, 2], since=t0 + 1, until=t0 + 10)["first"] == [pytest.approx(0.3)]
