@@ -11,8 +11,10 @@ and memory of the worker and daphne processes (psutil).
 Reported: every camera's minimum and mean analysis fps over the main run (16 cameras),
 CPU and memory per camera (memory: RSS growth over the idle worker), the most cameras the
 machine carries at 5 fps (30 s steps of 8 cameras from a guess made from the worker's CPU at
-16, until a step keeps every camera at 4.8 fps next to one that does not), and a profile of
-the per-frame loop of one camera, in this process.
+16, until a step keeps every camera at 4.8 fps next to one that does not), the end-to-end
+latency of every event the footage raised during the 16-camera run (first anomalous frame to
+the event on that camera's subscriber), and a profile of the per-frame loop of one camera, in
+this process.
 """
 
 from __future__ import annotations
