@@ -1,8 +1,9 @@
 """End to end: from the first anomalous frame to the event on a subscribed WebSocket client.
 
-A real Celery inference worker runs ``demo://`` cameras (a synthetic walkway where, about every
-8 s, someone runs, falls or walks into a forbidden area); a real daphne serves a real WebSocket client subscribed to every camera (events,
-no frames). The worker opens an event at the first frame the detector scores over the threshold
+A real Celery inference worker runs ``demo://`` cameras (a synthetic walkway where, about 4 s
+after the last one ended, someone runs, falls or walks into a forbidden area); a real daphne
+serves a real WebSocket client subscribed to every camera (events, no frames). The same figure
+under the 16-camera load on real footage is in `bench cameras`. The worker opens an event at the first frame the detector scores over the threshold
 and records its ``started_at`` from the wall clock right after that frame was analysed; the
 event is logged, stored in a batch (every ``EVENT_FLUSH_INTERVAL`` s or ``EVENT_BATCH_SIZE``
 events) and pushed. For each event:
