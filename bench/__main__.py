@@ -1,6 +1,6 @@
 """`make bench`: run every benchmark, print a summary, update docs/BENCHMARKS.md.
 
-    python -m bench            # all benchmarks (about 18 minutes here, 12 of them `cameras`)
+    python -m bench            # all benchmarks (about 19 minutes here, 12.6 of them `cameras`)
     python -m bench --quick    # all of them shorter (about 7 minutes)
     python -m bench ws         # only the named ones
 """
