@@ -45,3 +45,16 @@ class EventFactory(factory.django.DjangoModelFactory):
     severity = AnomalyEvent.Severity.MEDIUM
     description = "A person runs across the walkway."
     decision = factory.LazyFunction(lambda: {"severity": "medium", "actions": ["record", "notify"], "reasons": []})
+
+
+def role_users(camera, prefix: str = "") -> dict:
+    """The outsider / viewer / operator / staff set: the viewer may view ``camera``, the operator
+    view and operate it, staff is staff, the outsider has no grant."""
+    from guardian.shortcuts import assign_perm
+
+    users = {role: UserFactory(username=f"{prefix}{role}", is_staff=role == "staff")
+             for role in ("outsider", "viewer", "operator", "staff")}
+    assign_perm("view_camera", users["viewer"], camera)
+    for perm in ("view_camera", "operate_camera"):
+        assign_perm(perm, users["operator"], camera)
+    return users

@@ -23,7 +23,7 @@ from guardian.shortcuts import assign_perm
 from rest_framework.views import APIView
 from rest_framework_simplejwt.tokens import AccessToken
 
-from tests.factories import CameraFactory, EventFactory, UserFactory
+from tests.factories import CameraFactory, EventFactory, UserFactory, role_users
 
 ROLES = ("anonymous", "outsider", "viewer", "operator", "staff")
 A, O, V, P, S = range(5)  # indexes into a row of codes
@@ -175,15 +175,7 @@ def world(db, settings, tmp_path):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.METRICS_TOKEN = "scrape-token-for-the-matrix"
     camera, hidden = CameraFactory(name="Granted camera"), CameraFactory(name="Hidden camera")
-    users = {
-        "outsider": UserFactory(username="outsider"),
-        "viewer": UserFactory(username="viewer"),
-        "operator": UserFactory(username="operator"),
-        "staff": UserFactory(username="staff", is_staff=True),
-    }
-    assign_perm("view_camera", users["viewer"], camera)
-    for perm in ("view_camera", "operate_camera"):
-        assign_perm(perm, users["operator"], camera)
+    users = role_users(camera)
     media = Path(django_settings.MEDIA_ROOT) / "events"
     media.mkdir(parents=True, exist_ok=True)
     (media / "matrix.jpg").write_bytes(b"\xff\xd8jpeg")

@@ -33,7 +33,6 @@ from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, transaction
-from guardian.shortcuts import assign_perm
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -41,7 +40,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from tests.factories import EventFactory, UserFactory
+from tests.factories import EventFactory, role_users
 
 pytestmark = pytest.mark.django_db
 
@@ -96,15 +95,7 @@ def world(camera, settings):
     from cameras.models import DetectorVersion, LearningJob
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    users = {
-        "outsider": UserFactory(username="fuzz-outsider"),
-        "viewer": UserFactory(username="fuzz-viewer"),
-        "operator": UserFactory(username="fuzz-operator"),
-        "staff": UserFactory(username="fuzz-staff", is_staff=True),
-    }
-    assign_perm("view_camera", users["viewer"], camera)
-    for perm in ("view_camera", "operate_camera"):
-        assign_perm(perm, users["operator"], camera)
+    users = role_users(camera, prefix="fuzz-")
     event = EventFactory(camera=camera)
     job = LearningJob.objects.create(camera=camera, kind=LearningJob.Kind.LIVE, minutes=1, message="x")
     version = DetectorVersion.objects.create(camera=camera, number=1, detector=camera.detector,

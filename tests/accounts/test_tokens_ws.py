@@ -11,17 +11,19 @@ from tests.factories import UserFactory
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
 
+def stream(access: str) -> WebsocketCommunicator:
+    return WebsocketCommunicator(application, f"/ws/stream/?token={access}", headers=[(b"origin", b"http://localhost")])
+
+
 async def test_a_revoked_token_cannot_open_a_websocket(client):
     user = await sync_to_async(UserFactory)(password=PASSWORD)
     tokens = await sync_to_async(login)(client, user)
-    communicator = WebsocketCommunicator(application, f"/ws/stream/?token={tokens['access']}",
-                                         headers=[(b"origin", b"http://localhost")])
+    communicator = stream(tokens['access'])
     connected, _ = await communicator.connect()
     assert connected
     await communicator.disconnect()
     await sync_to_async(logout)(client, tokens["access"], refresh=tokens["refresh"])
-    communicator = WebsocketCommunicator(application, f"/ws/stream/?token={tokens['access']}",
-                                         headers=[(b"origin", b"http://localhost")])
+    communicator = stream(tokens['access'])
     connected, code = await communicator.connect()
     assert not connected and code == 4401
 
@@ -30,8 +32,7 @@ async def test_an_open_websocket_is_closed_when_its_token_is_revoked(client, set
     settings.WS_PERMISSION_RECHECK_SECONDS = 0.2
     user = await sync_to_async(UserFactory)(password=PASSWORD)
     tokens = await sync_to_async(login)(client, user)
-    communicator = WebsocketCommunicator(application, f"/ws/stream/?token={tokens['access']}",
-                                         headers=[(b"origin", b"http://localhost")])
+    communicator = stream(tokens['access'])
     connected, _ = await communicator.connect()
     assert connected
     await sync_to_async(logout)(client, tokens["access"], refresh=tokens["refresh"])
