@@ -1,9 +1,13 @@
 """EventLogger: append every event record to a JSON-lines log, then store them in batches.
 
 An event is durable once ``append`` returns: the line is written and fsynced before
-it joins the in-memory batch. A background thread stores the batch every
-``flush_interval`` seconds or as soon as ``batch_size`` records wait, whichever
-comes first, and then advances a committed-offset marker beside the log. After a
+it joins the in-memory batch. A background thread stores the batch at most once every
+``flush_interval`` seconds, or as soon as ``batch_size`` records wait, whichever
+comes first, and then advances a committed-offset marker beside the log. No record
+waits longer than ``flush_interval``, and one that finds no flush in the last
+``flush_interval`` (the first event after a quiet second, the usual case) is stored
+at once: a steady stream of events is stored in one batch a second, a lone event
+without waiting for the timer. After a
 crash, ``start()`` stores whatever lies past that marker; the store is an upsert by
 event UUID, so a record stored twice is still one row.
 
@@ -167,8 +171,8 @@ class EventLogger:
         with self._lock:
             offset = self.file.append(line)
             self._pending.append((record, offset))
-            full = len(self._pending) >= self.batch_size
-        if full:
+            waiting = len(self._pending)
+        if waiting == 1 or waiting >= self.batch_size:  # the flusher re-decides when its wait ends
             self._wake.set()
 
     def pending(self) -> int:
@@ -236,27 +240,41 @@ class EventLogger:
         return adopted
 
     def _run(self) -> None:
-        delay = self.flush_interval
+        last = float("-inf")  # when the last flush (or failed try) began
+        retry = 0.0  # after a failure: the back-off before the next try
         next_adopt = time.monotonic() + (self.adopt_interval or 0)
         while not self._stop.is_set():
-            self._wake.wait(delay)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            if self.adopt_interval is not None and time.monotonic() >= next_adopt:
-                next_adopt = time.monotonic() + self.adopt_interval
+            now = time.monotonic()
+            if self.adopt_interval is not None and now >= next_adopt:
+                next_adopt = now + self.adopt_interval
                 self.adopt_orphans()  # a worker that died since we started: store what it logged
-            began = time.monotonic()
+                continue
+            waiting = self.pending()
+            if not waiting:
+                due = float("inf")
+            elif retry:
+                due = last + retry
+            elif waiting >= self.batch_size:
+                due = now
+            else:
+                # From the start of the last flush, not its end: a slow store must not stretch the
+                # interval (nor the wait of the records behind it).
+                due = last + self.flush_interval
+            wake_at = min(due, next_adopt) if self.adopt_interval is not None else due
+            if wake_at > now:
+                # append() wakes this for the first waiting record and for a full batch: re-decide then.
+                self._wake.wait(None if wake_at == float("inf") else wake_at - now)
+                self._wake.clear()
+                continue
+            last = now
             try:
                 self.flush()
-                # Every flush_interval from the start of this flush, not from its end: a slow store
-                # must not stretch the interval (nor the wait of the records behind it).
-                delay = max(0.0, self.flush_interval - (time.monotonic() - began))
+                retry = 0.0
             except Exception as exc:  # database down: keep the records, back off
                 self.failures += 1
-                delay = min(self.retry_max, max(self.flush_interval, delay * 2))
+                retry = min(self.retry_max, max(self.flush_interval, retry * 2))
                 log.warning("Storing events failed (%s); %d wait in the log; retry in %.1fs",
-                            exc, self.pending(), delay)
+                            exc, self.pending(), retry)
 
 
 def merge_records(records: list[dict]) -> list[dict]:

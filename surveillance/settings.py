@@ -239,7 +239,8 @@ CAMERA_DEFAULTS = {
     "event_close_seconds": envfloat("CAMERA_EVENT_CLOSE_SECONDS", 3.0),
     "analysis_width": envint("CAMERA_ANALYSIS_WIDTH", 360),
 }
-# Event batching: flush every EVENT_FLUSH_INTERVAL seconds or EVENT_BATCH_SIZE events.
+# Event batching: at most one flush every EVENT_FLUSH_INTERVAL seconds, or one as soon as EVENT_BATCH_SIZE
+# events wait; no event waits longer than the interval, and one after a quiet interval is stored at once.
 EVENT_FLUSH_INTERVAL = envfloat("EVENT_FLUSH_INTERVAL", 1.0)
 EVENT_BATCH_SIZE = envint("EVENT_BATCH_SIZE", 10)
 # An event still open this long after it started lost its worker (episodes close within 300 s):

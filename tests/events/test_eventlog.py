@@ -38,6 +38,26 @@ class CountingStore:
         event_records_store(records)
 
 
+class GatedStore(CountingStore):
+    """A store that waits until the test opens it: records stay pending meanwhile."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = threading.Event()
+
+    def __call__(self, records):
+        self.gate.wait(5)
+        super().__call__(records)
+
+
+def crash(logger):
+    """The process dies: the flusher stops without a last flush, and the lock goes with the file."""
+    logger._stop.set()
+    logger._wake.set()
+    logger._thread.join(5)
+    logger.file.close()
+
+
 def wait_for(predicate, timeout=5.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -49,37 +69,57 @@ def wait_for(predicate, timeout=5.0):
 
 def test_every_append_is_on_disk_before_it_is_stored(tmp_path):
     camera = CameraFactory()
-    store = CountingStore()
+    store = GatedStore()  # the database is slow: the record is on disk well before it is stored
     logger = EventLogger(tmp_path / "w.jsonl", store=store, flush_interval=60, batch_size=100).start()
     r = record(camera.id)
     logger.append(r)
     lines = (tmp_path / "w.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["id"] == r["id"]
     assert AnomalyEvent.objects.count() == 0 and store.calls == []
+    store.gate.set()
     logger.close()
     assert AnomalyEvent.objects.count() == 1
+
+
+def test_a_lone_event_is_stored_at_once_and_the_ones_right_behind_it_wait_for_the_interval(tmp_path):
+    camera = CameraFactory()
+    store = CountingStore()
+    logger = EventLogger(tmp_path / "w.jsonl", store=store, flush_interval=60, batch_size=10).start()
+    logger.append(record(camera.id))  # no flush in the last 60 s: stored now, not in a minute
+    assert wait_for(lambda: AnomalyEvent.objects.count() == 1, timeout=3)
+    for _ in range(3):
+        logger.append(record(camera.id))
+    time.sleep(0.3)
+    assert AnomalyEvent.objects.count() == 1 and logger.pending() == 3  # at most one timed flush a minute
+    logger.close()
+    assert AnomalyEvent.objects.count() == 4 and store.calls == [1, 3]
 
 
 def test_flush_by_count_stores_ten_at_once_without_waiting_for_the_timer(tmp_path):
     camera = CameraFactory()
     store = CountingStore()
     logger = EventLogger(tmp_path / "w.jsonl", store=store, flush_interval=60, batch_size=10).start()
-    for _ in range(10):
+    logger.append(record(camera.id))
+    assert wait_for(lambda: AnomalyEvent.objects.count() == 1, timeout=3)
+    for _ in range(10):  # the timer's next turn is a minute away
         logger.append(record(camera.id))
-    assert wait_for(lambda: AnomalyEvent.objects.count() == 10, timeout=3)
-    assert store.calls == [10]  # one batch, one transaction
+    assert wait_for(lambda: AnomalyEvent.objects.count() == 11, timeout=3)
+    assert store.calls == [1, 10]  # one batch, one transaction
     logger.close()
 
 
 def test_flush_by_time_stores_a_partial_batch_after_the_interval(tmp_path):
     camera = CameraFactory()
     store = CountingStore()
-    logger = EventLogger(tmp_path / "w.jsonl", store=store, flush_interval=0.3, batch_size=10).start()
+    logger = EventLogger(tmp_path / "w.jsonl", store=store, flush_interval=0.5, batch_size=10).start()
+    logger.append(record(camera.id))
+    assert wait_for(lambda: AnomalyEvent.objects.count() == 1, timeout=3)
+    began = time.monotonic()
     for _ in range(3):
         logger.append(record(camera.id))
-    assert AnomalyEvent.objects.count() == 0
-    assert wait_for(lambda: AnomalyEvent.objects.count() == 3, timeout=3)
-    assert store.calls == [3]
+    assert wait_for(lambda: AnomalyEvent.objects.count() == 4, timeout=3)
+    assert time.monotonic() - began >= 0.3  # not before the interval (0.5 s from the first flush)
+    assert store.calls == [1, 3]
     logger.close()
 
 
@@ -95,8 +135,10 @@ class RecordingEvent(threading.Event):
 
 def test_the_interval_counts_from_the_start_of_a_flush_so_a_slow_store_does_not_stretch_it(tmp_path):
     camera = CameraFactory()
+    storing = threading.Event()
 
     def slow_store(records):
+        storing.set()
         time.sleep(0.2)
         event_records_store(records)
 
@@ -104,24 +146,27 @@ def test_the_interval_counts_from_the_start_of_a_flush_so_a_slow_store_does_not_
     logger._wake = RecordingEvent()
     logger.start()
     logger.append(record(camera.id))
-    assert wait_for(lambda: AnomalyEvent.objects.count() == 1, timeout=3)
-    assert wait_for(lambda: len(logger._wake.timeouts) >= 3, timeout=3)
-    # The wait after the 0.2 s flush is what is left of the 0.5 s interval; an empty flush leaves almost all.
-    after_slow = logger._wake.timeouts[logger._wake.timeouts.index(0.5) + 1]
-    assert 0 <= after_slow <= 0.3
+    assert storing.wait(3)
+    waits_before = len(logger._wake.timeouts)
+    logger.append(record(camera.id))  # arrives during the 0.2 s flush
+    assert wait_for(lambda: AnomalyEvent.objects.count() == 2, timeout=3)
+    # The wait after the slow flush is what is left of the 0.5 s interval, about 0.3 s.
+    after_slow = logger._wake.timeouts[waits_before]
+    assert 0 < after_slow <= 0.31
     logger.close()
 
 
 def test_crash_before_flush_loses_nothing_and_replay_stores_each_event_once(tmp_path):
     camera = CameraFactory()
     path = tmp_path / "w.jsonl"
-    first = EventLogger(path, store=CountingStore(), flush_interval=60, batch_size=100).start()
+    # The database is down, so nothing is stored before the process dies.
+    first = EventLogger(path, store=CountingStore(fail_times=100), flush_interval=60, batch_size=100).start()
     records = [record(camera.id) for _ in range(5)]
     for r in records:
         first.append(r)
     # An update of the first event (the episode closed) also waits in the log.
     first.append({**records[0], "ended_at": "2026-11-22T10:00:09+00:00", "description": "a cyclist"})
-    first.file.close()  # the process dies: no flush, the lock goes with it
+    crash(first)
     assert AnomalyEvent.objects.count() == 0
 
     second = EventLogger(path, store=CountingStore(), flush_interval=60, batch_size=100).start()
@@ -161,9 +206,11 @@ def test_database_down_keeps_events_and_stores_them_when_it_returns(tmp_path):
 
 def test_a_new_worker_adopts_the_log_of_a_dead_one(tmp_path):
     camera = CameraFactory()
-    dead = EventLogger(tmp_path / "dead.jsonl", store=CountingStore(), flush_interval=60, batch_size=100).start()
+    dead = EventLogger(tmp_path / "dead.jsonl", store=CountingStore(fail_times=100), flush_interval=60,
+                       batch_size=100).start()
     dead.append(record(camera.id))
-    dead.file.close()
+    crash(dead)
+    assert AnomalyEvent.objects.count() == 0
     alive = EventLogger(tmp_path / "alive.jsonl", store=CountingStore(), flush_interval=60, batch_size=100).start()
     assert AnomalyEvent.objects.count() == 1
     alive.close()
@@ -171,11 +218,13 @@ def test_a_new_worker_adopts_the_log_of_a_dead_one(tmp_path):
 
 def test_a_live_workers_log_is_not_adopted(tmp_path):
     camera = CameraFactory()
-    busy = EventLogger(tmp_path / "busy.jsonl", store=CountingStore(), flush_interval=60, batch_size=100).start()
+    slow = GatedStore()
+    busy = EventLogger(tmp_path / "busy.jsonl", store=slow, flush_interval=60, batch_size=100).start()
     busy.append(record(camera.id))
     other = EventLogger(tmp_path / "other.jsonl", store=CountingStore(), flush_interval=60, batch_size=100).start()
     assert AnomalyEvent.objects.count() == 0
     other.close()
+    slow.gate.set()
     busy.close()
     assert AnomalyEvent.objects.count() == 1
 
