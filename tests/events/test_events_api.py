@@ -114,3 +114,25 @@ def test_snapshot_is_served_only_to_viewers(client, camera, viewer, outsider, se
     assert response.status_code == 200 and b"".join(response.streaming_content) == b"\xff\xd8jpeg"
     client.force_login(outsider)
     assert client.get(f"/events/{event.id}/snapshot.jpg").status_code == 404
+
+
+def test_a_page_reads_only_what_it_shows_of_cameras_and_users(api_as, camera, owner, viewer):
+    """One events query whatever the page holds, and of the related rows only the camera's name and the
+    usernames: not the camera's settings (JSON decoded per event) nor the users' password hashes."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    EventFactory.create_batch(30, camera=camera)
+    AnomalyEvent.objects.filter(pk__in=list(AnomalyEvent.objects.values_list("pk", flat=True)[:10])).update(
+        status="resolved", acknowledged_by=owner, resolved_by=owner, resolved_at=timezone.now())
+    client = api_as(viewer)
+    client.get("/api/v1/events/")  # warm the content-type cache
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/api/v1/events/")
+    results = response.json()["results"]
+    assert len(results) == 30 and {r["camera_name"] for r in results} == {camera.name}
+    assert sum(r["resolved_by"] == owner.username for r in results) == 10
+    events_sql = [q["sql"] for q in queries.captured_queries if 'FROM "events_anomalyevent"' in q["sql"]]
+    assert len(events_sql) == 1
+    assert '"cameras_camera"."detector_params"' not in events_sql[0] and '"password"' not in events_sql[0]
+    assert '"cameras_camera"."name"' in events_sql[0]
