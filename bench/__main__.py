@@ -23,6 +23,16 @@ BENCHMARKS = {
 }
 
 
+def reference_loop() -> float:
+    """Seconds for 10,000,000 additions in pure Python: how fast this machine was when a benchmark began
+    (a shared virtual machine's speed is not constant), to compare runs by."""
+    began = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return time.perf_counter() - began
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})")
@@ -40,22 +50,29 @@ def main(argv=None):
     summary = []
     began = time.monotonic()
     for name in names:
+        speed = reference_loop()
         t0 = time.monotonic()
         proc = subprocess.run([sys.executable, "-m", "bench", name, "--in-process"] + (["--quick"] if args.quick else []),
                               stdout=subprocess.PIPE, text=True)
         sys.stdout.write(proc.stdout)
         lines = [line[len(RESULT):] for line in proc.stdout.splitlines() if line.startswith(RESULT)]
         line = lines[-1] if lines and proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
-        summary.append((name, time.monotonic() - t0, line))
+        summary.append((name, time.monotonic() - t0, speed, line))
     total = time.monotonic() - began
-    rows = "".join(f"| {name} | {seconds / 60:.1f} min | {line} |\n" for name, seconds, line in summary)
-    table = f"| benchmark | took | result |\n|---|---|---|\n{rows}| **all** | **{total / 60:.1f} min** | |\n"
+    rows = "".join(f"| {name} | {seconds / 60:.1f} min | {speed:.2f} s | {line} |\n"
+                   for name, seconds, speed, line in summary)
+    table = (f"| benchmark | took | machine speed before it | result |\n|---|---|---|---|\n{rows}"
+             f"| **all** | **{total / 60:.1f} min** | | |\n\n"
+             "Machine speed: seconds for 10,000,000 additions in pure Python (`bench.__main__.reference_loop`; lower "
+             "is faster), taken before each benchmark. The speed of this shared virtual machine is not constant (the same "
+             "code has measured up to twice as slow on one day), and with it every figure that is not a fixed "
+             "duration.\n")
     print("\nSummary\n" + table)
     if not args.names:  # a whole run: record how long each part took
         from bench.report import write_section
 
         write_section("run", "The whole run", table, "python -m bench" + (" --quick" if args.quick else ""))
-    return 0 if all(not line.startswith("FAILED") for _, _, line in summary) else 1
+    return 0 if all(not line.startswith("FAILED") for *_, line in summary) else 1
 
 
 if __name__ == "__main__":

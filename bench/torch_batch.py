@@ -145,7 +145,7 @@ def run(quick: bool = False) -> str:
 
     from tests.inference.tiny_models import build_tiny_clip
 
-    seconds = 2 if quick else 3
+    seconds = 1 if quick else 2
     import psutil
 
     me = psutil.Process()
