@@ -26,6 +26,29 @@ class EventOutputSerializer(serializers.ModelSerializer):
     def get_clip(self, event) -> str | None:
         return reverse("event-clip", args=[event.pk]) if event.clip else None
 
+    def to_representation(self, event):
+        """The fields above, written out: DRF's generic walk over them cost a fifth of an events API page.
+
+        It gives exactly what the generic walk gives (tests/events/test_events_api.py compares them).
+        """
+        when = _DATETIME.to_representation  # in the current time zone, as DRF writes it
+        return {
+            "id": str(event.pk), "camera": event.camera_id, "camera_name": event.camera.name,
+            "started_at": when(event.started_at), "ended_at": when(event.ended_at),
+            "peak_score": float(event.peak_score), "mean_score": float(event.mean_score),
+            "severity": event.severity, "status": event.status, "description": event.description,
+            "decision": event.decision, "snapshot": self.get_snapshot(event), "clip": self.get_clip(event),
+            "details": event.details,
+            "acknowledged_by": event.acknowledged_by.username if event.acknowledged_by_id else None,
+            "acknowledged_at": when(event.acknowledged_at),
+            "resolved_by": event.resolved_by.username if event.resolved_by_id else None,
+            "resolved_at": when(event.resolved_at), "created_at": when(event.created_at),
+            "updated_at": when(event.updated_at),
+        }
+
+
+_DATETIME = serializers.DateTimeField()
+
 
 class EventFilterSerializer(serializers.Serializer):
     camera = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
