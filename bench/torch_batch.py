@@ -153,9 +153,8 @@ def run(quick: bool = False) -> str:
     model_dir = build_tiny_clip(Path(tempfile.mkdtemp(prefix="bench-tiny-clip-")))
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     default_threads = torch.get_num_threads()
-    # On the CPU with the default intra-op threads and with one (on a busy machine OpenMP threads that
-    # wait for each other can cost far more than they bring).
-    runs = [("cpu", n) for n in sorted({default_threads, 1}, reverse=True)]
+    # On the CPU with torch's default intra-op threads, as the worker runs it.
+    runs = [("cpu", default_threads)]
     runs += [("cuda", default_threads)] if "cuda" in devices else []
     rows, proofs = [], []
     for device, threads in runs:
@@ -183,8 +182,7 @@ def run(quick: bool = False) -> str:
         f"{r['batched'] / r['unbatched']:.1f}x | {r['one_pass']:.0f} frames/s |\n" for r in rows)
     body = (table + f"\nDevices: {', '.join(devices)}{f' ({gpu})' if gpu else ' (no CUDA here)'}; torch "
             f"{torch.__version__}, {default_threads} torch CPU threads by default; {seconds} s per figure; other processes used "
-            f"{others:.0f}% of the machine's {os.cpu_count()} cores meanwhile. When other work holds the cores, torch's default intra-op threads can make "
-            "single small calls far slower than one thread does, hence both rows.\n\n"
+            f"{others:.0f}% of the machine's {os.cpu_count()} cores meanwhile.\n\n"
             "Each model is in memory once with 16 cameras (the pool's counts and the objects the detectors hold):\n\n"
             + "".join(f"- {p}\n" for p in proofs))
     write_section("torch-batch", "Torch backends: batched against one call per camera", body,
