@@ -1,7 +1,7 @@
 """`make bench`: run every benchmark, print a summary, update docs/BENCHMARKS.md.
 
-    python -m bench            # all benchmarks (about 19 minutes here, 12.6 of them `cameras`)
-    python -m bench --quick    # all of them shorter (about 7 minutes)
+    python -m bench            # all benchmarks (about 15 minutes here, 11.5 of them `cameras`)
+    python -m bench --quick    # all of them shorter (about 5 minutes)
     python -m bench ws         # only the named ones
 """
 

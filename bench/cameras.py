@@ -557,7 +557,7 @@ def run(quick: bool = False) -> str:
         if worker is not None:
             worker.stop()
         daphne.stop()
-    profile_table, profile = profile_loop(150 if quick else 250)
+    profile_table, profile = profile_loop(150)
 
     from bench.report import write_section
 

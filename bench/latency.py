@@ -71,7 +71,7 @@ def _phase(sets: dict[str, list[int]], subs, worker_name, seconds) -> dict[str, 
 
 
 def run(quick: bool = False) -> str:
-    seconds = 30 if quick else 45
+    seconds = 30 if quick else 40
     # Both sets run side by side on one worker (one phase, not one after the other).
     tmp = setup_django("bench-latency-", MAX_CAMERAS_PER_WORKER=2 * CAMERAS)
     from cameras.models import Camera

@@ -193,7 +193,7 @@ def child(quick: bool) -> dict:
     writes = _writes(400 if quick else 1000, ids)
     total = 100_000 if quick else 1_000_000
     fill_seconds = _fill(total, ids)
-    reads = _reads(viewer, ids[:VIEWER_CAMERAS], 30 if quick else 60)
+    reads = _reads(viewer, ids[:VIEWER_CAMERAS], 30 if quick else 40)
     from django.conf import settings
 
     return {"writes": writes, "total": total, "fill_seconds": fill_seconds, "reads": reads,
