@@ -10,8 +10,8 @@ and memory of the worker and daphne processes (psutil).
 
 Reported: every camera's minimum and mean analysis fps over the main run (16 cameras),
 CPU and memory per camera (memory: RSS growth over the idle worker), the most cameras the
-machine carries at 5 fps (30 s steps of 8 cameras from a guess made from the worker's CPU at
-16, until a step keeps every camera at 4.8 fps next to one that does not), the end-to-end
+machine carries at 5 fps (at most two 15 s steps of 8 cameras from a guess made from the worker's CPU
+at 16, stopping at a step that keeps every camera at 4.8 fps next to one that does not), the end-to-end
 latency of every event the footage raised during the 16-camera run (first anomalous frame to
 the event on that camera's subscriber), and a profile of the per-frame loop of one camera, in
 this process.
@@ -31,12 +31,15 @@ import threading
 import time
 from pathlib import Path
 
+from bench.report import pct
+
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ROOT.parent / "shared" / "datasets"
 FPS = 5.0
 TARGET_FPS = 4.8
 WINDOW = 20.0  # seconds: the fps of a camera over any window this long is checked against TARGET_FPS
 TARGET_P95_S = 1.0  # first anomalous frame to the event on a subscribed client, p95
+CAPACITY_STEP = 8  # cameras added or removed per capacity step
 STAGGER_S = 0.5  # seconds between the starts of the main run's cameras (the same clip is every 3rd camera)
 
 
@@ -277,11 +280,6 @@ def _mean(values):
     return sum(values) / len(values) if values else float("nan")
 
 
-def pct(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
-
-
 def _ts(iso: str | None) -> float | None:
     from datetime import datetime
 
@@ -354,7 +352,7 @@ def wait_running(camera_ids, worker_name: str, timeout: float = 60) -> bool:
     return False
 
 
-def capacity_search(start: int, guess: int, most: int, keeps_up, *, step: int = 8,
+def capacity_search(start: int, guess: int, most: int, keeps_up, *, step: int = CAPACITY_STEP,
                     tries: int = 3) -> tuple[int, set[int]]:
     """The most cameras that keep up, from ``start`` (known to keep up) and a first ``guess``.
 
@@ -516,7 +514,7 @@ def run(quick: bool = False) -> str:
         def step(n: int, seconds: float) -> dict:
             nonlocal running
             if n > running:
-                # The first 16 come up one a second, as cameras do: those that loop the same clip then do not
+                # The first 16 come up STAGGER_S apart, as cameras do: those that loop the same clip then do not
                 # show the same scene at the same instant (and raise their events together) all run long.
                 start_cameras(ids[running:n], subs, stagger=STAGGER_S if running == 0 else 0.0)
             for cid in ids[n:running]:
@@ -540,7 +538,7 @@ def run(quick: bool = False) -> str:
 
         main_n = 16
         row = step(main_n, main_seconds)
-        main = (row["rates"], None, row)
+        main = row
         # End to end under this load: every event the real footage raised during the run, from its first
         # anomalous frame to its first message on that camera's subscriber.
         pushed = event_push_latencies(subs.messages, ids[:main_n], row["began"], row["ended"])
@@ -548,7 +546,8 @@ def run(quick: bool = False) -> str:
         if row["worst"] >= TARGET_FPS:
             # Capacity: a first guess from the worker's CPU at the main step (90% of the machine for the
             # worker), rounded down to a multiple of 8 cameras.
-            guess = int(main_n * 0.9 * (os.cpu_count() or 1) * 100 / max(row["cpu"], 1.0)) // 8 * 8
+            guess = (int(main_n * 0.9 * (os.cpu_count() or 1) * 100 / max(row["cpu"], 1.0))
+                     // CAPACITY_STEP * CAPACITY_STEP)
             capacity, failed = capacity_search(
                 main_n, guess, most, lambda n: step(n, step_seconds)["worst"] >= TARGET_FPS, tries=2)
     finally:
@@ -574,7 +573,8 @@ def run(quick: bool = False) -> str:
                   f"{r['system_cpu']:.0f}% ({r['load']:.1f}) |\n")
     body = ""
     if main:
-        rates, _, row = main
+        row = main
+        rates = row["rates"]
         ok = all(r["min_window"] >= TARGET_FPS for r in rates.values())
         seconds = row["seconds"]
         body += (f"**16 cameras for {seconds / 60:.1f} min: the slowest camera kept "
@@ -606,7 +606,7 @@ def run(quick: bool = False) -> str:
         body += "\n"
     body += (f"Most cameras this machine carries at 5 fps (every camera >= {TARGET_FPS} fps over the step): "
              f"**{capacity if capacity else 'fewer than ' + str(main_n)}**"
-             f"{'' if capacity + 8 in failed else ' (no step above it was tried: more may fit)'}.\n\n{table}\n"
+             f"{'' if capacity + CAPACITY_STEP in failed else ' (no step above it was tried: more may fit)'}.\n\n{table}\n"
              "One real Celery inference worker (`-P threads -c 8`, default motion detector, analysis 5 fps, "
              f"looped file sources; the first 16 cameras start {STAGGER_S:g} s apart, so that the cameras that loop "
              "the same clip do not show the same scene at the same instant) and one daphne with one WebSocket subscriber per camera at 5 fps (the clients "
@@ -616,7 +616,8 @@ def run(quick: bool = False) -> str:
              "### Per-frame loop profile\n\n" + profile_table)
     write_section("cameras", "Cameras per worker (real footage, one worker, live subscribers)", body, command)
     if main:
-        rates, _, row = main
+        row = main
+        rates = row["rates"]
         events = (f"; {len(latency['first'])} events, push p95 {1000 * pct(latency['first'], 0.95):.0f} ms"
                   if latency and latency["first"] else "")
         return (f"16 cameras: slowest {min(r['min_window'] for r in rates.values()):.2f} fps{events}, "

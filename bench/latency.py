@@ -27,9 +27,10 @@ import time
 from pathlib import Path
 
 from bench.cameras import (
-    TARGET_P95_S, Subscribers, bench_user, event_push_latencies, lag_quantiles, pct, setup_django, start_cameras,
+    TARGET_P95_S, Subscribers, bench_user, event_push_latencies, lag_quantiles, setup_django, start_cameras,
     start_daphne, start_worker, wait_running,
 )
+from bench.report import pct
 
 CAMERAS = 8  # per set: 8 without a VLM and 8 with one, side by side (16, a worker's default)
 # The motion detector's terms reach half weight after 100 frames (20 s at 5 fps); here after 10, so that

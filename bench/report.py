@@ -13,6 +13,12 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
 HEADER = "# Benchmarks\n\nEach section is rewritten by the command it names (`make bench` runs them all).\n"
 
 
+def pct(values, q):
+    """The ``q`` quantile (0..1) of ``values`` by rank; NaN when there are none."""
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:

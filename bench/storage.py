@@ -25,6 +25,8 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
+from bench.report import pct
+
 DB_NAME = "surveillance_bench"
 SERVER = os.getenv("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 CAMERAS = 20
@@ -36,11 +38,6 @@ def _admin(sql: str) -> None:
 
     with psycopg.connect(SERVER, autocommit=True) as conn:
         conn.execute(sql)
-
-
-def _pct(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
 def _record(camera_id: int, started: datetime, i: int) -> dict:
@@ -158,7 +155,7 @@ def _reads(user, camera_ids, rounds: int) -> list[tuple[str, float, float, int]]
             times.append((time.perf_counter() - t0) * 1000)
             assert response.status_code == 200, response.content[:300]
             count = len(response.json()["results"])
-        rows.append((label, _pct(times, 0.5), _pct(times, 0.95), count))
+        rows.append((label, pct(times, 0.5), pct(times, 0.95), count))
         print(f"  {label}: p50 {rows[-1][1]:.1f} ms, p95 {rows[-1][2]:.1f} ms", file=sys.stderr)
         # The next page, by the cursor the first page gave.
         nxt = client.get("/api/v1/events/", params).json().get("next")
@@ -169,7 +166,7 @@ def _reads(user, camera_ids, rounds: int) -> list[tuple[str, float, float, int]]
                 response = client.get(nxt)
                 times.append((time.perf_counter() - t0) * 1000)
                 assert response.status_code == 200
-            rows.append((f"{label}, page 2", _pct(times, 0.5), _pct(times, 0.95), len(response.json()["results"])))
+            rows.append((f"{label}, page 2", pct(times, 0.5), pct(times, 0.95), len(response.json()["results"])))
     return rows
 
 

@@ -19,6 +19,8 @@ import threading
 import time
 from pathlib import Path
 
+from bench.report import pct
+
 CAMERAS = 16
 FPS = 5
 P95_LIMIT_MS = 250.0
@@ -116,11 +118,6 @@ async def _clients(port, token, camera_ids, n, seconds):
     return latencies
 
 
-def _pct(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
-
-
 def run(quick: bool = False) -> str:
     import subprocess
 
@@ -147,7 +144,7 @@ def run(quick: bool = False) -> str:
         for n in steps:
             latencies = asyncio.run(_clients(port, token, camera_ids, n, seconds))
             expected = n * FPS * seconds
-            p50, p95 = _pct(latencies, 0.5), _pct(latencies, 0.95)
+            p50, p95 = pct(latencies, 0.5), pct(latencies, 0.95)
             rows.append((n, len(latencies), expected, p50, p95))
             print(f"  {n:4d} subscribers: {len(latencies)}/{expected} frames, p50 {p50:.0f} ms, p95 {p95:.0f} ms",
                   file=sys.stderr)
