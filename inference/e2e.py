@@ -187,6 +187,7 @@ class E2ESystem:
         self._fps_window: list[float] = []
         self.stats = CameraStats(clock=clock)  # detector ms, frame lag, events (inference/stats.py)
         self._pending = []  # futures of episode finalisations
+        self.finalised_inline = 0  # episodes the executor could not take, finished in the camera thread
         # Event clips: the last analysed frames (pre-roll) and a cap on an episode's frames.
         self._clip_max_frames = max(1, math.ceil(clip_max_seconds * self.analysis_fps))
         self._preroll: deque | None = None
@@ -250,9 +251,15 @@ class E2ESystem:
         ep.ended_wall = self.clock() if now is None else now
         if self.executor is not None:
             self._pending = [f for f in self._pending if not f.done()]
-            self._pending.append(self.executor.submit(self._finalise, ep))
-        else:
-            self._finalise(ep)
+            try:
+                self._pending.append(self.executor.submit(self._finalise, ep))
+                return
+            except RuntimeError as exc:  # a bounded executor full (QueueFull), or shut down
+                # Never lose the event: finish it here, in the camera thread (which waits meanwhile).
+                self.finalised_inline += 1
+                log.warning("Camera %s: episode %s could not be queued (%s); finishing it in the camera thread "
+                            "(%d so far)", self.camera_id, ep.id, exc, self.finalised_inline)
+        self._finalise(ep)
 
     def _finalise(self, ep: Episode) -> None:
         """Describe the peak frame, decide, and record the closed event (off the frame loop)."""
@@ -367,8 +374,8 @@ class E2ESystem:
             "mean_score": 0.0,
             "severity": "high",
             "description": f"Camera {name} {verb}: {cause}"[:1000],
-            "decision": {"severity": "high", "actions": ["notify"], "reasons": [f"camera {verb}: {cause}"[:300]],
-                         "policy": "system"},
+            "decision": {"severity": "high", "actions": ["record", "notify", "alert_now"],
+                         "reasons": [f"camera {verb}: {cause}"[:300]], "policy": "system"},
             "snapshot": "",
             "clip": "",
             "details": {"kind": OFFLINE_KIND, "state": self.state, "cause": cause[:500]},
