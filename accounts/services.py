@@ -8,6 +8,10 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
 
 
 def user_register(*, username: str, password: str, email: str = "") -> "get_user_model()":
@@ -78,11 +82,6 @@ def tokens_revoke(*, user, refresh: str = "", access=None, everywhere: bool = Fa
     issued until now (all devices). Returns the number of refresh tokens blacklisted. A refresh
     token that is not the user's, or not valid, is a ValidationError naming the problem.
     """
-    from rest_framework_simplejwt.exceptions import TokenError
-    from rest_framework_simplejwt.settings import api_settings
-    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
-    from rest_framework_simplejwt.tokens import RefreshToken
-
     count = 0
     if refresh:
         try:

@@ -19,7 +19,8 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
 
-from inference.base import SEVERITIES
+from events.serializers import EventOutputSerializer
+from events.severity import SEVERITIES
 
 from .transports import Message
 
@@ -102,8 +103,6 @@ def _when(dt) -> str:
 
 
 def event_json(event, similar: int = 0) -> dict:
-    from events.serializers import EventOutputSerializer
-
     data = dict(EventOutputSerializer(event).data)
     data["url"] = event_url(event)
     data["similar_suppressed"] = similar

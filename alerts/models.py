@@ -15,13 +15,10 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from inference.base import SEVERITIES
+from events.severity import SEVERITIES, severity_rank
+from inference.addresses import AddressNotAllowed, check_host
 
 SEVERITY_CHOICES = [(s, s.capitalize()) for s in SEVERITIES]
-
-
-def severity_rank(severity: str) -> int:
-    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
 
 
 def validate_http_url(value: str) -> None:
@@ -38,10 +35,6 @@ def validate_http_url(value: str) -> None:
 
 def check_alert_host(url: str) -> None:
     """ValidationError when the URL's host is an internal address settings do not allow."""
-    from django.conf import settings
-
-    from inference.addresses import AddressNotAllowed, check_host
-
     try:
         host = urlsplit(url).hostname
     except ValueError:

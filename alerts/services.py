@@ -12,7 +12,8 @@ Routing (``alerts_route_events``), called after events are stored or updated:
 3. an alert with the same camera, kind and severity as one delivered to the same slot within
    ``ALERT_SUPPRESS_SECONDS`` is suppressed: counted on that delivery (``suppressed_count``)
    and reported by the first message of the slot after the window;
-4. critical and high go out at once (a delivery queued on commit); medium and low, and
+4. what the agent decided urgent (``alert_now``; without a decision, critical and high) goes out at
+   once (a delivery queued on commit, see ``alert_urgency``); the rest, and
    anything held by quiet hours, wait for the digest beat (``alerts_digest_build``), which
    sends one message per channel. In-app notifications are always immediate.
 
@@ -35,9 +36,11 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from cameras.groups import user_group
+from events.selectors import events_by_ids
+from events.severity import severity_rank
 
 from . import messages, transports
-from .models import AlertItem, AlertRule, Delivery, NotificationChannel, severity_rank
+from .models import AlertItem, AlertRule, Delivery, NotificationChannel
 from .selectors import (
     alert_item_existing_severities,
     alert_item_original,
@@ -219,8 +222,6 @@ class _Viewable:
 
 def alerts_route_events(*, event_ids: list) -> None:
     """Route stored (or updated) events to the people responsible for their cameras. Safe to call twice."""
-    from events.selectors import events_by_ids
-
     events = list(events_by_ids(event_ids))
     if not events:
         return
@@ -272,6 +273,37 @@ def _targets_for(event, rules, viewable: _Viewable, members: dict, now) -> dict[
     return targets
 
 
+#: The agent's actions (inference.agent.ACTIONS, not imported: it would load the inference package), and
+#: those of them that ask for an alert at once.
+AGENT_ACTIONS = ("record", "notify", "alert_now", "escalate")
+URGENT_ACTIONS = ("alert_now", "escalate")
+
+
+def alert_urgency(event) -> str:
+    """How the agent's decision wants channel alerts sent: "immediate" or "digest".
+
+    The agent decides how urgent an event is; the recipient's rule (its minimum severity, cameras
+    and quiet hours) decides whether they hear of it at all. From the decision's ``actions``
+    (inference.agent.ACTIONS):
+
+    * ``alert_now`` or ``escalate``: at once, whatever the severity (quiet hours still hold it);
+    * otherwise (``notify``, or ``record`` alone): the digest, even for high and critical (the
+      agent decided it is not urgent).
+
+    Unknown action strings are ignored. Without a usable decision (not a dict, ``actions`` not a
+    list or holding no known action, or a ``severity`` other than the event's, so the actions
+    were decided for another severity) the severity decides: ``IMMEDIATE_SEVERITIES`` at once,
+    the others in the digest.
+    """
+    decision = event.decision if isinstance(event.decision, dict) else {}
+    actions = decision.get("actions")
+    decided_for = decision.get("severity", event.severity)
+    known = {a for a in actions if isinstance(a, str) and a in AGENT_ACTIONS} if isinstance(actions, list) else set()
+    if not known or decided_for != event.severity:
+        return "immediate" if event.severity in IMMEDIATE_SEVERITIES else "digest"
+    return "immediate" if known & set(URGENT_ACTIONS) else "digest"
+
+
 def _route_one(event, target: _Target, now) -> AlertItem | None:
     rank = severity_rank(event.severity)
     slot = target.slot
@@ -280,6 +312,7 @@ def _route_one(event, target: _Target, now) -> AlertItem | None:
     # A raise retires the lower severity still waiting for a digest: the event goes out at the new one.
     AlertItem.objects.filter(event_id=event.pk, state=AlertItem.State.QUEUED, **slot).update(
         state=AlertItem.State.SUPERSEDED)
+    urgency = alert_urgency(event)
     kind = alert_kind(event)
     item = AlertItem(event=event, channel=target.channel, recipient=target.recipient,
                      recipient_group=target.recipient_group, camera_id=event.camera_id, kind=kind,
@@ -292,7 +325,7 @@ def _route_one(event, target: _Target, now) -> AlertItem | None:
         if _save_once(item):
             Delivery.objects.filter(pk=original.delivery_id).update(suppressed_count=F("suppressed_count") + 1)
         return item
-    immediate = target.channel is None or (event.severity in IMMEDIATE_SEVERITIES and target.hold_until is None)
+    immediate = target.channel is None or (urgency == "immediate" and target.hold_until is None)
     if not immediate:
         item.state = AlertItem.State.QUEUED
         return item if _save_once(item) else None

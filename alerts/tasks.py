@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from .services import alert_delivery_attempt, alerts_digest_build, alerts_requeue_overdue
+from .services import alert_delivery_attempt, alerts_digest_build, alerts_requeue_overdue, alerts_route_events
 
 
 @shared_task
@@ -16,3 +16,10 @@ def alert_deliver(delivery_id: int) -> str:
 def alerts_digest() -> dict:
     """Beat (every ALERT_DIGEST_SECONDS): one digest per channel, and re-queue lost deliveries."""
     return {"digests": alerts_digest_build(), "requeued": alerts_requeue_overdue()}
+
+
+@shared_task
+def alerts_route(event_ids: list[str]) -> int:
+    """Route stored (or updated) events to the people responsible for their cameras. Safe to run twice."""
+    alerts_route_events(event_ids=event_ids)
+    return len(event_ids)

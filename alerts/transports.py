@@ -9,10 +9,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core.mail import send_mail
+
+from inference.addresses import AddressNotAllowed, check_host
 
 SIGNATURE_HEADER = "X-Alert-Signature"
 TIMESTAMP_HEADER = "X-Alert-Timestamp"
@@ -40,10 +47,6 @@ def sign(secret: str, timestamp: int | str, body: bytes) -> str:
 
 def _check_destination(url: str) -> None:
     """Refuse to send to an internal address (the host may have been re-pointed since it was saved)."""
-    from urllib.parse import urlsplit
-
-    from inference.addresses import AddressNotAllowed, check_host
-
     host = urlsplit(url).hostname
     if host:
         try:
@@ -76,8 +79,6 @@ def send_webhook(*, url: str, secret: str, message: Message, delivery_id: int, a
 
 
 def send_email(*, address: str, message: Message) -> None:
-    from django.core.mail import send_mail
-
     if not address:
         raise SendError("The channel has no email address.")
     try:
@@ -87,9 +88,7 @@ def send_email(*, address: str, message: Message) -> None:
 
 
 def send_apprise(*, url: str, message: Message) -> None:
-    import logging
-
-    import apprise
+    import apprise  # its plugins load on first use, not with every process that imports the transports
 
     _check_destination(url)
     notifier = apprise.Apprise()
@@ -104,9 +103,6 @@ def send_apprise(*, url: str, message: Message) -> None:
 
 def send_in_app(*, group: str, message: Message) -> None:
     """A ``notification`` group message to the user's open WebSockets (cameras/consumers.py)."""
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
-
     layer = get_channel_layer()
     if layer is None:
         raise SendError("No channel layer is configured.")

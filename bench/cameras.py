@@ -5,7 +5,7 @@ A real worker process (``celery -A surveillance worker -Q inference -P threads``
 clips from ../shared/datasets, file sources) at 5 analysis fps with the default detector,
 while a real daphne serves one WebSocket subscriber per camera (5 fps frames) for the whole
 run. Every few seconds the benchmark reads each camera's figures the worker publishes to
-Redis each heartbeat (``inference.worker.worker_stats``: frames analysed, fps) and the CPU
+Redis each heartbeat (``cameras.live.worker_stats``: frames analysed, fps) and the CPU
 and memory of the worker and daphne processes (psutil).
 
 Reported: every camera's minimum and mean analysis fps over the main run (16 cameras),
@@ -198,7 +198,7 @@ class Subscribers:
 
 
 def worker_doc(name_prefix: str = "") -> dict | None:
-    from inference.worker import worker_stats
+    from cameras.live import worker_stats
 
     for name, doc in worker_stats().items():
         if name.startswith(name_prefix):
@@ -392,7 +392,7 @@ def profile_loop(frames: int = 300) -> tuple[str, dict]:
     from inference.e2e import Callbacks, E2ESystem
     from inference.registry import make_detector, resolve
     from inference.sources import open_source
-    from inference.worker import FramePublisher
+    from runtime.frames import FramePublisher
 
     clip = DATASETS / "pets-walkway" / "vtest.avi"
     url = str(clip) if clip.exists() else "demo://"

@@ -52,7 +52,7 @@ def _frame():
 
         with open_source(str(footage)) as src:
             return src.read(), "pets-walkway frame (480x360)"
-    from inference.sources import DemoSource
+    from inference.demo import DemoSource
 
     with DemoSource("demo://") as src:
         return src.read(), "demo frame (640x360)"
@@ -63,7 +63,7 @@ def _publish(stop: threading.Event, camera_ids, frame):
     from django.conf import settings
 
     from cameras.live import client as redis_client
-    from inference.worker import FramePublisher
+    from runtime.frames import FramePublisher
 
     publisher = FramePublisher(get_channel_layer(), redis_client(), width=settings.STREAM_WIDTH,
                                quality=settings.STREAM_JPEG_QUALITY, queue_size=256)

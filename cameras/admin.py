@@ -1,30 +1,22 @@
-import time
-
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.utils.html import format_html, format_html_join
 from guardian.admin import GuardedModelAdmin
 
 from .models import Camera, DetectorVersion, LearningJob
-from .services import (
-    camera_create,
-    camera_delete,
-    camera_start,
-    camera_stop,
-    camera_update,
-    detector_version_restore,
-)
+from .learning import detector_version_restore
+from .services import camera_create, camera_delete, camera_start, camera_stop, camera_update
 
 
 @admin.register(Camera)
 class CameraAdmin(GuardedModelAdmin):
-    list_display = ("name", "enabled", "state", "live_figures_short", "last_frame_at", "detector", "vlm_backend",
-                    "worker")
+    """Cameras, their settings and live state; surveillance/admin.py adds the workers' live figures."""
+
+    list_display = ("name", "enabled", "state", "last_frame_at", "detector", "vlm_backend", "worker")
     list_filter = ("enabled", "state", "detector", "vlm_backend")
     search_fields = ("name",)
     readonly_fields = (
         "state", "state_changed_at", "last_frame_at", "measured_fps", "last_error", "worker", "heartbeat_at",
-        "created_at", "updated_at", "active_detector_version", "live_figures",
+        "created_at", "updated_at", "active_detector_version",
     )
     fieldsets = (
         (None, {"fields": ("name", "source_url", "enabled")}),
@@ -35,43 +27,6 @@ class CameraAdmin(GuardedModelAdmin):
         ("Live state", {"fields": readonly_fields}),
     )
     actions = ["start_cameras", "stop_cameras"]
-
-    # -- live figures from the workers (the same as /metrics; docs/metrics.md) --------------------------------
-    FIGURES_MAX_AGE = 2.0
-
-    def _figures(self) -> dict:
-        """Every camera's figures, read at most every FIGURES_MAX_AGE s (2 queries and 2 Redis calls)."""
-        from surveillance.metrics import stats_overview
-
-        cached = getattr(self, "_figures_cache", None)
-        if cached is None or time.monotonic() - cached[0] > self.FIGURES_MAX_AGE:
-            cached = (time.monotonic(), {c["id"]: c for c in stats_overview()["cameras"]})
-            self._figures_cache = cached
-        return cached[1]
-
-    @admin.display(description="Live: fps · lag · detector p95")
-    def live_figures_short(self, obj):
-        f = self._figures().get(obj.pk) or {}
-        if not f.get("worker") or f.get("fps") is None:
-            return "—"
-        lag = f"{f['lag_s'] * 1000:.0f} ms" if f.get("lag_s") is not None else "—"
-        p95 = f"{f['detector_ms_p95']:.1f} ms" if f.get("detector_ms_p95") is not None else "—"
-        return f"{f['fps']:.1f} · {lag} · {p95}"
-
-    @admin.display(description="Live figures")
-    def live_figures(self, obj):
-        from surveillance.metrics import camera_live_figures
-
-        if obj.pk is None:
-            return "—"
-        f = camera_live_figures(camera=obj)
-        rows = [("Worker", f.get("worker") or "—"), ("Analysis fps", f.get("fps")), ("Frames", f.get("frames")),
-                ("Frame lag (s, last / p95)", f"{f.get('lag_s')} / {f.get('lag_s_p95')}"),
-                ("Detector ms (p50 / p95)", f"{f.get('detector_ms_p50')} / {f.get('detector_ms_p95')}"),
-                ("Events", f.get("events")), ("Alerts sent / failed", f"{f.get('alerts_sent')} / {f.get('alerts_failed')}"),
-                ("Live viewers", f.get("subscribers"))]
-        return format_html("<table>{}</table>", format_html_join(
-            "", "<tr><th>{}</th><td>{}</td></tr>", ((k, "—" if v is None else v) for k, v in rows)))
 
     def save_model(self, request, obj, form, change):
         """Through the services, so that starting here reaches a worker like the API does."""

@@ -1,5 +1,4 @@
 from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import APIException, PermissionDenied
@@ -28,16 +27,8 @@ from .serializers import (
     LearnJsonSerializer,
     LearnUploadSerializer,
 )
-from .services import (
-    LearningBusy,
-    camera_create,
-    camera_delete,
-    camera_start,
-    camera_stop,
-    camera_update,
-    detector_version_restore,
-    learning_start,
-)
+from .learning import LearningBusy, detector_version_restore, learning_start
+from .services import camera_create, camera_delete, camera_start, camera_stop, camera_update
 
 
 def _camera_or_404(request, camera_id, perm=None):
@@ -126,17 +117,6 @@ class CameraStatusApi(APIView):
     @extend_schema(responses=CameraStatusSerializer)
     def get(self, request, camera_id):
         return Response(CameraStatusSerializer(_camera_or_404(request, camera_id)).data)
-
-
-class CameraFiguresApi(APIView):
-    """The camera's live figures from the worker running it (fps, frame lag, detector time, events,
-    alerts, live subscribers): the same figures as /metrics, for one camera the user may view."""
-
-    @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request, camera_id):
-        from surveillance.metrics import camera_live_figures
-
-        return Response(camera_live_figures(camera=_camera_or_404(request, camera_id)))
 
 
 # -- learning what is normal ------------------------------------------------------------------------------

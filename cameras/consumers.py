@@ -15,6 +15,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from accounts.selectors import access_token_revoked
+
 from . import live
 from .groups import camera_frames_group, camera_group, user_group
 from .models import Camera
@@ -199,8 +201,6 @@ class StreamConsumer(AsyncWebsocketConsumer):
         token = self.scope.get("jwt")
         if token is None:
             return False
-        from accounts.selectors import access_token_revoked
-
         return await database_sync_to_async(access_token_revoked)(token)
 
     async def _recheck(self):

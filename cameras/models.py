@@ -3,32 +3,35 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from inference.source_urls import validate_source_url as check_source_url
+from inference.zone_specs import validate_zones as check_zones
+
+from .backends import backend_names, make_detector, resolve
+
 
 def validate_source_url(value: str) -> None:
-    from inference.sources import validate_source_url as check
-
     try:
-        check(value, allowed_networks=settings.CAMERA_ALLOWED_NETWORKS, file_roots=settings.CAMERA_FILE_ROOTS)
+        check_source_url(value, allowed_networks=settings.CAMERA_ALLOWED_NETWORKS, file_roots=settings.CAMERA_FILE_ROOTS)
     except ValueError as exc:
         raise ValidationError(str(exc)) from exc
 
 
-def _check_registered(value: str, setting_name: str, what: str) -> None:
-    names = getattr(settings, setting_name)
+def _check_registered(value: str, kind: str, what: str) -> None:
+    names = backend_names(kind)
     if value not in names:
         raise ValidationError(f"Unknown {what} '{value}'. Choose one of: {', '.join(sorted(names))}.")
 
 
 def validate_detector(value: str) -> None:
-    _check_registered(value, "INFERENCE_DETECTORS", "detector")
+    _check_registered(value, "detector", "detector")
 
 
 def validate_vlm_backend(value: str) -> None:
-    _check_registered(value, "INFERENCE_VLM_BACKENDS", "VLM backend")
+    _check_registered(value, "vlm", "VLM backend")
 
 
 def validate_agent_policy(value: str) -> None:
-    _check_registered(value, "INFERENCE_AGENTS", "agent policy")
+    _check_registered(value, "agent", "agent policy")
 
 
 def validate_json_object(value) -> None:
@@ -37,10 +40,8 @@ def validate_json_object(value) -> None:
 
 
 def validate_zones(value) -> None:
-    from inference.zones import validate_zones as check
-
     try:
-        check(value)
+        check_zones(value)
     except ValueError as exc:
         raise ValidationError(str(exc)) from exc
 
@@ -145,9 +146,7 @@ class Camera(models.Model):
         would load a model in the web process on every save. The worker builds them, and a bad model
         folder shows as the camera's error naming it.
         """
-        from inference.registry import make_detector, resolve
-
-        if (isinstance(self.detector_params, dict) and self.detector in settings.INFERENCE_DETECTORS
+        if (isinstance(self.detector_params, dict) and self.detector in backend_names("detector")
                 and not getattr(resolve("detector", self.detector), "needs_pool", False)):
             try:
                 make_detector({"detector": self.detector, "detector_params": self.detector_params,

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
 from guardian.shortcuts import get_objects_for_user
 
@@ -58,6 +59,11 @@ def learning_jobs_for_camera(camera: Camera) -> QuerySet:
         .order_by("-created_at", "-id")
 
 
+def feedback_job_for_event(*, event_id) -> LearningJob | None:
+    """The feedback job started by marking this event a false alarm, if any."""
+    return LearningJob.objects.filter(event_id=event_id, kind=LearningJob.Kind.FEEDBACK).order_by("id").first()
+
+
 def learning_panel(camera: Camera, *, versions: int = 10) -> dict:
     """What the camera page's learning controls show: the latest job and the newest versions."""
     return {
@@ -73,8 +79,6 @@ def learning_job_plan(*, job: LearningJob) -> dict:
     ``config``: the camera's runtime config, with ``detector_state_path`` only when the job starts
     from the active learned state (refit, feedback); ``skip``: why there is nothing to learn.
     """
-    from django.conf import settings
-
     camera = Camera.objects.select_related("active_detector_version").get(pk=job.camera_id)
     config = camera.runtime_config()
     if job.mode == LearningJob.Mode.FRESH and job.kind != LearningJob.Kind.FEEDBACK:

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from inference.sources import mask_credentials
+from inference.source_urls import mask_credentials
 
 from .models import Camera, DetectorVersion, LearningJob
 

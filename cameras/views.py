@@ -1,36 +1,28 @@
-"""Operator pages for cameras: the dashboard and one camera's page (live view, scores, events, controls)."""
+"""Operator actions on a camera (start, stop, learn, restore) and the labels its pages share.
 
-from datetime import timedelta
+The dashboard and the camera page show events with the cameras, so they live in events/views.py.
+"""
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import OuterRef, Subquery
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_POST
-
-from events.models import AnomalyEvent
-from events.selectors import event_list_for_user, score_history
 
 from .models import Camera, LearningJob
 from .selectors import (
     OPERATE,
     camera_get_for_user,
-    camera_list_for_user,
     detector_versions_for_camera,
     user_has_camera_perm,
 )
-from .services import LearningBusy, camera_start, camera_stop, detector_version_restore, learning_start
+from .learning import LearningBusy, detector_version_restore, learning_start
+from .services import camera_start, camera_stop
 
-DASHBOARD_EVENTS = 20
-CAMERA_EVENTS = 50
-#: The 24-hour timeline shows at most this many events (the newest).
-TIMELINE_EVENTS = 500
 LIVE_FPS_CHOICES = [fps for fps, _label in Camera.STREAM_FPS_CHOICES]
 #: Camera states as the pages name them (translated labels of Camera.State; makemessages reads these).
 STATE_LABELS = {
@@ -51,66 +43,16 @@ def chart_labels() -> dict[str, str]:
     return {"time": _("Time"), "score": _("Score"), "threshold": _("Threshold"), "event": _("Event")}
 
 
-def _camera_or_403(user, camera_id) -> Camera:
+def camera_or_403(user, camera_id) -> Camera:
+    """The camera if the user may view it; PermissionDenied otherwise (the same whether it exists or not)."""
     camera = camera_get_for_user(user, camera_id)
     if camera is None:  # the same answer whether it does not exist or may not be viewed
         raise PermissionDenied(_("No such camera, or you may not view it."))
     return camera
 
 
-def _latest_event_id():
-    return Subquery(AnomalyEvent.objects.filter(camera=OuterRef("pk")).order_by("-started_at", "-id").values("id")[:1])
-
-
-@login_required
-def dashboard(request):
-    """Every camera the user may view, with its live picture, state and latest event."""
-    cameras = list(camera_list_for_user(request.user).annotate(latest_event_id=_latest_event_id()))
-    latest_ids = [c.latest_event_id for c in cameras if c.latest_event_id]
-    latest = {e.pk: e for e in event_list_for_user(request.user).filter(pk__in=latest_ids)} if latest_ids else {}
-    for camera in cameras:
-        camera.latest_event = latest.get(camera.latest_event_id)
-    events = list(event_list_for_user(request.user)[:DASHBOARD_EVENTS])
-    return render(request, "cameras/dashboard.html", {
-        "cameras": cameras, "events": events, "state_labels": state_labels(), "live_fps": 1,
-    })
-
-
-@login_required
-def camera_page(request, camera_id):
-    """Live view with a frame-rate choice, the anomaly-score timeline, the camera's events and controls."""
-    camera = _camera_or_403(request.user, camera_id)
-    since = timezone.now() - timedelta(hours=24)
-    events = list(event_list_for_user(request.user, camera=camera.pk)[:CAMERA_EVENTS])
-    timeline = [
-        {"id": str(e["id"]), "t": e["started_at"].timestamp(), "peak": e["peak_score"], "severity": e["severity"],
-         "curve": e["details"].get("score_curve", []) if isinstance(e["details"], dict) else []}
-        for e in event_list_for_user(request.user, camera=camera.pk, since=since).select_related(None)
-        .values("id", "started_at", "peak_score", "severity", "details")[:TIMELINE_EVENTS]
-    ]
-    fps = camera.stream_fps if camera.stream_fps in LIVE_FPS_CHOICES else 5
-    return render(request, "cameras/camera.html", {
-        "camera": camera,
-        "events": events,
-        "timeline": {"since": since.timestamp(), "threshold": camera.threshold, "events": timeline,
-                     "history": _history(camera, since)},
-        "can_operate": user_has_camera_perm(request.user, OPERATE, camera),
-        "learn_minutes": learn_minute_choices(),
-        "fps_choices": LIVE_FPS_CHOICES,
-        "live_fps": fps,
-        "state_labels": state_labels(),
-        "chart_labels": chart_labels(),
-    })
-
-
-def _history(camera, since) -> dict:
-    """The camera's stored scores since ``since`` (events.selectors.score_history), for the 24-hour chart."""
-    history = score_history(camera_id=camera.pk, since=since, until=timezone.now())
-    return {key: history[key] for key in ("step_seconds", "t", "max", "mean")}
-
-
 def _operate(request, camera_id, action, done: str):
-    camera = _camera_or_403(request.user, camera_id)
+    camera = camera_or_403(request.user, camera_id)
     if not user_has_camera_perm(request.user, OPERATE, camera):
         raise PermissionDenied(_("You may not start or stop this camera."))
     action(camera=camera, by=request.user)
@@ -141,7 +83,7 @@ def learn_minute_choices() -> list:
 
 
 def _operable_or_403(request, camera_id) -> Camera:
-    camera = _camera_or_403(request.user, camera_id)
+    camera = camera_or_403(request.user, camera_id)
     if not user_has_camera_perm(request.user, OPERATE, camera):
         raise PermissionDenied(_("You may not operate this camera."))
     return camera

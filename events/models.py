@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from inference.base import SEVERITIES
+from .severity import SEVERITIES
 
 
 class AnomalyEvent(models.Model):

@@ -3,6 +3,8 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("cameras/<int:camera_id>/", views.camera_page, name="camera-page"),
     path("events/", views.event_list_page, name="event-list-page"),
     path("events/acknowledge/", views.event_bulk_acknowledge, name="event-bulk-acknowledge"),
     path("events/<uuid:event_id>/", views.event_page, name="event-page"),

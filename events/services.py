@@ -7,19 +7,30 @@ import json
 import logging
 import math
 import uuid
-from datetime import datetime
+import os
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from pathlib import Path
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from audit.services import audit_record
 from cameras.groups import camera_group
 from cameras.models import Camera
+from cameras.selectors import OPERATE, camera_ids_for_user, feedback_job_for_event
+from cameras.learning import learning_feedback_start
 
+from . import signals
 from .models import AnomalyEvent, ScoreBucket
+from .selectors import event_list_for_user, events_by_ids
+from .serializers import EventOutputSerializer
 
 log = logging.getLogger(__name__)
 
@@ -147,18 +158,15 @@ def event_records_store(records: list[dict]) -> list[uuid.UUID]:
     if ids:
         # Outside a transaction the statement has committed and these run now; inside one, at its commit.
         transaction.on_commit(lambda: events_broadcast(event_ids=ids))
-        transaction.on_commit(lambda: _route_alerts(ids))
+        transaction.on_commit(lambda: _announce(signals.events_stored, event_ids=ids))
     return ids
 
 
-def _route_alerts(event_ids) -> None:
-    """Hand the stored events to alert routing (alerts/services.py), after commit."""
-    from alerts.services import alerts_route_events
-
-    try:
-        alerts_route_events(event_ids=list(event_ids))
-    except Exception:  # alert routing must never undo or block storing events
-        log.exception("Routing alerts for %d events failed", len(event_ids))
+def _announce(signal, **kwargs) -> None:
+    """Tell the apps that listen (after commit; their receivers queue tasks). Never raises: the change is stored."""
+    for receiver, result in signal.send_robust(sender=AnomalyEvent, **kwargs):
+        if isinstance(result, Exception):
+            log.error("%s failed on %s: %s", receiver, signal, result, exc_info=result)
 
 
 def event_acknowledge(*, event: AnomalyEvent, by, bulk: bool = False) -> AnomalyEvent:
@@ -180,10 +188,6 @@ def event_acknowledge(*, event: AnomalyEvent, by, bulk: bool = False) -> Anomaly
 
 def events_acknowledge_many(*, event_ids, by) -> tuple[int, int]:
     """Acknowledge the given new events of cameras ``by`` may operate. (acknowledged, left alone)."""
-    from cameras.selectors import OPERATE, camera_ids_for_user
-
-    from .selectors import event_list_for_user
-
     operable = camera_ids_for_user(by, OPERATE)
     done = 0
     for event in event_list_for_user(by).filter(pk__in=list(event_ids), camera_id__in=operable,
@@ -212,26 +216,29 @@ def event_resolve(*, event: AnomalyEvent, by, false_alarm: bool = False) -> Anom
         audit_record(actor=by, action="event.false_alarm" if false_alarm else "event.resolve", target=event,
                      changes=["status"])
         transaction.on_commit(lambda: events_broadcast(event_ids=[event.pk]))
-        if false_alarm:
-            transaction.on_commit(lambda: _learn_false_alarm(event, by))
+        if false_alarm:  # the camera's detector learns that it was normal (events/receivers.py)
+            transaction.on_commit(lambda: _announce(signals.event_false_alarm, event_id=event.pk,
+                                                    user_id=getattr(by, "pk", None)))
     return event
 
 
-def _learn_false_alarm(event: AnomalyEvent, by) -> None:
-    """The camera's detector learns that the false alarm was normal (a feedback job), after commit."""
-    from cameras.services import learning_feedback_start
+def event_false_alarm_learn(*, event_id, user_id=None):
+    """Start the feedback job of a false alarm (the events task calls it); None when the event is gone.
 
-    try:
-        learning_feedback_start(event=event, by=by)
-    except Exception:  # feedback must never undo or block the operator's action
-        log.exception("Queueing feedback for false alarm %s failed", event.pk)
+    Safe to run twice: an event that already has its feedback job gets that job back.
+    """
+    event = AnomalyEvent.objects.filter(pk=event_id).first()
+    if event is None:
+        return None
+    existing = feedback_job_for_event(event_id=event.pk)
+    if existing is not None:
+        return existing
+    by = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    return learning_feedback_start(event=event, by=by)
 
 
 def events_broadcast(*, event_ids) -> None:
     """Push the stored events to their cameras' live groups. Never raises: storage already happened."""
-    from .selectors import events_by_ids
-    from .serializers import EventOutputSerializer
-
     layer = get_channel_layer()
     if layer is None:
         return
@@ -258,12 +265,6 @@ def event_clips_enforce_retention(*, now=None) -> dict:
     the clips folder that no event names any more (a crash between writing and storing) count
     towards the cap and go first when they are old. Safe to run twice or concurrently.
     """
-    import os
-    from datetime import timedelta
-    from pathlib import Path
-
-    from django.conf import settings
-
     now = now or timezone.now()
     root = Path(settings.MEDIA_ROOT)
     folder = root / "events" / "clips"
@@ -315,8 +316,6 @@ def score_buckets_store(*, buckets) -> int:
     from the worker. Buckets of cameras deleted meanwhile are skipped (a foreign-key error would
     lose the whole batch).
     """
-    from datetime import timezone as dt_timezone
-
     buckets = list(buckets)
     if not buckets:
         return 0
@@ -337,10 +336,6 @@ def score_history_prune(*, now=None) -> int:
     One delete per camera, so each uses the (camera, start) index. Safe to run twice or
     concurrently. Returns the number of rows deleted.
     """
-    from datetime import timedelta
-
-    from django.conf import settings
-
     if settings.SCORE_HISTORY_DAYS <= 0:
         return 0
     cutoff = (now or timezone.now()) - timedelta(days=settings.SCORE_HISTORY_DAYS)
@@ -360,11 +355,6 @@ def events_close_stale(*, now=None) -> int:
     pushed live. A camera-offline event stays open while its camera is still not running (that is
     what it reports). Run by beat (``events-close-stale``); safe to run twice.
     """
-    from datetime import timedelta
-
-    from django.conf import settings
-    from django.db.models import F
-
     now = now or timezone.now()
     stale = AnomalyEvent.objects.filter(ended_at__isnull=True,
                                         started_at__lt=now - timedelta(seconds=settings.EVENT_STALE_SECONDS))

@@ -1,30 +1,38 @@
-"""Operator pages and files of events: the list, one event, its snapshot and clip, and operator actions."""
+"""Operator pages about what happens: the dashboard, a camera's page (live view, score timeline, events,
+controls), the event list, one event, its snapshot and clip, and the operator's actions on events."""
 
 import mimetypes
 import os
 import re
 import uuid
+from datetime import timedelta
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db.models import OuterRef, Subquery
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop, ngettext
 from django.views.decorators.http import require_POST
 
 from cameras.selectors import OPERATE, camera_ids_for_user, camera_list_for_user, user_has_camera_perm
-from cameras.views import chart_labels
+from cameras.views import LIVE_FPS_CHOICES, camera_or_403, chart_labels, learn_minute_choices, state_labels
 
 from .models import AnomalyEvent
-from .selectors import event_get_for_user, event_list_for_user
+from .selectors import event_get_for_user, event_list_for_user, score_history
 from .services import event_acknowledge, event_resolve, events_acknowledge_many
 
 PAGE_SIZE = 50
+DASHBOARD_EVENTS = 20
+CAMERA_EVENTS = 50
+#: The 24-hour timeline shows at most this many events (the newest).
+TIMELINE_EVENTS = 500
 #: Labels of the model's choices, translated where shown (makemessages reads these).
 CHOICE_LABELS = (
     gettext_noop("Low"), gettext_noop("Medium"), gettext_noop("High"), gettext_noop("Critical"),
@@ -225,3 +233,55 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# -- the dashboard and a camera's page: cameras with their events and scores -------------------------------
+def _latest_event_id():
+    return Subquery(AnomalyEvent.objects.filter(camera=OuterRef("pk")).order_by("-started_at", "-id").values("id")[:1])
+
+
+@login_required
+def dashboard(request):
+    """Every camera the user may view, with its live picture, state and latest event."""
+    cameras = list(camera_list_for_user(request.user).annotate(latest_event_id=_latest_event_id()))
+    latest_ids = [c.latest_event_id for c in cameras if c.latest_event_id]
+    latest = {e.pk: e for e in event_list_for_user(request.user).filter(pk__in=latest_ids)} if latest_ids else {}
+    for camera in cameras:
+        camera.latest_event = latest.get(camera.latest_event_id)
+    events = list(event_list_for_user(request.user)[:DASHBOARD_EVENTS])
+    return render(request, "cameras/dashboard.html", {
+        "cameras": cameras, "events": events, "state_labels": state_labels(), "live_fps": 1,
+    })
+
+
+@login_required
+def camera_page(request, camera_id):
+    """Live view with a frame-rate choice, the anomaly-score timeline, the camera's events and controls."""
+    camera = camera_or_403(request.user, camera_id)
+    since = timezone.now() - timedelta(hours=24)
+    events = list(event_list_for_user(request.user, camera=camera.pk)[:CAMERA_EVENTS])
+    timeline = [
+        {"id": str(e["id"]), "t": e["started_at"].timestamp(), "peak": e["peak_score"], "severity": e["severity"],
+         "curve": e["details"].get("score_curve", []) if isinstance(e["details"], dict) else []}
+        for e in event_list_for_user(request.user, camera=camera.pk, since=since).select_related(None)
+        .values("id", "started_at", "peak_score", "severity", "details")[:TIMELINE_EVENTS]
+    ]
+    fps = camera.stream_fps if camera.stream_fps in LIVE_FPS_CHOICES else 5
+    return render(request, "cameras/camera.html", {
+        "camera": camera,
+        "events": events,
+        "timeline": {"since": since.timestamp(), "threshold": camera.threshold, "events": timeline,
+                     "history": _history(camera, since)},
+        "can_operate": user_has_camera_perm(request.user, OPERATE, camera),
+        "learn_minutes": learn_minute_choices(),
+        "fps_choices": LIVE_FPS_CHOICES,
+        "live_fps": fps,
+        "state_labels": state_labels(),
+        "chart_labels": chart_labels(),
+    })
+
+
+def _history(camera, since) -> dict:
+    """The camera's stored scores since ``since`` (events.selectors.score_history), for the 24-hour chart."""
+    history = score_history(camera_id=camera.pk, since=since, until=timezone.now())
+    return {key: history[key] for key in ("step_seconds", "t", "max", "mean")}

@@ -15,7 +15,9 @@ import os
 import re
 import threading
 
-from .base import SEVERITIES, AgentPolicy, Decision, EpisodeSummary
+from .base import THREAT_LEVELS, AgentPolicy, Decision, EpisodeSummary
+from .jsontext import find_json_object
+from .modelfiles import check_model_dir, resolve_device, resolve_dtype
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -38,23 +40,23 @@ ACTIONS = ("record", "notify", "alert_now", "escalate")
 def actions_for(severity: str) -> list[str]:
     """The standard actions of a severity: always record; notify from medium;
     alert_now from high; escalate at critical."""
-    level = SEVERITIES.index(severity)
+    level = THREAT_LEVELS.index(severity)
     actions = ["record"]
-    if level >= SEVERITIES.index("medium"):
+    if level >= THREAT_LEVELS.index("medium"):
         actions.append("notify")
-    if level >= SEVERITIES.index("high"):
+    if level >= THREAT_LEVELS.index("high"):
         actions.append("alert_now")
-    if level >= SEVERITIES.index("critical"):
+    if level >= THREAT_LEVELS.index("critical"):
         actions.append("escalate")
     return actions
 
 
 def _level(severity: str) -> int:
-    return SEVERITIES.index(severity)
+    return THREAT_LEVELS.index(severity)
 
 
 def _name(level: int) -> str:
-    return SEVERITIES[max(0, min(len(SEVERITIES) - 1, level))]
+    return THREAT_LEVELS[max(0, min(len(THREAT_LEVELS) - 1, level))]
 
 
 _NEGATIONS = {"no", "not", "without", "nor", "never"}
@@ -144,15 +146,15 @@ class RulePolicy(AgentPolicy):
         if not 0 < self.medium_ratio <= self.high_ratio:
             raise ValueError("RulePolicy: need 0 < medium_ratio <= high_ratio")
         self.long_duration = None if merged["long_duration"] is None else float(merged["long_duration"])
-        if merged["duration_max"] not in SEVERITIES:
-            raise ValueError(f"RulePolicy: duration_max must be one of {SEVERITIES}")
+        if merged["duration_max"] not in THREAT_LEVELS:
+            raise ValueError(f"RulePolicy: duration_max must be one of {THREAT_LEVELS}")
         self.duration_max = merged["duration_max"]
         self.high_keywords = tuple(merged["high_keywords"] or ())
         self.critical_keywords = tuple(merged["critical_keywords"] or ())
         self.calm_phrases = tuple(merged["calm_phrases"] or ())
         self.zone_rules = dict(merged["zone_rules"] or {})
         for rule, sev in self.zone_rules.items():
-            if sev not in SEVERITIES:
+            if sev not in THREAT_LEVELS:
                 raise ValueError(f"RulePolicy: zone rule {rule!r} maps to unknown severity {sev!r}")
         self.use_vlm_threat = bool(merged["use_vlm_threat"])
 
@@ -204,7 +206,7 @@ class RulePolicy(AgentPolicy):
 
         # 3. the VLM's own threat level
         vlm_level = answer.threat_level if answer is not None else None
-        if self.use_vlm_threat and vlm_level in SEVERITIES:
+        if self.use_vlm_threat and vlm_level in THREAT_LEVELS:
             wanted = _level(vlm_level)
             if wanted > level:
                 allowed = max(level, score_level + 1) if critical_kw is None else wanted
@@ -322,21 +324,20 @@ def episode_prompt(episode: EpisodeSummary) -> str:
 def parse_decision(text, policy: str = "llm") -> Decision | None:
     """A ``Decision`` from a model's JSON answer, or None when it is not usable.
 
-    Needs a severity in SEVERITIES. Actions are filtered to ``ACTIONS``; "record"
+    Needs a severity in THREAT_LEVELS. Actions are filtered to ``ACTIONS``; "record"
     is always included; no usable actions -> the severity's standard actions.
     Missing reasons get one saying the model gave none. Never raises.
     """
-    from .vlm import _load_json_object  # shared tolerant JSON finder
 
     try:
         if not isinstance(text, str):
             return None
-        data = _load_json_object(text)
+        data = find_json_object(text)
         if not isinstance(data, dict):
             return None
         severity = data.get("severity", data.get("threat_level"))
         severity = severity.strip().lower() if isinstance(severity, str) else None
-        if severity not in SEVERITIES:
+        if severity not in THREAT_LEVELS:
             return None
         raw_actions = data.get("actions")
         if isinstance(raw_actions, str):
@@ -379,9 +380,8 @@ class LLMPolicy(AgentPolicy):
 
     def __init__(self, **params):
         super().__init__(**params)
-        from .vlm import _check_model_dir, resolve_device, resolve_dtype
 
-        self.model_path = _check_model_dir(params.get("model_path"), "LLMPolicy")
+        self.model_path = check_model_dir(params.get("model_path"), "LLMPolicy")
         self.max_new_tokens = int(params.get("max_new_tokens", 128))
         self.use_chat_template = bool(params.get("use_chat_template", True))
         self.device = resolve_device(params.get("device", "auto"))

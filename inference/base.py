@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SEVERITIES = ("low", "medium", "high", "critical")
+#: The levels a VLM answer and an agent decision speak, lowest first. The product's event severities
+#: (events/severity.py) are the same four words; the runtime stores a decision's level as the event's.
+THREAT_LEVELS = ("low", "medium", "high", "critical")
 
 
 class SourceError(Exception):
@@ -109,7 +111,7 @@ class Detector(ABC):
 @dataclass
 class VLMAnswer:
     summary: str
-    threat_level: str | None = None  # one of SEVERITIES when the model says so
+    threat_level: str | None = None  # one of THREAT_LEVELS when the model says so
     objects: list[str] = field(default_factory=list)
     raw: str = ""
 

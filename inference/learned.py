@@ -68,6 +68,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Detector, DetectorResult
+from .modelfiles import resolve_device
 from .pool import Batcher
 
 log = logging.getLogger(__name__)
@@ -100,23 +101,6 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def resolve_device(name: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when a GPU is usable, else ``"cpu"``; other names are checked."""
-    name = str(name or "auto")
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"unknown torch device {name!r}") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but no CUDA GPU is available")
-    return name
-
-
-# ------------------------------------------------------------------------------------------------
-# the network
-# ------------------------------------------------------------------------------------------------
 def _block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.LeakyReLU(0.1),
                          nn.Conv2d(cout, cout, 3, padding=1), nn.LeakyReLU(0.1))

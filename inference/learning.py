@@ -1,6 +1,6 @@
 """Learning a camera's normal: from its own footage, from uploaded clips, or from a false alarm.
 
-Django-free: ``inference.tasks.detector_learn`` builds the detector (fresh, or from the camera's
+Django-free: ``runtime.tasks.detector_learn`` builds the detector (fresh, or from the camera's
 active learned state), calls :func:`learn` and stores what it returns. Frames go through
 ``analysis_images`` / ``detector_input`` exactly as in the live loop and are taken at the
 camera's analysis rate, so the detector learns the frames it will later score:

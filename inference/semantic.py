@@ -37,12 +37,14 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .base import Detector, DetectorResult
 from .detectors import MotionDetector
-from .pool import Batcher
-from .vlm import _check_model_dir, _pil_image_processor, _read_json, _to_pil_rgb, resolve_device, resolve_dtype
+from .pool import Batcher, ResourcePool
+from .images import to_pil_rgb
+from .modelfiles import check_model_dir, pil_image_processor, read_json, resolve_device, resolve_dtype
 
 # There is no network: never let a load try the hub first.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -62,10 +64,10 @@ CLIP_MODEL_TYPES = ("clip",)
 def _clip_model_dir(model_path) -> Path:
     """The model folder, or ValueError naming what is wrong with it."""
     try:
-        path = _check_model_dir(model_path, "semantic detector")
+        path = check_model_dir(model_path, "semantic detector")
     except FileNotFoundError as exc:
         raise ValueError(str(exc)) from None
-    config = _read_json(path / "config.json")
+    config = read_json(path / "config.json")
     model_type = config.get("model_type")
     if model_type not in CLIP_MODEL_TYPES:
         raise ValueError(
@@ -107,7 +109,7 @@ class ClipScorer:
         except Exception as exc:
             raise ValueError(f"semantic detector: cannot load the CLIP tokenizer from {path!r}: {exc}") from exc
         try:
-            self.image_processor = _pil_image_processor(self.model_path)
+            self.image_processor = pil_image_processor(self.model_path)
         except Exception as exc:
             raise ValueError(f"semantic detector: cannot load the CLIP image processor from {path!r}: {exc}") from exc
         try:
@@ -160,7 +162,7 @@ class ClipScorer:
 
     def preprocess(self, image: np.ndarray):
         """A BGR (or gray) uint8 frame -> pixel tensor (1, 3, H, W), on the caller's thread."""
-        pil = _to_pil_rgb(image)
+        pil = to_pil_rgb(image)
         if pil is None:
             raise ValueError(f"semantic detector: not an image (shape {getattr(image, 'shape', None)})")
         return self.image_processor(images=[pil], return_tensors="pt")["pixel_values"]
@@ -323,8 +325,6 @@ class SemanticDetector(Detector):
         self.n_abnormal = len(merged["abnormal"])
         self.template = template
         if pool is None:
-            from .pool import ResourcePool
-
             pool = ResourcePool()
         self.pool = pool
         model_path = os.path.abspath(os.path.expanduser(str(merged["model_path"])))
@@ -387,8 +387,6 @@ class SemanticDetector(Detector):
 
 
 def _gray(image):
-    import cv2
-
     if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] in (3, 4):
         return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
     return image

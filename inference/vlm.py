@@ -14,16 +14,16 @@ evaluation commands and in benchmarks.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import threading
 from pathlib import Path
 
-import numpy as np
-
-from .base import SEVERITIES, VLMAnswer, VLMBackend
+from .base import THREAT_LEVELS, VLMAnswer, VLMBackend
+from .images import to_pil_rgb
+from .jsontext import find_json_object
+from .modelfiles import check_model_dir, mentions_torchvision, pil_image_processor, read_json, resolve_device, resolve_dtype
 
 # There is no network: never let a load try the hub first.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -133,8 +133,8 @@ def _normalise_level(value) -> str | None:
     if key in _THREAT_SYNONYMS:
         return _THREAT_SYNONYMS[key]
     # "high threat", "medium-high" -> the strongest severity word in it
-    found = [s for s in SEVERITIES if re.search(rf"\b{s}\b", key)]
-    return max(found, key=SEVERITIES.index) if found else None
+    found = [s for s in THREAT_LEVELS if re.search(rf"\b{s}\b", key)]
+    return max(found, key=THREAT_LEVELS.index) if found else None
 
 
 def _keyword_hit(text: str, keyword: str) -> bool:
@@ -162,46 +162,6 @@ def infer_threat_level(text: str) -> str | None:
     for level, keywords in _KEYWORD_LEVELS:
         if any(_keyword_hit(lowered, k) for k in keywords):
             return level
-    return None
-
-
-def _json_candidates(text: str):
-    """Balanced ``{...}`` substrings of ``text``, outermost first, left to right."""
-    depth = 0
-    start = None
-    in_str = False
-    escape = False
-    for i, ch in enumerate(text):
-        if in_str:
-            if escape:
-                escape = False
-            elif ch == "\\":
-                escape = True
-            elif ch == '"':
-                in_str = False
-            continue
-        if ch == '"' and depth > 0:
-            in_str = True
-        elif ch == "{":
-            if depth == 0:
-                start = i
-            depth += 1
-        elif ch == "}" and depth > 0:
-            depth -= 1
-            if depth == 0 and start is not None:
-                yield text[start : i + 1]
-                start = None
-
-
-def _load_json_object(text: str) -> dict | None:
-    for candidate in _json_candidates(text):
-        for attempt in (candidate, re.sub(r",\s*([}\]])", r"\1", candidate)):
-            try:
-                value = json.loads(attempt)
-            except (ValueError, RecursionError):
-                continue
-            if isinstance(value, dict):
-                return value
     return None
 
 
@@ -236,7 +196,7 @@ def parse_answer(text) -> VLMAnswer:
     """Turn a model's raw output into a ``VLMAnswer``. Never raises.
 
     A JSON object with a "summary" (or "description"/"caption") is used as is
-    (threat level normalised to one of SEVERITIES, objects to a list of strings).
+    (threat level normalised to one of THREAT_LEVELS, objects to a list of strings).
     Anything else becomes ``summary`` = the cleaned text, ``threat_level`` inferred
     from keywords (or None), ``objects`` = [].
     """
@@ -245,7 +205,7 @@ def parse_answer(text) -> VLMAnswer:
     except Exception:  # pragma: no cover - str() of an odd object failing
         raw = ""
     try:
-        data = _load_json_object(raw)
+        data = find_json_object(raw)
         if data is not None:
             summary = None
             for key in ("summary", "description", "caption", "text", "answer"):
@@ -281,114 +241,6 @@ class NoVLM(VLMBackend):
         return [None for _ in images]
 
 
-def resolve_device(device: str | None = "auto") -> str:
-    """"auto" -> "cuda" when available, else "cpu"; anything else is returned as given."""
-    import torch
-
-    device = (device or "auto").strip()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-_DTYPE_NAMES = {
-    "float32": "float32",
-    "fp32": "float32",
-    "float": "float32",
-    "float16": "float16",
-    "fp16": "float16",
-    "half": "float16",
-    "bfloat16": "bfloat16",
-    "bf16": "bfloat16",
-}
-
-
-def resolve_dtype(dtype, device: str):
-    """"auto" -> bfloat16 (or float16 where bf16 is unsupported) on cuda, float32 elsewhere."""
-    import torch
-
-    if dtype is None or dtype == "auto":
-        if str(device).startswith("cuda"):
-            try:
-                return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            except Exception:  # pragma: no cover
-                return torch.float16
-        return torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    name = _DTYPE_NAMES.get(str(dtype).lower().replace("torch.", ""))
-    if name is None:
-        raise ValueError(f"unknown dtype {dtype!r}; use auto, float32, float16 or bfloat16")
-    return getattr(torch, name)
-
-
-def _check_model_dir(model_path, what: str = "model") -> Path:
-    if not model_path:
-        raise ValueError(f"{what}: config 'model_path' is required (a local folder holding a saved model)")
-    path = Path(str(model_path)).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"{what}: model_path {str(path)!r} does not exist")
-    if not path.is_dir():
-        raise FileNotFoundError(f"{what}: model_path {str(path)!r} is not a folder")
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"{what}: model_path {str(path)!r} is not a saved model (no config.json in it)"
-        )
-    return path
-
-
-def _mentions_torchvision(exc: BaseException) -> bool:
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if "torchvision" in str(exc).lower() or "torchvision" in type(exc).__name__.lower():
-            return True
-        if isinstance(exc, ModuleNotFoundError) and (exc.name or "").startswith("torchvision"):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _pil_image_processor(path: Path):
-    """The pillow-backend image processor for the model saved in ``path``.
-
-    First asks ``AutoImageProcessor`` for ``backend="pil"``; when that is not
-    possible, reads the saved image-processor config, maps its class name
-    ``XImageProcessor`` / ``XImageProcessorFast`` to ``XImageProcessorPil`` and
-    builds it with ``from_dict``.
-    """
-    import transformers
-    from transformers import AutoImageProcessor
-
-    try:
-        return AutoImageProcessor.from_pretrained(str(path), local_files_only=True, backend="pil")
-    except Exception as exc:  # older/newer transformers, or an unmapped processor
-        first_error = exc
-    config = _read_json(path / "preprocessor_config.json")
-    if not config:
-        config = _read_json(path / "processor_config.json").get("image_processor") or {}
-    type_name = config.get("image_processor_type") or ""
-    base = type_name[: -len("Fast")] if type_name.endswith("Fast") else type_name
-    if base.endswith("Pil"):
-        base = base[: -len("Pil")]
-    pil_cls = getattr(transformers, base + "Pil", None) if base else None
-    if pil_cls is None:
-        raise RuntimeError(
-            f"no pillow image processor for {type_name or 'unknown type'!r} in {str(path)!r}"
-        ) from first_error
-    config = {k: v for k, v in config.items() if k not in ("image_processor_type", "processor_class")}
-    return pil_cls.from_dict(config)
-
-
 def _load_processor(path: Path):
     """``AutoProcessor`` for ``path``; with a pillow image processor when torchvision is missing.
 
@@ -400,17 +252,17 @@ def _load_processor(path: Path):
     try:
         return AutoProcessor.from_pretrained(str(path), local_files_only=True), False
     except Exception as exc:
-        if not _mentions_torchvision(exc):
+        if not mentions_torchvision(exc):
             raise
         original = exc
     logger.warning("processor in %s needs torchvision; using the pillow image processor", path)
 
     class_name = (
-        _read_json(path / "processor_config.json").get("processor_class")
-        or _read_json(path / "preprocessor_config.json").get("processor_class")
-        or _read_json(path / "tokenizer_config.json").get("processor_class")
+        read_json(path / "processor_config.json").get("processor_class")
+        or read_json(path / "preprocessor_config.json").get("processor_class")
+        or read_json(path / "tokenizer_config.json").get("processor_class")
     )
-    image_processor = _pil_image_processor(path)
+    image_processor = pil_image_processor(path)
     processor_cls = getattr(transformers, class_name, None) if class_name else None
     if processor_cls is None:
         # No multimodal processor class: the image processor alone cannot build prompts.
@@ -427,26 +279,6 @@ def _load_processor(path: Path):
             ) from original
     processor_dict, kwargs = processor_cls.get_processor_dict(str(path), local_files_only=True)
     return processor_cls.from_args_and_dict(args, processor_dict, **kwargs), True
-
-
-def _to_pil_rgb(image):
-    """BGR/BGRA/gray uint8 numpy -> PIL RGB image; None when it is not an image."""
-    from PIL import Image
-
-    if not isinstance(image, np.ndarray) or image.size == 0:
-        return None
-    arr = image
-    if arr.dtype != np.uint8:
-        arr = np.clip(arr, 0, 255).astype(np.uint8)
-    if arr.ndim == 2:
-        arr = np.stack([arr, arr, arr], axis=-1)
-    elif arr.ndim == 3 and arr.shape[2] == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    elif arr.ndim == 3 and arr.shape[2] in (3, 4):
-        arr = arr[:, :, 2::-1]  # BGR(A) -> RGB
-    else:
-        return None
-    return Image.fromarray(np.ascontiguousarray(arr)).convert("RGB")
 
 
 class TransformersVLM(VLMBackend):
@@ -472,7 +304,7 @@ class TransformersVLM(VLMBackend):
 
     def __init__(self, **config):
         super().__init__(**config)
-        self.model_path = _check_model_dir(config.get("model_path"), "TransformersVLM")
+        self.model_path = check_model_dir(config.get("model_path"), "TransformersVLM")
         self.max_new_tokens = int(config.get("max_new_tokens", 64))
         self.max_batch = max(1, int(config.get("max_batch", 8)))
         self.prompt_template = config.get("prompt_template") or self.DEFAULT_PROMPT_TEMPLATE
@@ -567,7 +399,7 @@ class TransformersVLM(VLMBackend):
         answers: list[VLMAnswer | None] = [None] * len(images)
         todo = []
         for i, (image, prompt) in enumerate(zip(images, prompts)):
-            pil = _to_pil_rgb(image)
+            pil = to_pil_rgb(image)
             if pil is not None:
                 todo.append((i, pil, self.format_prompt(prompt)))
         for start in range(0, len(todo), self.max_batch):

@@ -1,6 +1,6 @@
 """Per-camera zones and masks: polygons to ignore, forbidden areas, loitering areas.
 
-A camera's ``zones`` (``Camera.zones``, validated by :func:`validate_zones`) is a list of at
+A camera's ``zones`` (``Camera.zones``, validated by ``inference.zone_specs.validate_zones``) is a list of at
 most :data:`MAX_ZONES` objects::
 
     {"name": "fence",                        # unique per camera, 1..50 characters
@@ -19,7 +19,7 @@ most :data:`MAX_ZONES` objects::
   and ``vad_eval`` agree; gaps up to ``gap_seconds`` do not break it) is an anomaly.
 
 :class:`ZonedDetector` wraps any detector (``inference.registry.make_detector`` does it for a
-camera with zones). Presence comes from its own cheap foreground model (an approximate running
+camera with zones); the JSON is parsed and validated by ``inference.zone_specs``. Presence comes from its own cheap foreground model (an approximate running
 median background at about 120 px wide), so the rules work whatever the inner detector is.
 No Django here.
 """
@@ -34,112 +34,7 @@ import cv2
 import numpy as np
 
 from .base import Detector, DetectorResult
-
-KINDS = ("ignore", "forbidden", "loiter")
-RULE_KINDS = ("forbidden", "loiter")
-MAX_ZONES = 20
-MIN_POINTS, MAX_POINTS = 3, 50
-MAX_NAME = 50
-DEFAULT_LOITER_SECONDS = 30.0
-DEFAULT_MIN_AREA = 0.02
-MIN_POLYGON_AREA = 1e-4  # of the frame: a 1 % x 1 % square
-FIELDS = ("name", "kind", "points", "loiter_seconds", "min_area")
-
-
-@dataclass(frozen=True)
-class Zone:
-    name: str
-    kind: str
-    points: tuple[tuple[float, float], ...]
-    loiter_seconds: float | None = None
-    min_area: float = DEFAULT_MIN_AREA
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def parse_zones(value) -> list[Zone]:
-    """The zones of ``value`` (a camera's ``zones`` JSON) with defaults applied.
-
-    Raises ValueError naming the zone (``zones[i] 'name'``) and the problem.
-    """
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ValueError(f"zones must be a list of zone objects, not {type(value).__name__}")
-    if len(value) > MAX_ZONES:
-        raise ValueError(f"too many zones ({len(value)}); at most {MAX_ZONES}")
-    zones: list[Zone] = []
-    seen: dict[str, int] = {}
-    for i, raw in enumerate(value):
-        where = f"zones[{i}]"
-        if not isinstance(raw, dict):
-            raise ValueError(f"{where} must be an object with name, kind and points, not {type(raw).__name__}")
-        name = raw.get("name")
-        if isinstance(name, str) and name.strip():
-            where = f"{where} {name.strip()!r}"
-        unknown = sorted(str(k) for k in raw if k not in FIELDS)
-        if unknown:
-            raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}")
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"{where}: needs a name (a non-empty string)")
-        name = name.strip()
-        if len(name) > MAX_NAME:
-            raise ValueError(f"{where}: name is longer than {MAX_NAME} characters")
-        if name.lower() in seen:
-            raise ValueError(f"{where}: duplicate name (zones[{seen[name.lower()]}] has it already)")
-        seen[name.lower()] = i
-        kind = raw.get("kind")
-        if kind not in KINDS:
-            raise ValueError(f"{where}: unknown kind {kind!r}; use one of {', '.join(KINDS)}")
-        points = raw.get("points")
-        if not isinstance(points, list):
-            raise ValueError(f"{where}: points must be a list of [x, y] pairs")
-        if not MIN_POINTS <= len(points) <= MAX_POINTS:
-            raise ValueError(f"{where}: has {len(points)} point(s); a polygon needs {MIN_POINTS} to {MAX_POINTS}")
-        parsed = []
-        for j, point in enumerate(points):
-            if not (isinstance(point, (list, tuple)) and len(point) == 2 and all(_number(c) for c in point)):
-                raise ValueError(f"{where}: point {j} must be [x, y] with two numbers, not {point!r}")
-            x, y = float(point[0]), float(point[1])
-            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
-                raise ValueError(f"{where}: point {j} {[x, y]} is out of range; x and y are fractions "
-                                 "of the frame width and height, from 0 to 1")
-            parsed.append((x, y))
-        if _polygon_area(parsed) < MIN_POLYGON_AREA:
-            raise ValueError(f"{where}: the polygon has (almost) no area")
-        loiter = raw.get("loiter_seconds")
-        if loiter is not None:
-            if kind != "loiter":
-                raise ValueError(f"{where}: loiter_seconds applies to loiter zones only")
-            if not _number(loiter) or not 0 < loiter <= 86400:
-                raise ValueError(f"{where}: loiter_seconds must be a number of seconds, above 0 and at most 86400")
-        elif kind == "loiter":
-            loiter = DEFAULT_LOITER_SECONDS
-        min_area = raw.get("min_area")
-        if min_area is not None:
-            if kind == "ignore":
-                raise ValueError(f"{where}: min_area applies to forbidden and loiter zones only")
-            if not _number(min_area) or not 0 < min_area <= 1:
-                raise ValueError(f"{where}: min_area must be a fraction of the zone, above 0 and at most 1")
-        else:
-            min_area = DEFAULT_MIN_AREA
-        zones.append(Zone(name=name, kind=kind, points=tuple(parsed),
-                          loiter_seconds=None if loiter is None else float(loiter), min_area=float(min_area)))
-    return zones
-
-
-def validate_zones(value) -> None:
-    """Raise ValueError naming the zone and the problem when ``value`` is not a valid zones list."""
-    parse_zones(value)
-
-
-def _polygon_area(points) -> float:
-    xs = np.array([p[0] for p in points])
-    ys = np.array([p[1] for p in points])
-    return 0.5 * abs(float(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))))
-
+from .zone_specs import RULE_KINDS, parse_zones
 
 _SHIFT = 4  # fillPoly sub-pixel bits
 _K3 = np.ones((3, 3), np.uint8)

@@ -1,6 +1,8 @@
 """API-wide pieces: the exception handler that turns every error into a clear 4xx."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -19,10 +21,6 @@ def not_found(request, exception=None):
     """Django's 404 for URLs no view matches (``/api/v1/cameras/abc/``): JSON under /api/, like every
     other API error, and the usual page elsewhere."""
     if request.path.startswith("/api/"):
-        from django.http import JsonResponse
-
         return JsonResponse({"detail": f"No API endpoint at {request.path[:200]!r}. See /api/v1/docs/."},
                             status=404)
-    from django.views.defaults import page_not_found
-
     return page_not_found(request, exception)

@@ -5,13 +5,13 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from cameras.live import client as redis_client
+from cameras.live import live_workers
+
 
 @require_GET
 @never_cache
 def health(request):
-    from cameras.live import client as redis_client
-    from inference.worker import live_workers
-
     checks = {}
     try:
         with connection.cursor() as cursor:

@@ -2,7 +2,7 @@
 
 The figures come from three places, read once per request whatever the number of cameras:
 - each inference worker's per-camera figures, published to Redis every heartbeat
-  (``inference.worker.StatsPublisher``: analysis fps, frames, frame lag and detector-time
+  (``runtime.stats.StatsPublisher``: analysis fps, frames, frame lag and detector-time
   histograms, events, state): one SCAN and one MGET;
 - WebSocket subscribers per camera, from the live-watcher registry (``cameras.live``): one pipeline;
 - the database: the cameras (one query) and alerts sent / failed per camera (one aggregate query).
@@ -26,9 +26,10 @@ import prometheus_client
 import redis
 from django.conf import settings
 from django.db.models import Count
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
@@ -37,6 +38,10 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from alerts.models import AlertItem, Delivery
+from cameras import live
+from cameras.models import Camera
+from cameras.selectors import camera_get_for_user
 from inference.stats import quantile
 
 log = logging.getLogger(__name__)
@@ -78,8 +83,6 @@ _redis_client: tuple[str, redis.Redis] | None = None
 def _redis() -> redis.Redis:
     """One client (and connection pool) per process for scrapes, not a new connection each time."""
     global _redis_client
-    from cameras import live
-
     with _redis_lock:
         if _redis_client is None or _redis_client[0] != settings.REDIS_URL:
             _redis_client = (settings.REDIS_URL, live.client())
@@ -88,13 +91,11 @@ def _redis() -> redis.Redis:
 
 def _subscribers(r: redis.Redis, camera_ids: list[int]) -> dict[int, int]:
     """Live (unexpired) WebSocket subscriptions per camera, read-only, in one pipeline."""
-    from cameras import live
-
     if not camera_ids:
         return {}
     pipe = r.pipeline(transaction=False)
     for cid in camera_ids:
-        pipe.hgetall(live._key(cid))
+        pipe.hgetall(live.watchers_key(cid))
     now = time.time()
     return {cid: sum(1 for expires in entries.values() if float(expires) >= now)
             for cid, entries in zip(camera_ids, pipe.execute())}
@@ -102,8 +103,6 @@ def _subscribers(r: redis.Redis, camera_ids: list[int]) -> dict[int, int]:
 
 def _alerts(camera_ids: list[int] | None) -> dict[int, dict[str, int]]:
     """Deliveries sent and failed per camera (a digest naming two cameras counts once for each): one query."""
-    from alerts.models import AlertItem, Delivery
-
     items = AlertItem.objects.filter(delivery__status__in=[Delivery.Status.SENT, Delivery.Status.FAILED])
     if camera_ids is not None:
         items = items.filter(camera_id__in=camera_ids)
@@ -120,16 +119,13 @@ def figures_gather(*, camera_ids: list[int] | None = None) -> Figures:
     Two database queries and two Redis round trips (three with subscribers), whatever the number
     of cameras. Redis being down leaves the worker figures empty and ``redis_ok`` False.
     """
-    from cameras.models import Camera
-    from inference.worker import worker_stats
-
     cameras = Camera.objects.order_by("id")
     if camera_ids is not None:
         cameras = cameras.filter(pk__in=camera_ids)
     figures = Figures(cameras=list(cameras.values("id", "name", "state", "worker")))
     try:
         r = _redis()
-        figures.workers = worker_stats(r)
+        figures.workers = live.worker_stats(r)
         figures.subscribers = _subscribers(r, [c["id"] for c in figures.cameras])
     except redis.RedisError as exc:
         log.warning("Metrics: Redis unavailable: %s", exc)
@@ -401,3 +397,15 @@ class StatsApi(APIView):
     @extend_schema(responses=StatsSerializer, summary="Live figures of workers and cameras (staff)")
     def get(self, request):
         return Response(StatsSerializer(stats_overview()).data)
+
+
+class CameraFiguresApi(APIView):
+    """The camera's live figures from the worker running it (fps, frame lag, detector time, events,
+    alerts, live subscribers): the same figures as /metrics, for one camera the user may view."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, camera_id):
+        camera = camera_get_for_user(request.user, camera_id)
+        if camera is None:
+            raise Http404("No camera with that id, or you may not view it.")
+        return Response(camera_live_figures(camera=camera))

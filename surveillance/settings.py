@@ -11,6 +11,9 @@ from pathlib import Path
 
 import dj_database_url
 
+from inference.addresses import parse_networks
+from inference.registry import BACKENDS as INFERENCE_BACKENDS
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -63,7 +66,7 @@ INSTALLED_APPS = [
     "events",
     "alerts",
     "audit",
-    "inference",
+    "runtime",
     "surveillance",
 ]
 
@@ -126,6 +129,11 @@ def celery_url(redis_url):
     return redis_url
 
 
+# Every Redis key this product owns (camera leases, worker liveness and figures, live watchers) starts
+# with this prefix, and so do the channel layer's and the cache's unless set apart: two sites or two
+# test runs can share one Redis (cameras/live.py builds the keys).
+REDIS_KEY_PREFIX = os.getenv("REDIS_KEY_PREFIX", "surveillance")
+
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -136,7 +144,7 @@ CHANNEL_LAYERS = {
             # Live frames are droppable: keep per-channel queues short, expire quickly.
             "capacity": envint("CHANNEL_CAPACITY", 100),
             "expiry": 10,
-            "prefix": os.getenv("CHANNEL_PREFIX", "surveillance"),
+            "prefix": os.getenv("CHANNEL_PREFIX", REDIS_KEY_PREFIX),
         },
     }
 }
@@ -145,7 +153,7 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": os.getenv("CACHE_PREFIX", "surveillance"),
+        "KEY_PREFIX": os.getenv("CACHE_PREFIX", REDIS_KEY_PREFIX),
     }
 }
 
@@ -157,7 +165,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"inference.tasks.*": {"queue": "inference"}}
+CELERY_TASK_ROUTES = {"runtime.*": {"queue": "inference"}}  # runtime/tasks.py: the camera loops and learning
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
@@ -251,6 +259,9 @@ EVENT_LOG_DIR = Path(os.getenv("EVENT_LOG_DIR", DATA_DIR / "eventlog"))
 # Worker: cameras per worker process, heartbeat, lease and redispatch.
 MAX_CAMERAS_PER_WORKER = envint("MAX_CAMERAS_PER_WORKER", 16)
 WORKER_HEARTBEAT_SECONDS = envfloat("WORKER_HEARTBEAT_SECONDS", 2.0)
+# The worker's database writes and live pushes off the camera loops (state, scores) wait in a queue of at
+# most this many; beyond it they are counted and logged, not queued (the heartbeat reports state anyway).
+WORKER_DB_WRITER_QUEUE = envint("WORKER_DB_WRITER_QUEUE", 1000)
 CAMERA_LEASE_SECONDS = envint("CAMERA_LEASE_SECONDS", 15)
 CAMERA_REDISPATCH_SECONDS = envint("CAMERA_REDISPATCH_SECONDS", 10)
 # A lost stream is retried after 1 s, then 2 s, 4 s... at most this long apart (analysis resumes within seconds).
@@ -259,21 +270,11 @@ SOURCE_RECONNECT_MAX_SECONDS = envfloat("SOURCE_RECONNECT_MAX_SECONDS", 5.0)
 CAMERA_OFFLINE_SECONDS = envfloat("CAMERA_OFFLINE_SECONDS", 10.0)
 INFERENCE_DEVICE = os.getenv("INFERENCE_DEVICE", "auto")
 
-# Inference backends by name (like healthchecks' transports): dotted paths to classes.
-INFERENCE_DETECTORS = {
-    "motion": "inference.detectors.MotionDetector",
-    "predict": "inference.learned.PredictionDetector",
-    "semantic": "inference.semantic.SemanticDetector",
-    "fused": "inference.semantic.FusedDetector",
-}
-INFERENCE_VLM_BACKENDS = {
-    "none": "inference.vlm.NoVLM",
-    "transformers": "inference.vlm.TransformersVLM",
-}
-INFERENCE_AGENTS = {
-    "rules": "inference.agent.RulePolicy",
-    "llm": "inference.agent.LLMPolicy",
-}
+# Inference backends by name (like healthchecks' transports): dotted paths to classes, starting
+# from the library's own table (inference/registry.py); a site may add its own.
+INFERENCE_DETECTORS = dict(INFERENCE_BACKENDS["detector"])
+INFERENCE_VLM_BACKENDS = dict(INFERENCE_BACKENDS["vlm"])
+INFERENCE_AGENTS = dict(INFERENCE_BACKENDS["agent"])
 # Model backends load only from local folders (a camera's vlm_model_path); nothing is downloaded.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -326,7 +327,6 @@ ALERT_HTTP_TIMEOUT = envfloat("ALERT_HTTP_TIMEOUT", 10.0)
 # private ranges, link-local, reserved) are refused unless their network is listed here: comma-
 # separated CIDRs such as "192.168.1.0/24,10.20.0.0/16", or "*" for any. Cameras usually live on a
 # private LAN: list its network. File sources must lie under one of CAMERA_FILE_ROOTS.
-from inference.addresses import parse_networks  # noqa: E402
 
 CAMERA_ALLOWED_NETWORKS = parse_networks(os.getenv("CAMERA_ALLOWED_NETWORKS", ""))
 WEBHOOK_ALLOWED_NETWORKS = parse_networks(os.getenv("WEBHOOK_ALLOWED_NETWORKS", ""))

@@ -19,6 +19,7 @@ MEDIA_ROOT = _tmp / "media"
 EVENT_LOG_DIR = _tmp / "eventlog"
 # Each test run gets its own key space in a shared Redis.
 _prefix = f"test{os.getpid()}"
+REDIS_KEY_PREFIX = _prefix
 CACHES["default"]["KEY_PREFIX"] = _prefix  # noqa: F405
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = _prefix  # noqa: F405
 # A file, not :memory:, so that subprocesses started by end-to-end tests see the same data.

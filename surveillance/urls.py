@@ -8,6 +8,7 @@ from . import health, metrics
 
 api_v1 = [
     path("", include("accounts.urls")),
+    path("cameras/<int:camera_id>/figures/", metrics.CameraFiguresApi.as_view(), name="camera-figures"),
     path("", include("cameras.urls")),
     path("", include("events.urls")),
     path("", include("alerts.urls")),

@@ -77,11 +77,25 @@ def dispatched(monkeypatch):
 
     End-to-end tests run real workers in subprocesses, which this does not touch.
     """
-    from inference import tasks
+    from cameras import dispatch
 
     queued: list[int] = []
-    monkeypatch.setattr(tasks.camera_run, "delay", lambda camera_id: queued.append(camera_id))
+    monkeypatch.setattr(dispatch, "camera_run", lambda camera_id: queued.append(camera_id))
     # Learning jobs likewise (tests that run them call the task function directly).
-    monkeypatch.setattr(tasks.detector_learn, "delay", lambda job_id: None)
-    monkeypatch.setattr(tasks.detector_learn, "apply_async", lambda *a, **k: None)
+    monkeypatch.setattr(dispatch, "detector_learn", lambda job_id: None)
     return queued
+
+
+@pytest.fixture(autouse=True)
+def default_queue_at_once(request, monkeypatch):
+    """Tasks that the apps queue for each other after a commit (alert routing, false-alarm learning) run at
+    once in this process, as a default-queue worker would run them. Tests that start real workers (marked
+    slow) leave them to the broker.
+    """
+    if request.node.get_closest_marker("slow"):
+        return
+    from alerts.tasks import alerts_route
+    from events.tasks import events_false_alarm_learn
+
+    for task in (alerts_route, events_false_alarm_learn):
+        monkeypatch.setattr(task, "delay", lambda *args, task=task: task.apply(args=args).get())

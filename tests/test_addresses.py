@@ -7,7 +7,8 @@ from django.test import override_settings
 
 from inference.addresses import AddressNotAllowed, check_host, is_internal, parse_networks
 from inference.base import SourceError
-from inference.sources import OpenCVSource, validate_source_url
+from inference.source_urls import validate_source_url
+from inference.sources import OpenCVSource
 
 pytestmark = pytest.mark.django_db
 

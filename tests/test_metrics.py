@@ -12,24 +12,19 @@ from prometheus_client.parser import text_string_to_metric_families
 from alerts.models import AlertItem, Delivery
 from cameras import live
 from cameras.models import Camera
+from cameras.live import stats_key, worker_stats
 from cameras.services import camera_start
 from inference.agent import RulePolicy
 from inference.detectors import MotionDetector
 from inference.e2e import Callbacks, E2ESystem
 from inference.sources import open_source
 from inference.stats import CameraStats, Histogram, quantile
-from inference.worker import (
-    STATS_KEY,
-    StatsPublisher,
-    create_logger,
-    create_manager,
-    create_pool,
-    worker_stats,
-)
+from runtime.process import create_logger, create_manager, create_pool
+from runtime.stats import StatsPublisher
 from surveillance.metrics import camera_live_figures, stats_overview
 from tests.factories import CameraFactory, EventFactory, UserFactory
-from tests.inference.test_pipeline import run_frames
-from tests.inference.test_worker import wait_for
+from tests.runtime.test_pipeline import run_frames
+from tests.runtime.test_worker import wait_for
 
 WORKER = f"metrics-test-{os.getpid()}"
 REMOTE = "203.0.113.7"  # a documentation address: never loopback
@@ -138,14 +133,14 @@ def test_process_measures_lag_from_the_capture_time():
 def redis_client():
     r = live.client()
     yield r
-    for key in r.scan_iter(match=STATS_KEY.format(f"{WORKER}*")):
+    for key in r.scan_iter(match=stats_key(f"{WORKER}*")):
         r.delete(key)
 
 
 def test_publisher_writes_json_with_a_ttl(redis_client):
     StatsPublisher(WORKER, ttl=6.0, client=redis_client, extra=lambda: {"live_frames": {"sent": 3}}).publish(
         {7: {"state": "running", "fps": 5.0}})
-    key = STATS_KEY.format(WORKER)
+    key = stats_key(WORKER)
     assert 0 < redis_client.pttl(key) <= 6000
     doc = worker_stats(redis_client)[WORKER]
     assert doc["cameras"] == {"7": {"state": "running", "fps": 5.0}} and doc["live_frames"] == {"sent": 3}
@@ -173,7 +168,7 @@ def test_the_worker_publishes_each_cameras_figures_every_heartbeat(settings, tmp
         assert set(doc["live_frames"]) == {"encoded", "sent", "dropped"}
         f = figures()
         assert f["detector_ms"]["count"] >= 5 and f["frame_lag_s"]["count"] >= 5 and f["fps"] > 0
-        ttl = redis_client.pttl(STATS_KEY.format(WORKER))
+        ttl = redis_client.pttl(stats_key(WORKER))
         assert 0 < ttl <= 1200  # 4 heartbeats of 0.3 s
         status = manager.status()[camera.id]
         assert status["frames"] >= 5 and "detector_ms" in status and status["error"] == ""

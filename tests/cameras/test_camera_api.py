@@ -124,7 +124,7 @@ def test_start_and_stop_need_operate_permission(api_as, camera, owner, viewer, o
 
     assert api_as(outsider).post(url(camera.id, "start")).status_code == 404
     assert api_as(viewer).post(url(camera.id, "start")).status_code == 403
-    with mock.patch("inference.tasks.camera_run.delay") as delay, django_capture_on_commit_callbacks(execute=True):
+    with mock.patch("cameras.dispatch.camera_run") as delay, django_capture_on_commit_callbacks(execute=True):
         response = api_as(owner).post(url(camera.id, "start"))
     assert response.status_code == 202
     assert response.json()["state"] == "starting" and response.json()["enabled"] is True

@@ -5,7 +5,8 @@ import os
 import pytest
 
 from inference.stats import CameraStats
-from inference.worker import STATS_KEY, StatsPublisher
+from cameras.live import stats_key
+from runtime.stats import StatsPublisher
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +27,7 @@ def published(camera):
     StatsPublisher(WORKER, ttl=30, client=client).publish(
         {camera.pk: {"state": "running", "fps": 4.9, "frames": 120, **stats.snapshot()}})
     yield camera
-    client.delete(STATS_KEY.format(WORKER))
+    client.delete(stats_key(WORKER))
 
 
 def test_a_viewer_gets_the_cameras_live_figures(api_as, viewer, published):

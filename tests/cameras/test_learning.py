@@ -12,20 +12,21 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from cameras import dispatch
+from cameras.backends import make_detector
 from cameras.models import Camera, DetectorVersion, LearningJob
-from cameras.services import (
+from cameras.learning import (
     detector_version_restore,
     learning_broadcast,
     learning_job_claim,
     learning_job_progress,
     learning_start,
 )
-from inference import tasks
 from inference.base import Detector, DetectorResult
 from inference.detectors import MotionDetector
 from inference.e2e import analysis_images
-from inference.registry import make_detector
 from inference.sources import open_source
+from runtime import tasks
 from surveillance.asgi import application
 from tests.factories import CameraFactory, EventFactory
 from tests.inference.test_learning_runner import write_clip
@@ -82,7 +83,7 @@ def detectors(settings):
 def learning_queued(monkeypatch):
     """Learning jobs queued by the code under test, recorded instead of sent to a broker."""
     queued: list[int] = []
-    monkeypatch.setattr(tasks.detector_learn, "delay", lambda job_id: queued.append(job_id))
+    monkeypatch.setattr(dispatch, "detector_learn", lambda job_id: queued.append(job_id))
     return queued
 
 
@@ -322,15 +323,13 @@ def test_refit_builds_on_the_active_version(owner, camera):
 def test_progress_is_stored_and_pushed_while_learning(owner, camera, monkeypatch):
     Camera.objects.filter(pk=camera.pk).update(detector="learner", source_url="demo://?seed=2&width=160&height=90")
     seen = []
-    from cameras import services
-
-    real = services.learning_job_progress
+    real = tasks.learning_job_progress
 
     def spy(**kwargs):
         real(**kwargs)
         seen.append(LearningJob.objects.values_list("status", "progress", "message").get(pk=kwargs["job_id"]))
 
-    monkeypatch.setattr(services, "learning_job_progress", spy)
+    monkeypatch.setattr(tasks, "learning_job_progress", spy)
     monkeypatch.setattr(tasks, "PROGRESS_INTERVAL", 0.0)
     run(learning_start(camera=Camera.objects.get(pk=camera.pk), by=owner, minutes=1))
     assert len(seen) >= 10 and all(status == "running" for status, _, _ in seen)

@@ -16,7 +16,7 @@ import pytest
 
 from inference.base import Detector, DetectorResult
 from inference.detectors import COMPONENTS, MotionDetector
-from inference.sources import DemoSource
+from inference.demo import DemoSource
 
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 VTEST = DATASETS / "pets-walkway" / "vtest.avi"

@@ -15,14 +15,9 @@ import numpy as np
 import pytest
 
 from inference.base import FrameSource, SourceError
-from inference.sources import (
-    DEMO_KINDS,
-    DemoSource,
-    OpenCVSource,
-    open_source,
-    parse_demo_params,
-    validate_source_url,
-)
+from inference.demo import DemoSource
+from inference.source_urls import DEMO_KINDS, parse_demo_params, validate_source_url
+from inference.sources import OpenCVSource, open_source
 
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 VTEST = DATASETS / "pets-walkway" / "vtest.avi"

@@ -10,7 +10,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np
 import pytest
 
-from inference.base import SEVERITIES, VLMAnswer, VLMBackend
+from inference.base import THREAT_LEVELS, VLMAnswer, VLMBackend
 from inference.vlm import (
     JSON_INSTRUCTION,
     NoVLM,
@@ -123,7 +123,7 @@ def test_parse_never_raises_on_garbage(garbage):
     a = parse_answer(garbage)
     assert isinstance(a, VLMAnswer)
     assert isinstance(a.summary, str)
-    assert a.threat_level in SEVERITIES + (None,)
+    assert a.threat_level in THREAT_LEVELS + (None,)
     assert isinstance(a.objects, list)
     assert len(a.summary) <= 500
 
@@ -170,7 +170,7 @@ def test_transformers_vlm_describes_a_batch_in_one_generate(tiny_vlm, monkeypatc
         assert isinstance(a.summary, str)
         # random weights -> garbage words, never JSON; handled by the fallback parser
         assert a.raw.strip(), "the tiny model generated nothing"
-        assert a.threat_level in SEVERITIES + (None,)
+        assert a.threat_level in THREAT_LEVELS + (None,)
         assert a.objects == []
 
 
@@ -249,13 +249,13 @@ def test_pillow_fallback_from_the_saved_config(tiny_vlm_path, monkeypatch):
     """Even when AutoImageProcessor cannot give the pil backend, the class name maps to ...Pil."""
     import transformers
 
-    from inference.vlm import _pil_image_processor
+    from inference.modelfiles import pil_image_processor
 
     def broken(*args, **kwargs):
         raise ImportError("requires torchvision")
 
     monkeypatch.setattr(transformers.AutoImageProcessor, "from_pretrained", broken)
-    ip = _pil_image_processor(tiny_vlm_path)
+    ip = pil_image_processor(tiny_vlm_path)
     assert type(ip).__name__ == "CLIPImageProcessorPil"
     assert ip.crop_size == {"height": 32, "width": 32}
 

@@ -16,10 +16,10 @@ import pytest
 from inference.base import Detector, DetectorResult
 from inference.detectors import MotionDetector
 from inference.e2e import analysis_images
-from inference.sources import DemoSource, open_source
-from inference.zones import (
-    DEFAULT_LOITER_SECONDS, DEFAULT_MIN_AREA, MAX_ZONES, ZonedDetector, parse_zones, rasterise, validate_zones,
-)
+from inference.demo import DemoSource
+from inference.sources import open_source
+from inference.zone_specs import DEFAULT_LOITER_SECONDS, DEFAULT_MIN_AREA, MAX_ZONES, parse_zones, validate_zones
+from inference.zones import ZonedDetector, rasterise
 from tests.conftest import dataset
 
 W, H = 360, 240

@@ -15,7 +15,7 @@ from guardian.shortcuts import assign_perm
 from alerts.services import alert_rule_create, notification_channel_create
 from cameras.services import camera_start
 from events.models import AnomalyEvent
-from inference.tasks import camera_run
+from runtime.tasks import camera_run
 from tests.conftest import ROOT, dataset
 from tests.factories import CameraFactory, UserFactory
 from tests.system.processes import Processes, process_env

@@ -17,7 +17,7 @@ from events.services import event_clips_enforce_retention, event_records_store
 from inference.agent import RulePolicy
 from inference.base import Detector, DetectorResult, Frame, FrameSource
 from inference.e2e import Callbacks, E2ESystem
-from inference.worker import store_clip
+from runtime.media import store_clip
 from surveillance.schedules import beat_schedules
 from tests.factories import EventFactory
 

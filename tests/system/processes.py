@@ -41,6 +41,7 @@ def process_env(tmp_path, **extra) -> dict:
         DATA_DIR=str(tmp_path / "var"),
         MEDIA_ROOT=str(settings.MEDIA_ROOT),
         CHANNEL_PREFIX=settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
+        REDIS_KEY_PREFIX=settings.REDIS_KEY_PREFIX,
         PYTHONUNBUFFERED="1",
         # Streams and webhook receivers of these tests listen on loopback: allowed, as an
         # administrator would allow the camera LAN (the default refuses internal addresses).

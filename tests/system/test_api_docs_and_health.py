@@ -15,7 +15,8 @@ def test_openapi_schema_and_docs(client, viewer):
 
 
 def test_health_reports_database_redis_and_workers(client):
-    from inference.worker import RedisLease
+    from cameras.live import alive_key
+    from runtime.lease import RedisLease
 
     lease = RedisLease("health-test-worker", ttl=5)
     lease.alive([7, 8])
@@ -23,4 +24,4 @@ def test_health_reports_database_redis_and_workers(client):
     assert body["status"] == "ok"
     assert body["database"]["ok"] and body["redis"]["ok"]
     assert "health-test-worker" in body["workers"]["names"] and body["workers"]["cameras"] >= 2
-    lease.r.delete("worker-alive:health-test-worker")
+    lease.r.delete(alive_key("health-test-worker"))

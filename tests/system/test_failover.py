@@ -1,6 +1,6 @@
 """Two real Celery inference workers share cameras; stopping one moves its cameras to the other.
 
-Each camera runs on exactly one worker at a time (its lease in Redis, ``camera-lease:<id>``, and
+Each camera runs on exactly one worker at a time (its lease in Redis, ``<prefix>:camera-lease:<id>``, and
 the camera row's ``worker`` agree); a worker stopped with SIGTERM (warm shutdown: it releases its
 leases) or killed with SIGKILL (its leases expire) has its cameras running on the other worker
 within 30 seconds, through beat's redispatch task. Intervals are shortened through the
@@ -16,8 +16,8 @@ import pytest
 
 from cameras.models import Camera
 from cameras.services import camera_start
-from inference.tasks import camera_run
-from inference.worker import LEASE_KEY, worker_stats
+from cameras.live import lease_key, worker_stats
+from runtime.tasks import camera_run
 from surveillance.schedules import ensure_beat_schedules
 from tests.factories import CameraFactory
 from tests.system.processes import Processes, process_env
@@ -132,7 +132,7 @@ def test_stopping_a_worker_moves_its_cameras_to_the_other_within_30_seconds(proc
         # and the workers' own figures list each camera once.
         r = watcher.r
         for cid, worker in before.items():
-            assert r.get(LEASE_KEY.format(cid)).decode() == worker
+            assert r.get(lease_key(cid)).decode() == worker
         now_running = wait_until(lambda: (lambda m: m if len(m) == 6 else None)(watcher.running()), 10)
         assert now_running and all(len(names) == 1 for names in now_running.values()), now_running
         assert {cid: names[0] for cid, names in now_running.items()} == before
@@ -155,7 +155,7 @@ def test_stopping_a_worker_moves_its_cameras_to_the_other_within_30_seconds(proc
         if signum == signal.SIGTERM:
             a.wait(20)  # a warm shutdown ends by itself
         for cid in ids:
-            assert r.get(LEASE_KEY.format(cid)).decode().startswith(b_name)
+            assert r.get(lease_key(cid)).decode().startswith(b_name)
         time.sleep(3 * HEARTBEAT)  # and they stay there, still on one worker each
         assert all(w.startswith(b_name) for w in placement(ids).values()) and len(placement(ids)) == 6
     finally:

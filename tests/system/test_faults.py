@@ -24,10 +24,11 @@ from guardian.shortcuts import assign_perm
 from rest_framework_simplejwt.tokens import AccessToken
 
 from alerts.models import AlertItem, AlertRule
+from cameras.live import stats_key
 from cameras.models import Camera
 from cameras.services import camera_start
 from events.models import AnomalyEvent
-from inference.tasks import camera_run
+from runtime.tasks import camera_run
 from tests.conftest import dataset, jwt_client
 from tests.factories import CameraFactory, UserFactory
 from tests.system.processes import FFmpegStream, Processes, RedisServer, TcpProxy, free_port, process_env
@@ -341,7 +342,7 @@ def test_database_unreachable_for_a_minute_worker_keeps_analysing_and_stores_lat
         worker = camera_row(camera.id).worker
 
         def published_fps():
-            raw = r.get(f"worker-stats:{worker}")
+            raw = r.get(stats_key(worker))
             return json.loads(raw)["cameras"].get(str(camera.id), {}).get("fps", 0) if raw else 0
 
         cut_at = time.time()

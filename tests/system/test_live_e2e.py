@@ -10,7 +10,7 @@ from guardian.shortcuts import assign_perm
 from rest_framework_simplejwt.tokens import AccessToken
 
 from cameras.services import camera_start
-from inference.tasks import camera_run
+from runtime.tasks import camera_run
 from tests.conftest import dataset
 from tests.factories import CameraFactory, UserFactory
 from tests.system.processes import Processes, process_env

@@ -10,7 +10,8 @@ from inference.agent import RulePolicy
 from inference.detectors import MotionDetector
 from inference.e2e import Callbacks, E2ESystem
 from inference.sources import open_source
-from inference.worker import create_logger, create_pool, store_snapshot
+from runtime.media import store_snapshot
+from runtime.process import create_logger, create_pool
 from tests.conftest import dataset
 from tests.factories import CameraFactory
 from tests.inference.tiny_models import build_tiny_vlm

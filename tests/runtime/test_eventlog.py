@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from events.eventlog import EventLogger, merge_records
+from runtime.eventlog import EventLogger, merge_records
 from events.models import AnomalyEvent
 from events.services import event_records_store
 from tests.factories import CameraFactory

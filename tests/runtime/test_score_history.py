@@ -13,7 +13,8 @@ from django.utils import timezone
 from events.models import ScoreBucket
 from events.selectors import score_history
 from events.services import score_buckets_store, score_history_prune
-from inference.worker import ScoreHistory, WorkerCallbacks
+from runtime.callbacks import WorkerCallbacks
+from runtime.scores import ScoreHistory
 from surveillance.schedules import beat_schedules
 from tests.factories import CameraFactory, EventFactory
 
@@ -37,6 +38,8 @@ class Inline:
     def submit(self, fn, *args, **kwargs):
         self.calls += 1
         return fn(*args, **kwargs)
+
+    try_submit = submit  # BoundedExecutor's non-raising submit
 
 
 def history(clock, batches, **kw):
@@ -103,7 +106,7 @@ def test_a_failing_write_is_logged_and_loses_only_its_batch(caplog):
 
     scores = ScoreHistory(store=store, submit=lambda fn, batch: fn(batch), clock=clock, bucket_seconds=10,
                           flush_seconds=5)
-    with caplog.at_level(logging.ERROR, logger="inference.worker"):
+    with caplog.at_level(logging.ERROR, logger="runtime.scores"):
         for i in range(10):  # 0..18 s: the camera loop goes on whatever the database does
             clock.t = T0 + 2 * i
             scores.add(1, 0.1 * i)
@@ -302,7 +305,7 @@ def test_a_writer_that_refuses_work_does_not_reach_the_camera_loop(caplog):
         raise RuntimeError("cannot schedule new futures after shutdown")
 
     scores = ScoreHistory(store=lambda batch: None, submit=refuse, clock=clock, bucket_seconds=10, flush_seconds=5)
-    with caplog.at_level(logging.ERROR, logger="inference.worker"):
+    with caplog.at_level(logging.ERROR, logger="runtime.scores"):
         for i in range(8):
             clock.t = T0 + 2 * i
             scores.add(1, 0.5)

@@ -1,22 +1,36 @@
-"""Tasks on the ``inference`` queue (routed there by CELERY_TASK_ROUTES)."""
+"""Tasks of the ``inference`` queue (CELERY_TASK_ROUTES routes ``runtime.*`` there).
+
+The web side queues them by name (cameras/dispatch.py): ``runtime.camera_run`` and
+``runtime.detector_learn``. Both take ids and are safe to run twice.
+"""
 
 import functools
 import logging
+import time
 
 from celery import shared_task
+from django.conf import settings
+
+from cameras.backends import make_detector
+from cameras.selectors import learning_job_plan
+from cameras.learning import (
+    detector_state_dir, learning_job_claim, learning_job_fail, learning_job_finish, learning_job_progress,
+    learning_job_skip,
+)
+from cameras.live_state import camera_note_unplaced
+from inference.learning import LearningError, learn, save_state
+from inference.sources import open_source
+
+from .process import current_pool, get_manager
 
 log = logging.getLogger(__name__)
 
 FULL_RETRIES = 12
 
 
-@shared_task(bind=True, max_retries=FULL_RETRIES)
+@shared_task(bind=True, name="runtime.camera_run", max_retries=FULL_RETRIES)
 def camera_run(self, camera_id: int) -> str:
     """Run the camera on this worker unless another worker already does. Safe to run twice."""
-    from cameras.services import camera_note_unplaced
-
-    from .worker import get_manager
-
     result = get_manager(self.request.hostname).start(int(camera_id))
     if result == "full":
         if self.request.retries >= FULL_RETRIES:
@@ -42,10 +56,6 @@ class _Progress:
         self.last_value = -1.0
 
     def __call__(self, value: float, message: str) -> None:
-        import time
-
-        from cameras.services import learning_job_progress
-
         now = time.monotonic()
         if now - self.last_at < self.interval and value - self.last_value < 0.05:
             return
@@ -53,14 +63,7 @@ class _Progress:
         learning_job_progress(job_id=self.job_id, progress=value, message=message)
 
 
-def _shared_pool():
-    """The worker's model pool when this process runs cameras (models are loaded once), else None."""
-    from .worker import current_pool
-
-    return current_pool()
-
-
-@shared_task(bind=True)
+@shared_task(bind=True, name="runtime.detector_learn")
 def detector_learn(self, job_id: int) -> str:
     """Run a learning job ("learn what is normal now", uploads, false-alarm feedback). Safe to run twice.
 
@@ -68,17 +71,6 @@ def detector_learn(self, job_id: int) -> str:
     when it ends). Success stores a new DetectorVersion and makes it active; failure leaves every
     stored version as it was and says why on the job.
     """
-    from cameras.selectors import learning_job_plan
-    from cameras.services import (
-        detector_state_dir, learning_job_claim, learning_job_fail, learning_job_finish, learning_job_skip,
-    )
-
-    from django.conf import settings
-
-    from .learning import LearningError, learn, save_state
-    from .registry import make_detector
-    from .sources import open_source
-
     delivery = getattr(self.request, "delivery_info", None) or {}
     job = learning_job_claim(job_id=int(job_id), redelivered=bool(delivery.get("redelivered")))
     if job is None:
@@ -90,7 +82,7 @@ def detector_learn(self, job_id: int) -> str:
     config = plan["config"]
     work_file = detector_state_dir(job.camera_id) / f"job-{job.pk}.json"
     try:
-        pool = _shared_pool()
+        pool = current_pool()  # the worker's models when this process runs cameras (loaded once), else None
         detector = make_detector(config, pool, strict_state=True)
         # Stream hosts are checked against the same networks as when the worker runs the camera.
         opener = functools.partial(open_source, allowed_networks=getattr(settings, "CAMERA_ALLOWED_NETWORKS", None))

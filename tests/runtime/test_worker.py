@@ -1,24 +1,20 @@
 """The worker side with the real database and Redis: claim, lease, heartbeat, stop, restart."""
 
-import time
+import functools
 
 import pytest
 
+from cameras.live import lease_key, live_workers
 from cameras.models import Camera
 from cameras.services import camera_start, camera_stop, camera_update
-from inference.worker import RedisLease, create_logger, create_manager, create_pool, live_workers
+from runtime.lease import RedisLease
+from runtime.process import create_logger, create_manager, create_pool
+from tests import waiting
 from tests.factories import CameraFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-
-def wait_for(predicate, timeout=15.0, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
+wait_for = functools.partial(waiting.wait_for, timeout=15.0, step=0.1)
 
 
 @pytest.fixture
@@ -80,7 +76,7 @@ def test_stop_through_the_service_stops_the_loop(make_manager):
     assert wait_for(lambda: camera.id not in manager.cameras and Camera.objects.get(pk=camera.id).worker == "")
     camera.refresh_from_db()
     assert (camera.enabled, camera.state, camera.worker) == (False, "stopped", "")
-    assert RedisLease("probe", 3).r.get(f"camera-lease:{camera.id}") is None
+    assert RedisLease("probe", 3).r.get(lease_key(camera.id)) is None
 
 
 def test_changed_settings_restart_the_camera_with_them(make_manager):
@@ -115,10 +111,10 @@ def test_a_bad_source_shows_an_error_naming_the_cause_and_others_carry_on(make_m
 
 
 def test_the_run_task_is_safe_to_run_twice(fast, monkeypatch, make_manager):
-    from inference import tasks, worker
+    from runtime import tasks
 
     manager = make_manager("worker-t")
-    monkeypatch.setattr(worker, "get_manager", lambda hostname=None: manager)
+    monkeypatch.setattr(tasks, "get_manager", lambda hostname=None: manager)
     camera = started_camera()
     assert tasks.camera_run.apply(args=[camera.id]).get() == "started"
     assert tasks.camera_run.apply(args=[camera.id]).get() == "running"

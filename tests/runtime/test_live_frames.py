@@ -11,8 +11,8 @@ from channels.testing import WebsocketCommunicator
 from rest_framework_simplejwt.tokens import AccessToken
 
 from cameras.services import camera_start
-from inference import worker as worker_module
-from inference.worker import create_logger, create_manager, create_pool
+from runtime import frames as frames_module
+from runtime.process import create_logger, create_manager, create_pool
 from surveillance.asgi import application
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -28,7 +28,7 @@ def jpeg_encodes(monkeypatch):
         calls.append(ext)
         return real(ext, image, *args)
 
-    monkeypatch.setattr(worker_module.cv2, "imencode", counting)
+    monkeypatch.setattr(frames_module.cv2, "imencode", counting)
     return calls
 
 

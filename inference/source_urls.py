@@ -1,0 +1,202 @@
+"""Camera source URLs: what an operator may type, checked before anything connects (SSRF-critical).
+
+``validate_source_url`` accepts ``rtsp(s)://`` and ``http(s)://`` streams with a host (checked
+against the internal networks the site allows, ``inference.addresses``), files (``file:///abs`` or
+a plain path, under the allowed folders), ``device://N`` and ``demo://`` with its parameters, and
+returns the URL normalised; a ValueError names the problem. ``mask_credentials`` hides a
+password for messages and logs. No OpenCV here: the web process validates without loading it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from .addresses import check_host
+
+MAX_URL_LENGTH = 1024
+STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https")
+SUPPORTED_SCHEMES = STREAM_SCHEMES + ("file", "device", "demo")
+
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9\-._~%]*[A-Za-z0-9])?$")
+
+# --------------------------------------------------------------------------------------------
+# URL validation
+# --------------------------------------------------------------------------------------------
+
+#: demo:// query parameters: name -> (type, minimum, maximum, default)
+DEMO_PARAMS: dict[str, tuple[type, float, float, Any]] = {
+    "seed": (int, 0, 2**31 - 1, 0),
+    "anomaly_every": (float, 0.0, 86400.0, 30.0),  # seconds of media time; 0 = never
+    "width": (int, 64, 3840, 640),
+    "height": (int, 48, 2160, 360),
+    "fps": (float, 0.5, 120.0, 10.0),
+    "people": (float, 0.0, 30.0, 4.0),  # mean number of people in view
+    "noise": (float, 0.0, 30.0, 3.0),  # sensor noise, grey levels (std dev)
+}
+DEMO_KINDS = ("running", "fall", "forbidden_area")
+
+
+def mask_credentials(url: str) -> str:
+    """``rtsp://user:secret@host`` -> ``rtsp://user:***@host`` for messages and logs."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
+def parse_demo_params(url: str) -> dict[str, Any]:
+    """The demo parameters of a ``demo://`` URL, with defaults; ValueError when invalid."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "demo":
+        raise ValueError(f"not a demo URL: {url!r}")
+    if parts.netloc or parts.path not in ("", "/"):
+        raise ValueError("demo URL takes no host or path, only query parameters: demo://?seed=3&fps=10")
+    if parts.fragment:
+        raise ValueError("demo URL must not contain a '#fragment'")
+    try:
+        pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError as exc:
+        raise ValueError(f"malformed demo query string {parts.query!r}") from exc
+    params = {name: spec[3] for name, spec in DEMO_PARAMS.items()}
+    seen = set()
+    for key, raw in pairs:
+        if key not in DEMO_PARAMS:
+            raise ValueError(f"unknown demo parameter {key!r} (allowed: {', '.join(DEMO_PARAMS)})")
+        if key in seen:
+            raise ValueError(f"demo parameter {key!r} given twice")
+        seen.add(key)
+        kind, lo, hi, _ = DEMO_PARAMS[key]
+        try:
+            value = kind(raw)
+            if kind is float and not math.isfinite(value):
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"demo parameter {key}={raw!r} is not a valid {kind.__name__}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"demo parameter {key}={raw} is out of range [{lo:g}, {hi:g}]")
+        params[key] = value
+    return params
+
+
+def _format_demo_url(params: dict[str, Any], given: list[str]) -> str:
+    if not given:
+        return "demo://"
+    items = []
+    for key in DEMO_PARAMS:
+        if key in given:
+            value = params[key]
+            items.append(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}")
+    return "demo://?" + "&".join(items)
+
+
+def validate_source_url(url: str, *, allowed_networks=None, file_roots=None) -> str:
+    """Check a camera source URL and return it normalised; ValueError naming the problem.
+
+    Accepted: ``rtsp://``, ``rtsps://``, ``http://``, ``https://`` with a host;
+    ``file:///abs/path`` or a plain path to an existing regular file; ``device://N``;
+    ``demo://`` with optional query parameters (see :data:`DEMO_PARAMS`).
+
+    Policy (the Django side passes its settings; None allows everything): ``allowed_networks``,
+    the internal networks a stream host may be in (``inference.addresses``); ``file_roots``, the
+    folders file sources must lie in.
+    """
+    normalised = _validate_source_url(url)
+    if file_roots is not None and not normalised.startswith(("rtsp", "http", "device:", "demo:")):
+        path = os.path.realpath(unquote(urlsplit(normalised).path) if normalised.startswith("file://") else normalised)
+        roots = [os.path.realpath(r) for r in file_roots]
+        if not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots):
+            raise ValueError(f"file sources must lie in {', '.join(roots) or '(no folder allowed)'}; "
+                             f"{path} does not (settings: CAMERA_FILE_ROOTS)")
+    if normalised.startswith(("rtsp", "http")):
+        check_host(urlsplit(normalised).hostname or "", allowed_networks, what="camera host")
+    return normalised
+
+
+def _validate_source_url(url: str) -> str:
+    if not isinstance(url, str):
+        raise ValueError("source URL must be a string")
+    url = url.strip()
+    if not url:
+        raise ValueError("source URL is empty")
+    if len(url) > MAX_URL_LENGTH:
+        raise ValueError(f"source URL is longer than {MAX_URL_LENGTH} characters")
+    if _CONTROL_RE.search(url):
+        raise ValueError("source URL contains control characters")
+
+    match = _SCHEME_RE.match(url)
+    if not match or len(match.group(1)) == 1:  # no scheme (or a "C:" drive letter): a file path
+        return _validate_file_path(url)
+    scheme = match.group(1).lower()
+    if scheme not in SUPPORTED_SCHEMES:
+        raise ValueError(
+            f"unsupported scheme {scheme!r} (supported: {', '.join(s + '://' for s in SUPPORTED_SCHEMES)})"
+        )
+    rest = url[match.end():]
+    if not rest.startswith("//"):
+        raise ValueError(f"{scheme} URL must start with '{scheme}://'")
+
+    if scheme == "file":
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError(f"file URL must name a local file (file:///path), not host {parts.netloc!r}")
+        if parts.query or parts.fragment:
+            raise ValueError("file URL must not contain '?' or '#'")
+        path = unquote(parts.path)
+        if not path.startswith("/"):
+            raise ValueError("file URL must contain an absolute path: file:///absolute/path")
+        return "file://" + quote(_validate_file_path(path), safe="/")
+
+    if " " in url:
+        raise ValueError("source URL contains spaces (percent-encode them as %20)")
+    if "\\" in url:
+        raise ValueError("source URL contains a backslash")
+
+    if scheme == "device":
+        index = rest[2:]
+        if not index.isdigit():
+            raise ValueError(f"device URL must be device://N with N a non-negative integer, got {url!r}")
+        number = int(index)
+        if number > 1023:
+            raise ValueError(f"device number {number} is out of range (0-1023)")
+        return f"device://{number}"
+
+    if scheme == "demo":
+        params = parse_demo_params(url)
+        given = [key for key, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)]
+        return _format_demo_url(params, given)
+
+    # rtsp / rtsps / http / https
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError when not a number or out of range
+    except ValueError as exc:
+        raise ValueError(f"{scheme} URL has an invalid port ({exc})") from None
+    host = parts.hostname or ""
+    if not host:
+        raise ValueError(f"{scheme} URL has no host: expected {scheme}://host[:port]/path")
+    if not (host.startswith("[") or ":" in host) and not _HOST_RE.match(host):
+        raise ValueError(f"{scheme} URL has an invalid host {host!r}")
+    if port == 0:
+        raise ValueError(f"{scheme} URL has an invalid port 0")
+    netloc = parts.netloc
+    userinfo, _, hostport = netloc.rpartition("@")
+    hostport = hostport.lower()
+    netloc = f"{userinfo}@{hostport}" if userinfo else hostport
+    normalised = f"{scheme}://{netloc}{parts.path}"
+    if parts.query:
+        normalised += "?" + parts.query
+    if parts.fragment:
+        normalised += "#" + parts.fragment
+    return normalised
+
+
+def _validate_file_path(path: str) -> str:
+    expanded = os.path.abspath(os.path.expanduser(path))
+    if not os.path.exists(expanded):
+        raise ValueError(f"file not found: {expanded}")
+    if not os.path.isfile(expanded):
+        raise ValueError(f"not a regular file: {expanded}")
+    return expanded

@@ -1,0 +1,92 @@
+"""Live frames to the WebSocket groups of the fps tiers that have watchers (docs/websocket.md)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+import cv2
+import redis
+from asgiref.sync import async_to_sync
+
+from cameras import live
+from cameras.groups import camera_frames_group
+
+log = logging.getLogger(__name__)
+
+
+class FramePublisher:
+    """Live frames to the fps tiers that have watchers, encoded once, sent off the camera loop.
+
+    Nothing is downscaled or encoded for a camera nobody watches. The camera thread only
+    puts a message on a bounded queue; when Redis or the clients lag, frames are dropped
+    there (frames are droppable; events never go this way).
+    """
+
+    TIER_REFRESH = 1.0
+
+    def __init__(self, layer, client: redis.Redis, *, width: int, quality: int, queue_size: int = 64):
+        self.layer = layer
+        self.r = client
+        self.width = width
+        self.quality = quality
+        self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._full = queue.Full
+        self._tiers: dict[int, tuple[float, set[int]]] = {}
+        self._last: dict[tuple[int, int], float] = {}
+        self.encoded = 0
+        self.dropped = 0
+        self.sent = 0
+        threading.Thread(target=self._send_loop, name="frame-publisher", daemon=True).start()
+
+    def tiers(self, camera_id: int) -> set[int]:
+        now = time.monotonic()
+        checked = self._tiers.get(camera_id)
+        if checked is None or now - checked[0] >= self.TIER_REFRESH:
+            try:
+                tiers = live.watched_tiers(self.r, camera_id)
+            except redis.RedisError:
+                tiers = set()
+            checked = self._tiers[camera_id] = (now, tiers)
+        return checked[1]
+
+    def rate(self, camera_id: int) -> float:
+        return float(max(self.tiers(camera_id), default=0))
+
+    def on_frame(self, camera_id: int, frame, captured_at: float) -> None:
+        tiers = self.tiers(camera_id)
+        if not tiers:
+            return
+        now = time.monotonic()
+        due = [fps for fps in tiers if now - self._last.get((camera_id, fps), 0.0) >= 0.9 / fps]
+        if not due:
+            return
+        image = frame.image
+        h, w = image.shape[:2]
+        if w > self.width:
+            image = cv2.resize(image, (self.width, round(h * self.width / w)), interpolation=cv2.INTER_AREA)
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        if not ok:
+            return
+        self.encoded += 1
+        data = jpeg.tobytes()
+        for fps in due:
+            self._last[(camera_id, fps)] = now
+            message = {"type": "camera.frame", "camera": camera_id, "fps": fps, "ts": captured_at,
+                       "jpeg": data, "width": image.shape[1], "height": image.shape[0]}
+            try:
+                self.queue.put_nowait((camera_frames_group(camera_id, fps), message))
+            except self._full:
+                self.dropped += 1
+
+    def _send_loop(self) -> None:
+        while True:
+            group, message = self.queue.get()
+            try:
+                async_to_sync(self.layer.group_send)(group, message)
+                self.sent += 1
+            except Exception as exc:
+                self.dropped += 1
+                log.debug("Frame push to %s failed: %s", group, exc)

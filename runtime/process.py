@@ -1,0 +1,145 @@
+"""The inference worker process: one MultiCameraManager, one ResourcePool and one EventLogger.
+
+Created on first use in a Celery worker that consumes the ``inference`` queue (runtime/signals.py,
+runtime/tasks.py) and torn down at its shutdown. ``create_manager`` wires the library's per-camera
+loop (inference.e2e) to this worker's store, lease, callbacks and media writers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from pathlib import Path
+
+from django.conf import settings
+
+from cameras.backends import make_detector, resolve
+from inference.e2e import E2ESystem
+from inference.executors import BoundedExecutor
+from inference.manager import MultiCameraManager
+from inference.pool import ResourcePool
+from inference.sources import open_source
+
+from .callbacks import WorkerCallbacks
+from .eventlog import EventLogger
+from .lease import RedisLease
+from .media import store_clip, store_snapshot
+from .stats import StatsPublisher
+from .store import DjangoCameraStore, store_records
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_manager: MultiCameraManager | None = None
+_logger: EventLogger | None = None
+_pool: ResourcePool | None = None
+
+
+def _worker_name(hostname: str | None) -> str:
+    return os.getenv("WORKER_NAME") or hostname or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def create_manager(worker: str, logger: EventLogger, pool: ResourcePool) -> MultiCameraManager:
+    """A manager whose cameras log events to ``logger`` and share the models in ``pool``."""
+    db_writer = BoundedExecutor(1, settings.WORKER_DB_WRITER_QUEUE, "db-writer")
+    callbacks = WorkerCallbacks(worker, logger, db_writer)
+
+    def build(config: dict, manager: MultiCameraManager) -> E2ESystem:
+        vlm = None
+        if config.get("vlm_backend", "none") != "none":
+            vlm = pool.vlm(config["vlm_backend"], {"model_path": config["vlm_model_path"],
+                                                    "device": settings.INFERENCE_DEVICE})
+        return E2ESystem(
+            config,
+            source=open_source(config["source_url"], loop=True, allowed_networks=settings.CAMERA_ALLOWED_NETWORKS),
+            detector=make_detector(config, pool),
+            agent=pool.get("agent", config.get("agent_policy", "rules"), config.get("agent_params") or {}),
+            vlm=vlm,
+            callbacks=callbacks,
+            snapshot_store=store_snapshot,
+            clip_store=store_clip if settings.CLIP_ENABLED else None,
+            clip_pre_seconds=settings.CLIP_PRE_SECONDS,
+            clip_max_seconds=settings.CLIP_MAX_SECONDS,
+            executor=manager.executor,
+            reconnect_max=settings.SOURCE_RECONNECT_MAX_SECONDS,
+            offline_after=settings.CAMERA_OFFLINE_SECONDS,
+            live_rate=lambda: callbacks.frames.rate(config["id"]),
+        )
+
+    def live_frames() -> dict:
+        frames = callbacks.frames
+        return {"live_frames": {"encoded": frames.encoded, "sent": frames.sent, "dropped": frames.dropped}}
+
+    stats = StatsPublisher(worker, settings.WORKER_HEARTBEAT_SECONDS * settings.METRICS_SNAPSHOT_HEARTBEATS,
+                           extra=live_frames)
+    manager = MultiCameraManager(
+        store=DjangoCameraStore(worker),
+        lease=RedisLease(worker, settings.CAMERA_LEASE_SECONDS),
+        build=build,
+        max_cameras=settings.MAX_CAMERAS_PER_WORKER,
+        heartbeat=settings.WORKER_HEARTBEAT_SECONDS,
+        publish_stats=stats.publish,
+    )
+    manager.callbacks = callbacks
+    return manager
+
+
+def create_pool() -> ResourcePool:
+    return ResourcePool(loaders={"vlm": _load_backend("vlm"), "agent": _load_backend("agent")})
+
+
+def create_logger(worker: str) -> EventLogger:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in worker)
+    return EventLogger(
+        Path(settings.EVENT_LOG_DIR) / f"{safe}.jsonl",
+        store=store_records,
+        flush_interval=settings.EVENT_FLUSH_INTERVAL,
+        batch_size=settings.EVENT_BATCH_SIZE,
+    )
+
+
+def get_manager(hostname: str | None = None) -> MultiCameraManager:
+    """The process's manager, created on first use (replays this worker's event log first)."""
+    global _manager, _logger, _pool
+    with _lock:
+        if _manager is None:
+            worker = _worker_name(hostname)
+            _logger = create_logger(worker).start()
+            _pool = create_pool()
+            _manager = create_manager(worker, _logger, _pool)
+            log.info("Inference worker %s ready (up to %d cameras)", worker, settings.MAX_CAMERAS_PER_WORKER)
+        return _manager
+
+
+def started() -> bool:
+    """Whether this process runs cameras (its manager was created)."""
+    return _manager is not None
+
+
+def current_pool() -> ResourcePool | None:
+    """This process's model pool when it runs cameras (learning jobs reuse its models), else None."""
+    return _pool
+
+
+def _load_backend(kind: str):
+    def load(name: str, config: dict):
+        return resolve(kind, name)(**config)
+
+    return load
+
+
+def shutdown() -> None:
+    """Stop cameras (their leases go to other workers) and store every logged event."""
+    global _manager, _logger
+    with _lock:
+        manager, logger = _manager, _logger
+        _manager = _logger = None
+    if manager is not None:
+        manager.close()
+        scores = getattr(getattr(manager, "callbacks", None), "scores", None)
+        if scores is not None:
+            scores.close()  # the score history still held in memory
+    if logger is not None:
+        logger.close()
