@@ -86,7 +86,7 @@ def event_url(event) -> str:
 
 def event_summary(event) -> str:
     lines = (event.description or "").strip().splitlines()
-    text = lines[0].strip() if lines else ""
+    text = lines[0].strip() if lines else event.sentence  # without a VLM: what the objects detector saw
     if not text:
         text = _("Anomaly detected")
     return text if len(text) <= 140 else text[:139] + "…"
@@ -178,7 +178,7 @@ def _render_alert(*, delivery, items, similar, reports, language) -> Message:
                 "severity": _severity_tag(event.severity), "camera": event.camera.name,
                 "when": _when(event.started_at)},
             "",
-            (event.description or "").strip() or _("Anomaly detected."),
+            (event.description or "").strip() or event.sentence or _("Anomaly detected."),
             "",
             _("Open: %(url)s") % {"url": event_url(event)},
         ]

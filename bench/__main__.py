@@ -20,6 +20,7 @@ BENCHMARKS = {
     "cameras": "bench.cameras",
     "latency": "bench.latency",
     "torch": "bench.torch_batch",
+    "objects": "bench.objects",
 }
 
 

@@ -2,7 +2,7 @@
 
 A real worker process (``celery -A surveillance worker -Q inference -P threads``, as
 ``runsystem`` starts it) runs cameras playing real footage in a loop (pets-walkway and UCSD
-clips from ../shared/datasets, file sources) at 5 analysis fps with the default detector,
+clips from ../shared/datasets, file sources) at 5 analysis fps with the default detector (objects),
 while a real daphne serves one WebSocket subscriber per camera (5 fps frames) for the whole
 run. Every few seconds the benchmark reads each camera's figures the worker publishes to
 Redis each heartbeat (``cameras.live.worker_stats``: frames analysed, fps) and the CPU
@@ -607,7 +607,7 @@ def run(quick: bool = False) -> str:
     body += (f"Most cameras this machine carries at 5 fps (every camera >= {TARGET_FPS} fps over the step): "
              f"**{capacity if capacity else 'fewer than ' + str(main_n)}**"
              f"{'' if capacity + CAPACITY_STEP in failed else ' (no step above it was tried: more may fit)'}.\n\n{table}\n"
-             "One real Celery inference worker (`-P threads -c 8`, default motion detector, analysis 5 fps, "
+             "One real Celery inference worker (`-P threads -c 8`, the default detector `objects` (motion and objects), analysis 5 fps, "
              f"looped file sources; the first 16 cameras start {STAGGER_S:g} s apart, so that the cameras that loop "
              "the same clip do not show the same scene at the same instant) and one daphne with one WebSocket subscriber per camera at 5 fps (the clients "
              "run in the benchmark process on the same cores). Camera fps comes from the frame counters the "

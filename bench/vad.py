@@ -60,7 +60,9 @@ def _detector_params(quick: bool = False) -> tuple[dict, dict]:
         return {}, {}
     params = {"semantic": {"model_path": str(clip)}, "fused": {"semantic": {"model_path": str(clip)}}}
     notes = {
-        "motion": "the default detector, no weights.",
+        "objects": "the default detector: motion and NanoDet objects (installed by `make models`), each camera's "
+                   "normal over both; detection at 2 frames a second of footage where something moves.",
+        "motion": "motion alone, no weights.",
         **NOT_HERE,
         "semantic": "a TINY RANDOM CLIP (no real weights on this machine): a pipeline check, chance accuracy "
                     "expected (so only 8 of the ped1 clips); put a real CLIP folder in model_path to measure it.",
@@ -123,7 +125,7 @@ def run(quick: bool = False) -> str:
                 continue
             jobs.append((detector, name, str(root), params.get(detector, {}), kwargs, threshold))
     # One process per core, the longest jobs (learning detectors, the bigger set) first.
-    order = {d: i for i, d in enumerate(("fused", "motion", "semantic"))}
+    order = {d: i for i, d in enumerate(("objects", "fused", "motion", "semantic"))}
     jobs.sort(key=lambda j: (j[1] != "ucsd-ped1", order.get(j[0], 9)))
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=get_context("spawn")) as pool:
         done = [f.result() for f in [pool.submit(_job, *job) for job in jobs]]

@@ -7,6 +7,8 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from .learning import LearningBusy, detector_version_restore, learning_start
+from .live import tracked_objects
 from .selectors import (
     CHANGE,
     OPERATE,
@@ -27,7 +29,6 @@ from .serializers import (
     LearnJsonSerializer,
     LearnUploadSerializer,
 )
-from .learning import LearningBusy, detector_version_restore, learning_start
 from .services import camera_create, camera_delete, camera_start, camera_stop, camera_update
 
 
@@ -116,7 +117,8 @@ class CameraStopApi(APIView):
 class CameraStatusApi(APIView):
     @extend_schema(responses=CameraStatusSerializer)
     def get(self, request, camera_id):
-        return Response(CameraStatusSerializer(_camera_or_404(request, camera_id)).data)
+        camera = _camera_or_404(request, camera_id)
+        return Response(CameraStatusSerializer(camera, context={"objects": tracked_objects(camera)}).data)
 
 
 # -- learning what is normal ------------------------------------------------------------------------------

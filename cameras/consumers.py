@@ -243,7 +243,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self.frames_dropped = getattr(self, "frames_dropped", 0) + 1
             return  # frames are droppable; events never take this path
         header = {"type": "frame", "camera": camera_id, "ts": message["ts"], "fps": sub["fps"],
-                  "width": message.get("width"), "height": message.get("height")}
+                  "width": message.get("width"), "height": message.get("height"),
+                  "objects": message.get("objects") or []}
         if sub["binary"]:
             head = json.dumps(header).encode()
             await self.send(bytes_data=len(head).to_bytes(4, "big") + head + message["jpeg"])

@@ -94,6 +94,19 @@ def live_workers(r: redis.Redis | None = None) -> dict[str, list[int]]:
     return out
 
 
+def tracked_objects(camera, r: redis.Redis | None = None) -> list[dict]:
+    """The objects the worker running ``camera`` follows now (its latest published figures); [] when none."""
+    if not camera.worker:
+        return []
+    try:
+        value = (r or client()).get(stats_key(camera.worker))
+        doc = json.loads(value) if value else {}
+    except (redis.RedisError, ValueError):
+        return []
+    objects = ((doc.get("cameras") or {}).get(str(camera.pk)) or {}).get("objects")
+    return objects if isinstance(objects, list) else []
+
+
 def worker_stats(r: redis.Redis | None = None) -> dict[str, dict]:
     """The figures every live worker published (runtime/stats.py), by worker name: a scan and one MGET."""
     r = r or client()

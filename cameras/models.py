@@ -58,6 +58,10 @@ def default_threshold():
     return settings.CAMERA_DEFAULTS["threshold"]
 
 
+def default_detector():
+    return settings.CAMERA_DEFAULTS["detector"]
+
+
 def default_event_close_seconds():
     return settings.CAMERA_DEFAULTS["event_close_seconds"]
 
@@ -91,7 +95,7 @@ class Camera(models.Model):
     stream_fps = models.PositiveSmallIntegerField(
         default=default_stream_fps, choices=STREAM_FPS_CHOICES, help_text="Default live frame rate for viewers."
     )
-    detector = models.CharField(max_length=50, default="motion", validators=[validate_detector])
+    detector = models.CharField(max_length=50, default=default_detector, validators=[validate_detector])
     detector_params = models.JSONField(default=dict, blank=True, validators=[validate_json_object])
     threshold = models.FloatField(default=default_threshold, validators=[MinValueValidator(0.0001), MaxValueValidator(100)])
     event_close_seconds = models.FloatField(
@@ -142,15 +146,19 @@ class Camera(models.Model):
     def _check_backend_params(self):
         """Parameters must be ones the chosen backend accepts (weightless backends are built to check).
 
-        Detectors with models (``needs_pool``: CLIP, the learned network) are not built here: that
-        would load a model in the web process on every save. The worker builds them, and a bad model
+        Detectors with models (``needs_pool``: CLIP, the learned network, objects) are not built here:
+        that would load a model in the web process on every save; those with ``check_params`` check
+        their parameters without it. The worker builds them, and a bad model
         folder shows as the camera's error naming it.
         """
-        if (isinstance(self.detector_params, dict) and self.detector in backend_names("detector")
-                and not getattr(resolve("detector", self.detector), "needs_pool", False)):
+        if isinstance(self.detector_params, dict) and self.detector in backend_names("detector"):
+            cls = resolve("detector", self.detector)
             try:
-                make_detector({"detector": self.detector, "detector_params": self.detector_params,
-                               "threshold": self.threshold})
+                if hasattr(cls, "check_params"):  # checks without loading its model
+                    cls.check_params(**{"threshold": self.threshold, **self.detector_params})
+                elif not getattr(cls, "needs_pool", False):
+                    make_detector({"detector": self.detector, "detector_params": self.detector_params,
+                                   "threshold": self.threshold})
             except (TypeError, ValueError) as exc:
                 raise ValidationError({"detector_params": f"Not accepted by '{self.detector}': {exc}"}) from exc
         if isinstance(self.agent_params, dict) and self.agent_policy == "rules":

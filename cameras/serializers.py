@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from inference.source_urls import mask_credentials
@@ -38,11 +39,26 @@ class CameraOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class TrackedObjectSerializer(serializers.Serializer):
+    track = serializers.IntegerField(help_text="The tracker's id of the object (stable while it is followed).")
+    label = serializers.CharField(help_text="What it is: person, bicycle, car...")
+    confidence = serializers.FloatField()
+    box = serializers.ListField(child=serializers.FloatField(), min_length=4, max_length=4,
+                                help_text="x1, y1, x2, y2 as fractions of the frame's width and height.")
+    since = serializers.FloatField(help_text="When it was first seen (Unix time, seconds).")
+
+
 class CameraStatusSerializer(serializers.ModelSerializer):
+    objects = serializers.SerializerMethodField(help_text="The objects the worker follows in view now.")
+
     class Meta:
         model = Camera
-        fields = ("id", "name") + LIVE_FIELDS
+        fields = ("id", "name") + LIVE_FIELDS + ("objects",)
         read_only_fields = fields
+
+    @extend_schema_field(TrackedObjectSerializer(many=True))
+    def get_objects(self, camera) -> list:
+        return self.context.get("objects", [])
 
 
 # -- learning what is normal ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from .describe import event_sentence
 from .severity import SEVERITIES
 
 
@@ -36,6 +37,8 @@ class AnomalyEvent(models.Model):
     #: A few seconds before the episode until it ended (capped): VP8 WebM, written by the worker.
     clip = models.FileField(upload_to="events/clips/", blank=True, default="")
     details = models.JSONField(default=dict, blank=True)
+    #: The object labels seen in the episode, as ",bicycle,person," (filterable on every database; ``label_list``).
+    labels = models.CharField(max_length=300, blank=True, default="")
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -51,7 +54,7 @@ class AnomalyEvent(models.Model):
     #: Operator fields (status, acknowledged_*, resolved_*) are never overwritten by it.
     WORKER_FIELDS = (
         "camera_id", "started_at", "ended_at", "peak_score", "mean_score", "severity", "description",
-        "decision", "snapshot", "clip", "details",
+        "decision", "snapshot", "clip", "details", "labels",
     )
 
     class Meta:
@@ -69,6 +72,25 @@ class AnomalyEvent(models.Model):
     def get_absolute_url(self):
         """The event's operator page (the admin's "view on site" too)."""
         return reverse("event-page", args=[self.pk])
+
+    @property
+    def sentence(self) -> str:
+        """What was seen, in one sentence in the active language ("" without objects): events/describe.py."""
+        return event_sentence(self.details)
+
+    @property
+    def label_list(self) -> list[str]:
+        return [label for label in self.labels.split(",") if label]
+
+    @staticmethod
+    def labels_field(labels) -> str:
+        """The stored form of a list of labels: sorted, unique, between commas; "" for none."""
+        clean = sorted({str(x).strip().lower()[:40] for x in labels or () if str(x).strip()} - {""})
+        text = "," + ",".join(x.replace(",", " ") for x in clean) + "," if clean else ""
+        while len(text) > 300:  # keep whole labels
+            clean.pop()
+            text = "," + ",".join(clean) + "," if clean else ""
+        return text
 
     @property
     def is_open(self) -> bool:

@@ -12,5 +12,6 @@ urlpatterns = [
     path("events/<uuid:event_id>/resolve/", views.event_page_resolve, name="event-page-resolve"),
     path("events/<uuid:event_id>/fragment/<slug:kind>/", views.event_fragment, name="event-fragment"),
     path("events/<uuid:event_id>/snapshot.jpg", views.event_snapshot, name="event-snapshot"),
+    path("events/<uuid:event_id>/objects/<int:track>.jpg", views.event_object, name="event-object"),
     path("events/<uuid:event_id>/clip.webm", views.event_clip, name="event-clip"),
 ]

@@ -19,9 +19,12 @@ def _base() -> QuerySet:
             .only(*own, *_RELATED_SHOWN))
 
 
-def event_list_for_user(user, *, camera=None, severity=None, status=None, since=None, until=None) -> QuerySet:
-    """Events of the cameras the user may view, newest first, optionally filtered."""
+def event_list_for_user(user, *, camera=None, severity=None, status=None, since=None, until=None,
+                        label=None) -> QuerySet:
+    """Events of the cameras the user may view, newest first, optionally filtered (``label``: an object seen)."""
     qs = _base().filter(camera__in=camera_list_for_user(user).values("id"))
+    if label:
+        qs = qs.filter(labels__contains=f",{label.strip().lower()},")
     if camera is not None:
         qs = qs.filter(camera_id=camera)
     if severity:

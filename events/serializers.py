@@ -10,12 +10,15 @@ class EventOutputSerializer(serializers.ModelSerializer):
     resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     snapshot = serializers.SerializerMethodField()
     clip = serializers.SerializerMethodField()
+    labels = serializers.ListField(source="label_list", child=serializers.CharField(), read_only=True,
+                                   help_text="Object labels seen in the event (person, bicycle, car...).")
 
     class Meta:
         model = AnomalyEvent
         fields = (
             "id", "camera", "camera_name", "started_at", "ended_at", "peak_score", "mean_score", "severity",
-            "status", "description", "decision", "snapshot", "clip", "details", "acknowledged_by", "acknowledged_at",
+            "status", "description", "decision", "snapshot", "clip", "labels", "details", "acknowledged_by",
+            "acknowledged_at",
             "resolved_by", "resolved_at", "created_at", "updated_at",
         )
         read_only_fields = fields
@@ -38,7 +41,7 @@ class EventOutputSerializer(serializers.ModelSerializer):
             "peak_score": float(event.peak_score), "mean_score": float(event.mean_score),
             "severity": event.severity, "status": event.status, "description": event.description,
             "decision": event.decision, "snapshot": self.get_snapshot(event), "clip": self.get_clip(event),
-            "details": event.details,
+            "labels": event.label_list, "details": event.details,
             "acknowledged_by": event.acknowledged_by.username if event.acknowledged_by_id else None,
             "acknowledged_at": when(event.acknowledged_at),
             "resolved_by": event.resolved_by.username if event.resolved_by_id else None,
@@ -56,6 +59,8 @@ class EventFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=AnomalyEvent.Status.choices, required=False)
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
+    label = serializers.RegexField(r"^[A-Za-z][A-Za-z ]{0,39}$", required=False,
+                                   help_text="Only events where this object was seen (person, bicycle, car...).")
 
     def validate(self, attrs):
         if attrs.get("since") and attrs.get("until") and attrs["since"] >= attrs["until"]:

@@ -52,6 +52,14 @@ def _score(value) -> float:
     return value if math.isfinite(value) else 0.0
 
 
+def _label_list(value) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise ValueError("labels must be a list of strings")
+    return value
+
+
 def _event_rows(records: list[dict]) -> list[dict]:
     """Validate and normalise worker records into column values, one per event id (the last wins).
 
@@ -80,6 +88,7 @@ def _event_rows(records: list[dict]) -> list[dict]:
             "snapshot": str(r.get("snapshot") or ""),
             "clip": str(r.get("clip") or ""),
             "details": r.get("details") or {},
+            "labels": AnomalyEvent.labels_field(_label_list(r.get("labels"))),
         }
         rows.pop(row["id"], None)  # keep the order of the latest version
         rows[row["id"]] = row

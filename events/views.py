@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -54,6 +55,9 @@ class EventFilterForm(forms.Form):
                                 widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     until = forms.DateTimeField(label=gettext_lazy("Until"), required=False,
                                 widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    label = forms.RegexField(label=gettext_lazy("Object"), required=False, regex=r"^[A-Za-z][A-Za-z ]{0,39}$",
+                             widget=forms.TextInput(attrs={"placeholder": gettext_lazy("person, bicycle, car…"),
+                                                           "size": 12}))
 
     def __init__(self, *args, cameras=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -121,7 +125,12 @@ def _event_context(request, event) -> dict:
     details = event.details if isinstance(event.details, dict) else {}
     size = details.get("frame_size") or [0, 0]
     regions = [r for r in details.get("regions") or [] if isinstance(r, list) and len(r) == 4]
+    boxes = [o for o in details.get("peak_objects") or []
+             if isinstance(o, dict) and isinstance(o.get("box"), list) and len(o["box"]) == 4]
     return {
+        "boxes": boxes,
+        "objects": [o for o in details.get("objects") or [] if isinstance(o, dict) and "label" in o],
+        "object_terms": [t for t in details.get("object_terms") or [] if isinstance(t, dict) and t.get("explain")],
         "event": event,
         "can_operate": user_has_camera_perm(request.user, OPERATE, event.camera),
         "frame_size": size if len(size) == 2 and all(size) else None,
@@ -174,6 +183,21 @@ def event_page_acknowledge(request, event_id):
 @require_POST
 def event_page_resolve(request, event_id):
     return _act(request, event_id, event_resolve, false_alarm=request.POST.get("false_alarm") in ("1", "true", "on"))
+
+
+@login_required
+def event_object(request, event_id, track):
+    """One object's thumbnail (its best crop), for users who may view the event's camera."""
+    event = event_get_for_user(request.user, event_id)
+    details = event.details if event is not None and isinstance(event.details, dict) else {}
+    name = next((o.get("thumbnail") for o in details.get("objects") or []
+                 if isinstance(o, dict) and o.get("track") == track and isinstance(o.get("thumbnail"), str)), None)
+    if not name or not name.startswith("events/objects/") or ".." in name:
+        raise Http404("No thumbnail for that object, or you may not view its camera.")
+    try:
+        return FileResponse(open(os.path.join(settings.MEDIA_ROOT, name), "rb"), content_type="image/jpeg")
+    except FileNotFoundError:
+        raise Http404("The thumbnail file is missing.") from None
 
 
 @login_required

@@ -93,6 +93,10 @@ def _zone_hit(zone: dict, kind: str, name: str, answer) -> str:
         return text + (f" for {seconds:.0f} s" if seconds is not None and seconds >= 1 else "")
     if kind == "loiter":
         return f"loitering {seconds:.0f} s in zone {name!r}" if seconds is not None else f"loitering in zone {name!r}"
+    if kind == "line":
+        direction = zone.get("direction")
+        side = f" to its {direction} side" if direction in ("left", "right") else ""
+        return f"line {name!r} crossed{side}"
     return f"zone {name!r} is {kind}"
 
 
@@ -113,8 +117,13 @@ class RulePolicy(AgentPolicy):
     5. zones (``details["zones"]``, as ``inference.zones.ZonedDetector`` reports them: a
        list of {"name", "kind", "seconds", "area"}; ``"rule"`` is read when ``"kind"`` is
        absent): a kind listed in ``zone_rules`` (default {"forbidden": "high", "loiter":
-       "medium"}) sets that minimum, with a reason naming the zone ("person in forbidden
+       "medium", "line": "high"}) sets that minimum, with a reason naming the zone ("person in forbidden
        zone 'fence' for 4 s -> at least high: high", "loitering 45 s in zone 'entrance' ...").
+       With the objects detector a hit lists the ``labels`` standing in the zone: a zone where
+       only ``zone_ignore_labels`` (a bird, a cat, a dog) are raises nothing;
+    6. objects: an anomaly term of the objects detector (``details["object_terms"]``, value at
+       least 0.5) listed in ``object_rules`` (default person_down high, left_behind and
+       rare_class medium) sets that minimum, with its explanation as the reason.
 
     Actions follow the severity (``actions_for``).
     """
@@ -130,7 +139,10 @@ class RulePolicy(AgentPolicy):
         "high_keywords": ("fall", "fell", "fallen", "falling", "lying", "collapsed", "collapse", "unconscious"),
         "critical_keywords": ("fire", "smoke", "weapon", "gun", "knife", "fight", "fighting", "blood"),
         "calm_phrases": ("nothing unusual", "normal"),
-        "zone_rules": {"forbidden": "high", "loiter": "medium"},
+        "zone_rules": {"forbidden": "high", "loiter": "medium", "line": "high"},
+        # objects (the objects detector): what is in a zone decides, and some anomaly terms set a minimum
+        "zone_ignore_labels": ("bird", "cat", "dog"),
+        "object_rules": {"person_down": "high", "left_behind": "medium", "rare_class": "medium"},
         "use_vlm_threat": True,
     }
 
@@ -156,6 +168,11 @@ class RulePolicy(AgentPolicy):
         for rule, sev in self.zone_rules.items():
             if sev not in THREAT_LEVELS:
                 raise ValueError(f"RulePolicy: zone rule {rule!r} maps to unknown severity {sev!r}")
+        self.zone_ignore_labels = frozenset(merged["zone_ignore_labels"] or ())
+        self.object_rules = dict(merged["object_rules"] or {})
+        for rule, sev in self.object_rules.items():
+            if sev not in THREAT_LEVELS:
+                raise ValueError(f"RulePolicy: object rule {rule!r} maps to unknown severity {sev!r}")
         self.use_vlm_threat = bool(merged["use_vlm_threat"])
 
     # -- steps
@@ -264,12 +281,33 @@ class RulePolicy(AgentPolicy):
                 if (zname, kind) in seen:
                     continue
                 seen.add((zname, kind))
+                labels = zone.get("labels")
+                if isinstance(labels, list) and labels and set(labels) <= self.zone_ignore_labels:
+                    reasons.append(f"only {', '.join(labels)} in {kind} zone '{zname}'; not raised")
+                    continue
                 what = _zone_hit(zone, kind, zname, answer)
+                if isinstance(labels, list) and labels:
+                    what = f"{what} ({', '.join(labels)})"
                 if level < _level(minimum):
                     level = _level(minimum)
                     reasons.append(f"{what} -> at least {minimum}: {_name(level)}")
                 else:
                     reasons.append(f"{what} (at least {minimum}); keeps {_name(level)}")
+
+        # 6. objects: anomaly terms of the objects detector that set a minimum
+        terms = episode.details.get("object_terms") if isinstance(episode.details, dict) else None
+        for term in terms if isinstance(terms, (list, tuple)) else ():
+            if not isinstance(term, dict) or float(term.get("value") or 0) < 0.5:
+                continue
+            minimum = self.object_rules.get(term.get("term"))
+            if minimum is None:
+                continue
+            what = str(term.get("explain") or term.get("term"))[:200]
+            if level < _level(minimum):
+                level = _level(minimum)
+                reasons.append(f"{what} -> at least {minimum}: {_name(level)}")
+            else:
+                reasons.append(f"{what} (at least {minimum}); keeps {_name(level)}")
 
         severity = _name(level)
         return Decision(severity=severity, actions=actions_for(severity), reasons=reasons, policy=self.name)
@@ -302,8 +340,13 @@ def episode_prompt(episode: EpisodeSummary) -> str:
             kind = z.get("kind") or z.get("rule")
             text = f"{z.get('name')} ({kind})"
             seconds = _seconds(z)
-            if seconds is not None:
+            if kind == "line":
+                if z.get("direction") in ("left", "right"):
+                    text += f", crossed to its {z['direction']} side"
+            elif seconds is not None:
                 text += f" for {seconds:.0f} s"
+            if isinstance(z.get("labels"), list) and z["labels"]:
+                text += f" by {', '.join(map(str, z['labels']))}"
             area = z.get("area")
             if isinstance(area, (int, float)) and not isinstance(area, bool) and 0 < area <= 1:
                 text += f", {100 * area:.0f}% of the zone occupied"
@@ -311,7 +354,8 @@ def episode_prompt(episode: EpisodeSummary) -> str:
         if hits:
             lines.append("Zones hit: " + "; ".join(hits) + ".")
             lines.append("Zone rules: forbidden = any presence there is an anomaly; "
-                         "loiter = someone stayed there longer than allowed.")
+                         "loiter = someone stayed there longer than allowed; "
+                         "line = an object crossed a tripwire in the watched direction.")
     lines.append(
         "Answer with one JSON object only: "
         '{"severity": "low|medium|high|critical", '

@@ -30,6 +30,9 @@ class Frame:
     #: the demo renderer): media time, index / native fps, from 0 at open.
     timestamp: float
     index: int
+    #: The objects followed when the frame was read (inference.e2e: the latest analysed frame's), with
+    #: boxes as fractions of the frame; the live view draws them.
+    objects: tuple = ()
 
 
 class FrameSource(ABC):

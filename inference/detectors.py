@@ -504,7 +504,8 @@ class MotionDetector(Detector):
             self._learn(feat, comps, force=force_learn)
 
         details: dict = {"warmup": in_warmup, "raw": round(raw, 4), "confidence": round(conf, 4),
-                         "learned": bool(force_learn or in_warmup or score < self.learn_below)}
+                         "learned": bool(force_learn or in_warmup or score < self.learn_below),
+                         "active_cells": int(feat["active"].sum())}  # where something moves now
         regions: list[tuple[int, int, int, int]] = []
         if not in_warmup:
             regions = self._regions(cell, raw)

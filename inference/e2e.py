@@ -7,6 +7,7 @@ the same detector classes, so live and offline scores agree.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 MAX_EVENT_SECONDS = 300.0  # an episode longer than this is closed and a new one opens
 OFFLINE_KIND = "camera_offline"  # details.kind of the event recorded when a camera stops being watched
 SCORE_CURVE_POINTS = 300
+OBJECT_CROP = 96  # px: the longest side of an object's thumbnail
+MAX_EVENT_OBJECTS = 20  # objects an event record lists (the most confident)
+MAX_EVENT_TERMS = 5  # object anomaly terms it keeps
 #: Clip frames: (timestamp, BGR image at the analysis resolution).
 ClipFrames = list[tuple[float, np.ndarray]]
 
@@ -75,6 +79,32 @@ def _jsonable(value, depth=0):
     return str(value)
 
 
+def _boxes_at_peak(details: dict, scale: float) -> list[dict]:
+    out = []
+    for obj in details.get("objects") or ():
+        try:
+            x1, y1, x2, y2 = (float(v) * scale for v in obj["box"])
+            out.append({"track": int(obj["id"]), "label": str(obj["label"]),
+                        "box": [round(x1), round(y1), round(x2 - x1), round(y2 - y1)]})
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+def _objects_now(details: dict, width: int, height: int, frame_ts: float, wall: float) -> list[dict]:
+    """The detector's current objects for the status API: box as fractions of the frame, ``since`` wall time."""
+    out = []
+    for obj in details.get("objects") or ():
+        try:
+            x1, y1, x2, y2 = (float(v) for v in obj["box"])
+            out.append({"track": int(obj["id"]), "label": str(obj["label"]), "confidence": round(float(obj["score"]), 3),
+                        "box": [round(x1 / width, 4), round(y1 / height, 4), round(x2 / width, 4), round(y2 / height, 4)],
+                        "since": round(wall - max(0.0, frame_ts - float(obj["since"])), 3)})
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            continue
+    return out
+
+
 class Callbacks:
     """What the loop tells the outside world. Subclass and override what you need."""
 
@@ -107,8 +137,12 @@ class Episode:
     peak_details: dict = field(default_factory=dict)
     ended_wall: float | None = None
     clip_frames: ClipFrames = field(default_factory=list)  # pre-roll, then the episode (capped)
+    peak_objects: list = field(default_factory=list)  # labelled boxes (x, y, w, h) on the peak frame
+    objects: dict = field(default_factory=dict)  # track id -> what was seen of it (see add_objects)
+    object_terms: dict = field(default_factory=dict)  # (term, track) -> the strongest anomaly term
 
     def add(self, ts: float, result: DetectorResult, image: np.ndarray, scale: float) -> None:
+        self.add_objects(ts, result.details, image, scale)
         self.scores.append((ts - self.started_ts, result.score))
         if result.score >= self.threshold:
             self.last_above_ts = ts
@@ -118,6 +152,49 @@ class Episode:
             self.peak_image = image.copy()  # only during an anomaly, only on a new peak
             self.peak_regions = [[round(v * scale) for v in r] for r in result.regions]
             self.peak_details = result.details
+            self.peak_objects = _boxes_at_peak(result.details, scale)
+
+    def add_objects(self, ts: float, details: dict, image: np.ndarray, scale: float = 1.0) -> None:
+        """Follow the objects the detector reports (``details["objects"]``, ``["object_terms"]``).
+
+        Per track: its label, best confidence, first and last time, its box then (in ``image``'s
+        pixels: the analysis frame's times ``scale``) and the crop of it at its best confidence (at
+        most OBJECT_CROP px on a side), for the event's thumbnails.
+        """
+        h, w = image.shape[:2]
+        for obj in details.get("objects") or ():
+            try:
+                track, label, score = int(obj["id"]), str(obj["label"]), float(obj["score"])
+                x1, y1, x2, y2 = (float(v) * scale for v in obj["box"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            seen = self.objects.get(track)
+            if seen is None:
+                seen = self.objects[track] = {"track": track, "label": label, "score": 0.0, "first": ts,
+                                              "last": ts, "box": None, "crop": None}
+            seen["label"], seen["last"] = label, ts
+            if score >= seen["score"]:
+                seen["score"], seen["box"] = score, [round(x1), round(y1), round(x2), round(y2)]
+                crop = image[max(0, int(y1)):min(h, round(y2)), max(0, int(x1)):min(w, round(x2))]
+                if crop.size:
+                    side = max(crop.shape[:2])
+                    if side > OBJECT_CROP:
+                        f = OBJECT_CROP / side
+                        crop = cv2.resize(crop, (max(1, round(crop.shape[1] * f)), max(1, round(crop.shape[0] * f))),
+                                          interpolation=cv2.INTER_AREA)
+                    seen["crop"] = crop.copy()
+        for term in details.get("object_terms") or ():
+            key = (term.get("term"), term.get("track"))
+            if term.get("value", 0) > self.object_terms.get(key, {}).get("value", -1):
+                self.object_terms[key] = dict(term)
+
+    def object_summary(self) -> tuple[list[str], list[dict], list[dict]]:
+        """(labels seen, objects without their crops, the strongest terms) for the event record."""
+        objects = sorted(self.objects.values(), key=lambda o: (-o["score"], o["track"]))
+        labels = sorted({o["label"] for o in objects})
+        plain = [{k: v for k, v in o.items() if k != "crop"} for o in objects[:MAX_EVENT_OBJECTS]]
+        terms = sorted(self.object_terms.values(), key=lambda t: -float(t.get("value", 0)))[:MAX_EVENT_TERMS]
+        return labels, plain, terms
 
     @property
     def mean_score(self) -> float:
@@ -144,6 +221,7 @@ class E2ESystem:
         callbacks: Callbacks | None = None,
         snapshot_store: Callable[[uuid.UUID, np.ndarray], str] | None = None,
         clip_store: Callable[[uuid.UUID, ClipFrames, float], str] | None = None,
+        crop_store: Callable[[uuid.UUID, list[tuple[int, np.ndarray]]], dict[int, str]] | None = None,
         clip_pre_seconds: float = 4.0,
         clip_max_seconds: float = 30.0,
         executor: Executor | None = None,
@@ -162,6 +240,8 @@ class E2ESystem:
         self.callbacks = callbacks or Callbacks()
         self.snapshot_store = snapshot_store
         self.clip_store = clip_store
+        self.crop_store = crop_store
+        self.current_objects: list[dict] = []  # the objects followed now (status API), frame fractions
         self.executor = executor
         self.realtime = realtime
         self.clock = clock
@@ -174,6 +254,8 @@ class E2ESystem:
         self._down_since: float | None = None
         self._was_running = False
         self._offline_record: dict | None = None
+        # What the camera runs without (a detector's missing model, say): shown as its error while it runs.
+        self.warning = str(getattr(detector, "warning", "") or "")[:500]
         self.threshold = float(config.get("threshold", 0.5))
         self.close_after = float(config.get("event_close_seconds", 3.0))
         self.analysis_fps = float(config.get("analysis_fps", 5.0))
@@ -211,6 +293,7 @@ class E2ESystem:
         if len(self._fps_window) > 1 and self._fps_window[-1] > self._fps_window[0]:
             self.measured_fps = (len(self._fps_window) - 1) / (self._fps_window[-1] - self._fps_window[0])
         self.callbacks.on_score(self.camera_id, frame.timestamp, result)
+        self.current_objects = _objects_now(result.details, gray.shape[1], gray.shape[0], frame.timestamp, now)
         scale = frame.image.shape[1] / gray.shape[1]
         self._track(frame, result, scale, now)
         if self._preroll is not None:
@@ -272,6 +355,7 @@ class E2ESystem:
                 ep.peak_details = {**ep.peak_details, "vlm_error": str(exc)[:300]}
         decision = self.agent.decide(self._summary(ep, answer))
         clip = self._clip(ep)
+        self._crops(ep)
         self._emit(ep, decision, answer=answer, snapshot=self._snapshot(ep), clip=clip)
         self.callbacks.on_anomaly_ended(self.camera_id, ep)
 
@@ -290,6 +374,20 @@ class E2ESystem:
             log.exception("Could not store the snapshot of event %s", ep.id)
             return ""
 
+    def _crops(self, ep: Episode) -> None:
+        """Store each object's best crop (its thumbnail); the record then names the files."""
+        crops = [(o["track"], o["crop"]) for o in ep.objects.values() if o.get("crop") is not None]
+        if self.crop_store is None or not crops:
+            return
+        try:
+            names = self.crop_store(ep.id, crops)
+        except Exception:
+            log.exception("Could not store the object thumbnails of event %s", ep.id)
+            return
+        for track, name in names.items():
+            if track in ep.objects:
+                ep.objects[track]["thumbnail"] = name
+
     def _clip(self, ep: Episode) -> str:
         """Write the episode's clip (in the executor, off the frame loop); its relative path or ""."""
         frames, ep.clip_frames = ep.clip_frames, []
@@ -303,6 +401,7 @@ class E2ESystem:
 
     def _emit(self, ep: Episode, decision: Decision, *, answer, snapshot: str, clip: str = "") -> None:
         h, w = ep.peak_image.shape[:2] if ep.peak_image is not None else (0, 0)
+        labels, objects, terms = ep.object_summary()
         record = {
             "id": str(ep.id),
             "camera_id": self.camera_id,
@@ -315,10 +414,14 @@ class E2ESystem:
             "decision": decision.as_dict(),
             "snapshot": snapshot,
             "clip": clip,
+            "labels": labels,
             "details": _jsonable({
                 "detector": self.config.get("detector", ""),
+                "objects": objects,
+                "object_terms": terms,
                 "threshold": self.threshold,
                 "regions": ep.peak_regions,
+                "peak_objects": ep.peak_objects,
                 "frame_size": [w, h],
                 "score_curve": ep.curve(),
                 "vlm": {"summary": answer.summary, "threat_level": answer.threat_level,
@@ -337,7 +440,8 @@ class E2ESystem:
         fps, last = self.measured_fps, self.last_frame_wall
         if last is None or self.clock() - last > max(5.0, 5.0 / self.analysis_fps):
             fps = 0.0
-        return {"state": self.state, "fps": round(fps, 3), "frames": self.frames, **self.stats.snapshot()}
+        return {"state": self.state, "fps": round(fps, 3), "frames": self.frames, **self.stats.snapshot(),
+                "objects": self.current_objects}
 
     def wait_pending(self, timeout: float | None = None) -> None:
         for f in list(self._pending):
@@ -470,8 +574,10 @@ class E2ESystem:
             if frame is None:
                 return True
             if self.state != "running":
-                self._set_state("running", "")
+                self._set_state("running", self.warning)
             captured = frame.timestamp if self.source.is_live else self.clock()
+            if self.current_objects:
+                frame = dataclasses.replace(frame, objects=tuple(self.current_objects))
             self.callbacks.on_frame(self.camera_id, frame, captured)
             rewinds = getattr(self.source, "rewinds", 0)
             if rewinds != seen_rewinds:

@@ -217,8 +217,13 @@ class ResourcePool:
     moment; a failed load raises to its caller and is tried again by the next get.
     """
 
-    def __init__(self, loaders: dict[str, Callable[[str, dict], object]] | None = None, *, vlm_max_wait: float = 0.01):
+    def __init__(self, loaders: dict[str, Callable[[str, dict], object]] | None = None, *, vlm_max_wait: float = 0.01,
+                 options: dict[str, dict] | None = None):
         self.loaders: dict[str, Callable[[str, dict], object]] = dict(loaders or {})
+        #: What the process tells the detectors that share its models, by kind; ``options["objects"]``:
+        #: ``live`` (a worker running cameras: object detection goes through its scheduler),
+        #: ``budget_fps``, ``max_batch``, ``model_dir`` (inference/object_detector.py).
+        self.options: dict[str, dict] = dict(options or {})
         self.vlm_max_wait = vlm_max_wait
         self._lock = threading.Lock()
         self._key_locks: dict[tuple, threading.Lock] = {}

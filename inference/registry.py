@@ -20,6 +20,7 @@ BACKENDS: dict[str, dict[str, str]] = {
         "predict": "inference.learned.PredictionDetector",
         "semantic": "inference.semantic.SemanticDetector",
         "fused": "inference.semantic.FusedDetector",
+        "objects": "inference.object_detector.ObjectsDetector",
     },
     "vlm": {
         "none": "inference.vlm.NoVLM",

@@ -11,15 +11,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-KINDS = ("ignore", "forbidden", "loiter")
+KINDS = ("ignore", "forbidden", "loiter", "line")
+#: the polygon zones with a rule (scored on presence); ``line`` zones (tripwires) are scored on tracks
 RULE_KINDS = ("forbidden", "loiter")
+LINE_KINDS = ("line",)
+DIRECTIONS = ("both", "left", "right")
+MIN_LINE_LENGTH = 0.01  # of the frame (fractions): a line shorter than 1 % of the width is a dot
 MAX_ZONES = 20
 MIN_POINTS, MAX_POINTS = 3, 50
 MAX_NAME = 50
 DEFAULT_LOITER_SECONDS = 30.0
 DEFAULT_MIN_AREA = 0.02
 MIN_POLYGON_AREA = 1e-4  # of the frame: a 1 % x 1 % square
-FIELDS = ("name", "kind", "points", "loiter_seconds", "min_area")
+FIELDS = ("name", "kind", "points", "loiter_seconds", "min_area", "classes", "direction")
+MAX_CLASSES = 20
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,11 @@ class Zone:
     points: tuple[tuple[float, float], ...]
     loiter_seconds: float | None = None
     min_area: float = DEFAULT_MIN_AREA
+    #: forbidden / loiter / line: the object labels the rule is about ("person", "car"...); empty: anything
+    classes: tuple[str, ...] = ()
+    #: line only: which crossings count, "both", "left" or "right" (the side the object crosses to,
+    #: seen from the first point looking towards the second; see ``inference.zones``)
+    direction: str | None = None
 
 
 def _number(value) -> bool:
@@ -72,7 +82,11 @@ def parse_zones(value) -> list[Zone]:
         points = raw.get("points")
         if not isinstance(points, list):
             raise ValueError(f"{where}: points must be a list of [x, y] pairs")
-        if not MIN_POINTS <= len(points) <= MAX_POINTS:
+        if kind == "line":
+            if len(points) != 2:
+                raise ValueError(f"{where}: has {len(points)} point(s); a line needs exactly 2, "
+                                 "its two ends [[x1, y1], [x2, y2]]")
+        elif not MIN_POINTS <= len(points) <= MAX_POINTS:
             raise ValueError(f"{where}: has {len(points)} point(s); a polygon needs {MIN_POINTS} to {MAX_POINTS}")
         parsed = []
         for j, point in enumerate(points):
@@ -83,7 +97,11 @@ def parse_zones(value) -> list[Zone]:
                 raise ValueError(f"{where}: point {j} {[x, y]} is out of range; x and y are fractions "
                                  "of the frame width and height, from 0 to 1")
             parsed.append((x, y))
-        if _polygon_area(parsed) < MIN_POLYGON_AREA:
+        if kind == "line":
+            if math.dist(parsed[0], parsed[1]) < MIN_LINE_LENGTH:
+                raise ValueError(f"{where}: the line has (almost) no length; its two points must be at least "
+                                 f"{MIN_LINE_LENGTH} of the frame apart")
+        elif _polygon_area(parsed) < MIN_POLYGON_AREA:
             raise ValueError(f"{where}: the polygon has (almost) no area")
         loiter = raw.get("loiter_seconds")
         if loiter is not None:
@@ -95,14 +113,32 @@ def parse_zones(value) -> list[Zone]:
             loiter = DEFAULT_LOITER_SECONDS
         min_area = raw.get("min_area")
         if min_area is not None:
-            if kind == "ignore":
+            if kind not in RULE_KINDS:
                 raise ValueError(f"{where}: min_area applies to forbidden and loiter zones only")
             if not _number(min_area) or not 0 < min_area <= 1:
                 raise ValueError(f"{where}: min_area must be a fraction of the zone, above 0 and at most 1")
         else:
             min_area = DEFAULT_MIN_AREA
+        classes = raw.get("classes")
+        if classes is not None:
+            if kind == "ignore":
+                raise ValueError(f"{where}: classes apply to forbidden and loiter zones only, and to lines")
+            if (not isinstance(classes, list) or not 1 <= len(classes) <= MAX_CLASSES
+                    or not all(isinstance(c, str) and c.strip() and len(c) <= 40 for c in classes)):
+                raise ValueError(f"{where}: classes must be a list of 1 to {MAX_CLASSES} object labels "
+                                 "(person, car, bicycle...)")
+            classes = tuple(sorted({c.strip().lower() for c in classes}))
+        direction = raw.get("direction")
+        if direction is not None:
+            if kind != "line":
+                raise ValueError(f"{where}: direction applies to line zones only")
+            if direction not in DIRECTIONS:
+                raise ValueError(f"{where}: direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
+        elif kind == "line":
+            direction = "both"
         zones.append(Zone(name=name, kind=kind, points=tuple(parsed),
-                          loiter_seconds=None if loiter is None else float(loiter), min_area=float(min_area)))
+                          loiter_seconds=None if loiter is None else float(loiter), min_area=float(min_area),
+                          classes=classes or (), direction=direction))
     return zones
 
 

@@ -17,6 +17,27 @@ from cameras.groups import camera_frames_group
 log = logging.getLogger(__name__)
 
 
+BOX_COLOUR = (246, 125, 47)  # BGR: the blue of the pages' object boxes
+
+
+def draw_objects(image, objects: list[dict]) -> None:
+    """Each object's box (fractions of the frame) and label, drawn on ``image`` in place."""
+    h, w = image.shape[:2]
+    scale = max(0.35, min(0.6, w / 900))
+    for obj in objects:
+        try:
+            x1, y1, x2, y2 = (int(round(v * s)) for v, s in zip(obj["box"], (w, h, w, h)))
+        except (KeyError, TypeError, ValueError):
+            continue
+        cv2.rectangle(image, (x1, y1), (x2, y2), BOX_COLOUR, 1 if w < 500 else 2, cv2.LINE_AA)
+        text = str(obj.get("label", ""))[:20]
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        top = max(0, y1 - th - 4)
+        cv2.rectangle(image, (x1, top), (x1 + tw + 4, top + th + 4), BOX_COLOUR, -1)
+        cv2.putText(image, text, (x1 + 2, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+
+
 class FramePublisher:
     """Live frames to the fps tiers that have watchers, encoded once, sent off the camera loop.
 
@@ -67,6 +88,11 @@ class FramePublisher:
         h, w = image.shape[:2]
         if w > self.width:
             image = cv2.resize(image, (self.width, round(h * self.width / w)), interpolation=cv2.INTER_AREA)
+        elif frame.objects:
+            image = image.copy()  # the boxes are drawn on the copy the viewers get, never on the source's frame
+        objects = [dict(o) for o in frame.objects]
+        if objects:
+            draw_objects(image, objects)
         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:
             return
@@ -75,7 +101,7 @@ class FramePublisher:
         for fps in due:
             self._last[(camera_id, fps)] = now
             message = {"type": "camera.frame", "camera": camera_id, "fps": fps, "ts": captured_at,
-                       "jpeg": data, "width": image.shape[1], "height": image.shape[0]}
+                       "jpeg": data, "width": image.shape[1], "height": image.shape[0], "objects": objects}
             try:
                 self.queue.put_nowait((camera_frames_group(camera_id, fps), message))
             except self._full:

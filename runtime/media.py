@@ -1,4 +1,4 @@
-"""An event's evidence on disk: the key frame as JPEG and the clip as VP8 WebM, under MEDIA_ROOT.
+"""An event's evidence on disk: the key frame and each object's thumbnail as JPEG, the clip as VP8 WebM.
 
 Written by the camera's episode executor when an episode closes; the event record names the files.
 """
@@ -66,3 +66,22 @@ def store_clip(event_id: uuid.UUID, frames: list[tuple[float, np.ndarray]], fps:
         raise RuntimeError("The clip writer produced no file")
     os.replace(tmp, path)
     return name
+
+
+def store_crops(event_id: uuid.UUID, crops: list[tuple[int, np.ndarray]]) -> dict[int, str]:
+    """Each object's thumbnail (its best crop) as a JPEG under MEDIA_ROOT: {track: relative name}."""
+    day = datetime.now(timezone.utc)
+    folder = f"events/objects/{day:%Y/%m/%d}"
+    out = {}
+    for track, image in crops:
+        name = f"{folder}/{event_id}-{int(track)}.jpg"
+        path = Path(settings.MEDIA_ROOT) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        if not ok:
+            continue
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(jpeg.tobytes())
+        os.replace(tmp, path)
+        out[int(track)] = name
+    return out

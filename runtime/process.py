@@ -25,7 +25,7 @@ from inference.sources import open_source
 from .callbacks import WorkerCallbacks
 from .eventlog import EventLogger
 from .lease import RedisLease
-from .media import store_clip, store_snapshot
+from .media import store_clip, store_crops, store_snapshot
 from .stats import StatsPublisher
 from .store import DjangoCameraStore, store_records
 
@@ -60,6 +60,7 @@ def create_manager(worker: str, logger: EventLogger, pool: ResourcePool) -> Mult
             callbacks=callbacks,
             snapshot_store=store_snapshot,
             clip_store=store_clip if settings.CLIP_ENABLED else None,
+            crop_store=store_crops,
             clip_pre_seconds=settings.CLIP_PRE_SECONDS,
             clip_max_seconds=settings.CLIP_MAX_SECONDS,
             executor=manager.executor,
@@ -87,7 +88,11 @@ def create_manager(worker: str, logger: EventLogger, pool: ResourcePool) -> Mult
 
 
 def create_pool() -> ResourcePool:
-    return ResourcePool(loaders={"vlm": _load_backend("vlm"), "agent": _load_backend("agent")})
+    """The worker's models, loaded once; object detection of every camera goes through one scheduler."""
+    objects = {"live": True, "budget_fps": settings.OBJECT_BUDGET_FPS, "max_batch": settings.OBJECT_MAX_BATCH,
+               "model_dir": str(settings.OBJECT_MODEL_DIR), "device": settings.INFERENCE_DEVICE}
+    return ResourcePool(loaders={"vlm": _load_backend("vlm"), "agent": _load_backend("agent")},
+                        options={"objects": objects})
 
 
 def create_logger(worker: str) -> EventLogger:

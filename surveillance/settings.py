@@ -246,7 +246,15 @@ CAMERA_DEFAULTS = {
     "threshold": envfloat("CAMERA_THRESHOLD", 0.5),
     "event_close_seconds": envfloat("CAMERA_EVENT_CLOSE_SECONDS", 3.0),
     "analysis_width": envint("CAMERA_ANALYSIS_WIDTH", 360),
+    # motion and objects (inference/object_detector.py); "motion" for motion alone
+    "detector": os.getenv("CAMERA_DETECTOR", "objects"),
 }
+# Objects (inference/object_detector.py): the object model's folder (`make models` installs NanoDet
+# there) and each inference worker's budget: at most OBJECT_BUDGET_FPS images a second through the
+# model for all its cameras together, the most anomalous cameras first, OBJECT_MAX_BATCH a pass.
+OBJECT_MODEL_DIR = Path(os.getenv("OBJECT_MODEL_DIR", BASE_DIR / "var" / "models" / "nanodet"))
+OBJECT_BUDGET_FPS = envfloat("OBJECT_BUDGET_FPS", 4.0)
+OBJECT_MAX_BATCH = envint("OBJECT_MAX_BATCH", 8)
 # Event batching: at most one flush every EVENT_FLUSH_INTERVAL seconds, or one as soon as EVENT_BATCH_SIZE
 # events wait; no event waits longer than the interval, and one after a quiet interval is stored at once.
 EVENT_FLUSH_INTERVAL = envfloat("EVENT_FLUSH_INTERVAL", 1.0)

@@ -30,6 +30,9 @@ class CameraFactory(factory.django.DjangoModelFactory):
 
     name = factory.Sequence(lambda n: f"Camera {n}")
     source_url = "demo://?seed=1"
+    # The suite's cameras run motion alone (quick); the default is "objects" (settings.CAMERA_DEFAULTS),
+    # which the tests of objects and the system tests of `make run` ask for.
+    detector = "motion"
 
 
 class EventFactory(factory.django.DjangoModelFactory):

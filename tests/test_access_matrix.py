@@ -117,6 +117,7 @@ MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
     ("GET", "events/<uuid:event_id>/fragment/<slug:kind>/"): (None, PAGE_READ),
     ("GET", "events/<uuid:event_id>/snapshot.jpg"): (None, codes(302, 404, 200, 200, 200)),
     ("GET", "events/<uuid:event_id>/clip.webm"): (None, codes(302, 404, 200, 200, 200)),
+    ("GET", "events/<uuid:event_id>/objects/<int:track>.jpg"): (None, codes(302, 404, 200, 200, 200)),
     ("GET", "alerts/"): (None, PAGE_ANY_USER),
     ("POST", "alerts/channels/<int:channel_id>/test/"): ({}, codes(302, 403, 302, 403, 403)),
     ("GET", "admin/"): (None, codes(302, 302, 302, 302, 200)),
@@ -180,7 +181,10 @@ def world(db, settings, tmp_path):
     media.mkdir(parents=True, exist_ok=True)
     (media / "matrix.jpg").write_bytes(b"\xff\xd8jpeg")
     (media / "matrix.webm").write_bytes(b"\x1aE\xdf\xa3webm")
-    event = EventFactory(camera=camera, snapshot="events/matrix.jpg", clip="events/matrix.webm")
+    (media / "objects").mkdir(exist_ok=True)
+    (media / "objects" / "matrix-3.jpg").write_bytes(b"\xff\xd8jpeg")
+    event = EventFactory(camera=camera, snapshot="events/matrix.jpg", clip="events/matrix.webm", labels=",person,",
+                         details={"objects": [{"track": 3, "label": "person", "thumbnail": "events/objects/matrix-3.jpg"}]})
     hidden_event = EventFactory(camera=hidden)
     job = LearningJob.objects.create(camera=camera, kind=LearningJob.Kind.LIVE, minutes=1, message="done",
                                      status=LearningJob.Status.DONE)
@@ -196,7 +200,7 @@ def world(db, settings, tmp_path):
     delivery = Delivery.objects.create(channel=channel, recipient=users["viewer"], mode=Delivery.Mode.TEST,
                                        medium=Delivery.Medium.EMAIL)
     ids = {"camera_id": camera.id, "event_id": str(event.id), "job_id": job.id, "number": version.number,
-           "channel_id": channel.id, "rule_id": rule.id, "delivery_id": delivery.id, "kind": "row"}
+           "channel_id": channel.id, "rule_id": rule.id, "delivery_id": delivery.id, "kind": "row", "track": 3}
     return {"users": users, "ids": ids, "camera": camera, "hidden": hidden, "event": event,
             "hidden_event": hidden_event}
 

@@ -344,3 +344,43 @@ def test_llm_policy_prompt_includes_zone_hits(tiny_lm_path, monkeypatch):
     assert "entrance (loiter) for 45 s" in prompts[0]
     # its fallback applies the zone rules too
     assert d.severity == "medium" and "loitering 45 s in zone 'entrance'" in d.reasons[-1]
+
+
+# -- objects (the objects detector) ------------------------------------------------------------------
+def _objects_episode(**details):
+    from inference.base import EpisodeSummary
+
+    return EpisodeSummary(peak_score=0.55, mean_score=0.5, duration=4.0, threshold=0.5, details=details)
+
+
+def test_a_person_in_a_forbidden_zone_is_high_a_cat_is_not():
+    from inference.agent import RulePolicy
+
+    zone = {"name": "fence", "kind": "forbidden", "seconds": 4.0, "area": 0.1}
+    person = RulePolicy().decide(_objects_episode(zones=[{**zone, "labels": ["person"]}]))
+    cat = RulePolicy().decide(_objects_episode(zones=[{**zone, "labels": ["cat"]}]))
+    assert person.severity == "high" and any("(person)" in r for r in person.reasons)
+    assert cat.severity == "low" and any("only cat in forbidden zone 'fence'" in r for r in cat.reasons)
+
+
+def test_object_terms_set_their_minimum_with_the_explanation_as_reason():
+    from inference.agent import RulePolicy
+
+    down = {"term": "person_down", "value": 0.99, "explain": "person down for 6 s"}
+    rare = {"term": "rare_class", "value": 0.9, "explain": "bicycle on a spot where 0 were seen in 2,550 learned frames"}
+    weak = {"term": "person_down", "value": 0.3, "explain": "person down for 2 s"}
+    assert RulePolicy().decide(_objects_episode(object_terms=[down])).severity == "high"
+    decided = RulePolicy().decide(_objects_episode(object_terms=[rare]))
+    assert decided.severity == "medium" and "0 were seen in 2,550 learned frames -> at least medium" in decided.reasons[-1]
+    assert RulePolicy().decide(_objects_episode(object_terms=[weak])).severity == "low"
+    assert RulePolicy(object_rules={}).decide(_objects_episode(object_terms=[down])).severity == "low"
+
+
+def test_a_tripwire_crossing_is_high_and_named_with_its_direction():
+    from inference.agent import RulePolicy
+
+    hit = {"name": "gate", "kind": "line", "rule": "line", "direction": "left", "labels": ["person"], "seconds": 0,
+           "area": 0, "track": 4, "active": True}
+    decided = RulePolicy().decide(_objects_episode(zones=[hit]))
+    assert decided.severity == "high"
+    assert any("line 'gate' crossed to its left side (person) -> at least high" in r for r in decided.reasons)

@@ -120,6 +120,22 @@ FENCE = {"name": "fence", "kind": "forbidden", "points": rect(0.6, 0.2, 0.95, 0.
         ([{"name": "a", "kind": "ignore", "points": rect(0, 0, 1, 1), "min_area": 0.1}],
          "min_area applies to forbidden and loiter zones only"),
         ([{"name": "a", "kind": "ignore", "points": rect(0, 0, 1, 1), "colour": "red"}], "unknown field(s) colour"),
+        # lines (tripwires)
+        ([{"name": "gate", "kind": "line", "points": [[0.1, 0.1], [0.5, 0.5], [0.9, 0.1]]}],
+         "zones[0] 'gate': has 3 point(s); a line needs exactly 2"),
+        ([{"name": "gate", "kind": "line", "points": [[0.5, 0.5]]}], "zones[0] 'gate': has 1 point(s); a line needs"),
+        ([{"name": "gate", "kind": "line", "points": [[0.5, 0.5], [0.5, 0.5]]}],
+         "zones[0] 'gate': the line has (almost) no length"),
+        ([{"name": "gate", "kind": "line", "points": [[0.5, 0.5], [0.502, 0.503]]}], "the line has (almost) no length"),
+        ([{"name": "gate", "kind": "line", "points": [[0.5, 0.5], [1.5, 0.5]]}], "point 1 [1.5, 0.5] is out of range"),
+        ([{"name": "gate", "kind": "line", "points": [[0, 0.5], [1, 0.5]], "direction": "north"}],
+         "zones[0] 'gate': direction must be one of both, left, right, not 'north'"),
+        ([{"name": "gate", "kind": "line", "points": [[0, 0.5], [1, 0.5]], "min_area": 0.1}],
+         "zones[0] 'gate': min_area applies to forbidden and loiter zones only"),
+        ([{"name": "gate", "kind": "line", "points": [[0, 0.5], [1, 0.5]], "loiter_seconds": 10}],
+         "zones[0] 'gate': loiter_seconds applies to loiter zones only"),
+        ([{"name": "fence", "kind": "forbidden", "points": rect(0, 0, 1, 1), "direction": "left"}],
+         "zones[0] 'fence': direction applies to line zones only"),
     ],
 )
 def test_bad_zones_are_refused_naming_the_zone_and_the_problem(value, message):
@@ -199,10 +215,12 @@ def test_motion_outside_the_zone_changes_nothing():
 
 
 def test_zone_scores_follow_the_camera_threshold():
-    assert ZonedDetector(Spy(), [FENCE]).scores == {"forbidden": 0.9, "loiter": 0.75}
+    assert ZonedDetector(Spy(), [FENCE]).scores == {"forbidden": 0.9, "loiter": 0.75, "line": 0.9}
     high = ZonedDetector(MotionDetector(threshold=0.7), [FENCE]).scores
     assert high["forbidden"] == pytest.approx(1.26) and high["loiter"] == pytest.approx(1.05)
+    assert high["line"] == pytest.approx(1.26)  # a crossed line is raised like a forbidden zone
     assert ZonedDetector(Spy(), [FENCE], forbidden_score=0.6).scores["forbidden"] == 0.6
+    assert ZonedDetector(Spy(), [FENCE], line_score=0.7).scores["line"] == 0.7
 
 
 def test_a_lighting_change_is_not_presence():
@@ -457,3 +475,259 @@ def test_a_forbidden_zone_hit_becomes_a_high_event_naming_the_zone():
     assert any("in forbidden zone 'lawn'" in reason for reason in record["decision"]["reasons"])
     assert record["details"]["detector_details"]["zones"][0]["name"] == "lawn"
     assert record["details"]["regions"]  # where it happened, in source pixels
+
+
+class LabelSpy(Spy):
+    """An inner detector that reports one object (label and box in frame pixels) following the square."""
+
+    def __init__(self, label, where, **params):
+        super().__init__(score=0.1, **params)
+        self.label, self.where = label, where
+
+    def score(self, gray, timestamp):
+        result = super().score(gray, timestamp)
+        pos = self.where(timestamp)
+        objects = [] if pos is None else [{"id": 1, "label": self.label, "score": 0.8,
+                                          "box": [pos[0], pos[1], pos[0] + SQUARE, pos[1] + SQUARE]}]
+        return DetectorResult(score=result.score, regions=result.regions, details={**result.details, "objects": objects})
+
+
+def test_a_zone_for_people_fires_for_a_person_not_for_a_cat_and_names_who_is_in_it():
+    zone = {**FENCE, "classes": ["person"]}
+    where = lambda t: crossing(t) and (crossing(t)[0], crossing(t)[1])  # noqa: E731
+    person = run(ZonedDetector(LabelSpy("person", where), [zone]), scene(17, 10, crossing))
+    cat = run(ZonedDetector(LabelSpy("cat", where), [zone]), scene(17, 10, crossing))
+    inside = [r for t, r in person if 10.0 <= t <= 12.0]
+    assert inside and all(r.score >= 0.9 and r.details["zones"][0]["labels"] == ["person"] for r in inside)
+    assert all(r.score == 0.1 for t, r in cat if 10.0 <= t <= 12.0)  # something is there, but not a person
+    plain = run(ZonedDetector(LabelSpy("cat", where), [FENCE]), scene(17, 10, crossing))  # no classes: anything
+    assert all(r.score >= 0.9 and r.details["zones"][0]["labels"] == ["cat"] for t, r in plain if 10.0 <= t <= 12.0)
+
+
+def test_zone_classes_are_checked():
+    with pytest.raises(ValueError, match="classes apply to forbidden and loiter zones only"):
+        validate_zones([{**FENCE, "kind": "ignore", "classes": ["person"]}])
+    with pytest.raises(ValueError, match="classes must be a list"):
+        validate_zones([{**FENCE, "classes": "person"}])
+    assert parse_zones([{**FENCE, "classes": ["Person", "car"]}])[0].classes == ("car", "person")
+
+
+# ----------------------------------------------------------------------------- tracked objects
+
+
+class TracksSpy(Spy):
+    """An inner detector that follows several objects: ``tracks`` = [(id, label, where)], boxes in frame pixels
+    (the square at ``where(t)``, its feet at the bottom centre); ``error`` as an objects detector without model."""
+
+    def __init__(self, tracks, error=None, **params):
+        super().__init__(score=0.1, **params)
+        self.tracks, self.error = list(tracks), error
+
+    def score(self, gray, timestamp):
+        result = super().score(gray, timestamp)
+        objects = []
+        for track, label, where in self.tracks:
+            pos = None if self.error else where(timestamp)
+            if pos is not None:
+                x, y = float(pos[0]), float(pos[1])
+                objects.append({"id": track, "label": label, "score": 0.8, "box": [x, y, x + SQUARE, y + SQUARE],
+                                "speed_rel": 0.0, "since": 0.0})
+        details = {**result.details, "objects": objects}
+        if self.error:
+            details["objects_error"] = self.error
+        return DetectorResult(score=result.score, regions=result.regions, details=details)
+
+
+def anywhere(*wheres):
+    """One square on screen: wherever the first of ``wheres`` that has one puts it."""
+    return lambda t: next((p for p in (w(t) for w in wheres) if p is not None), None)
+
+
+def active(results, name=None):
+    """(t, hit) of every active zone hit (of zone ``name``)."""
+    return [(t, z) for t, r in results for z in r.details.get("zones", [])
+            if z["active"] and (name is None or z["name"] == name)]
+
+
+# A vertical tripwire drawn top to bottom: its left is the screen's right, so "left" = walking west to east.
+GATE = {"name": "gate", "kind": "line", "points": [[0.5, 0.1], [0.5, 0.9]]}
+GATE_UP = {"name": "gate", "kind": "line", "points": [[0.5, 0.9], [0.5, 0.1]]}  # the same, drawn bottom to top
+
+
+def westward(t):
+    """``crossing`` the other way: from the right at t=4 s to the left edge."""
+    pos = crossing(t)
+    return None if pos is None else (W - SQUARE - pos[0], pos[1])
+
+
+def test_line_specs_parse_with_their_defaults():
+    zones = parse_zones([GATE, {"name": "door", "kind": "line", "points": [[0, 0.5], [1, 0.5]],
+                                "direction": "right", "classes": ["Person"]}])
+    assert zones[0].kind == "line" and zones[0].points == ((0.5, 0.1), (0.5, 0.9))
+    assert zones[0].direction == "both" and zones[0].classes == () and zones[0].loiter_seconds is None
+    assert zones[1].direction == "right" and zones[1].classes == ("person",)
+    assert parse_zones([FENCE])[0].direction is None
+
+
+def test_a_person_crossing_a_line_fires_once_with_the_direction_and_the_label():
+    detector = ZonedDetector(TracksSpy([(7, "person", crossing)]), [GATE])
+    results = run(detector, scene(17, 10, crossing))
+    fired = active(results)
+    assert len(fired) == 1  # once per crossing
+    t0, hit = fired[0]
+    assert 8.2 < t0 < 8.5  # the feet (x + 12) pass x = 180 (plus the 1 % margin) at t = 8.3 s
+    assert hit == {"name": "gate", "kind": "line", "rule": "line", "track": 7, "labels": ["person"],
+                   "direction": "left", "active": True, "seconds": 0, "area": 0}
+    at = dict(results)
+    assert at[t0].score == 0.9 and at[t0].details["inner"] == "yes"
+    x, y, w, h = at[t0].regions[-1]
+    assert (x, y, w, h) == (int((t0 - 4) * 40), 108, SQUARE, SQUARE)  # the object that crossed
+    assert all(r.score == 0.1 for t, r in results if t != t0)  # one frame raised, no more
+    held = [r.details["zones"][0] for t, r in results if t0 < t <= t0 + 2.9]
+    assert held and all(z == {**hit, "active": False} for z in held)  # still named for hold_seconds
+    assert all("zones" not in r.details for t, r in results if t < t0 or t > t0 + 3.1)
+
+
+def test_line_directions_are_the_side_crossed_to_seen_from_the_first_point():
+    def fired(zone, where):
+        results = run(ZonedDetector(TracksSpy([(1, "person", where)]), [zone]), scene(17, 10, where))
+        return [hit["direction"] for _, hit in active(results)]
+
+    assert fired(GATE, crossing) == ["left"] and fired(GATE, westward) == ["right"]
+    assert fired(GATE_UP, crossing) == ["right"] and fired(GATE_UP, westward) == ["left"]  # drawn the other way
+    assert fired({**GATE, "direction": "left"}, crossing) == ["left"]
+    assert fired({**GATE, "direction": "left"}, westward) == []  # the other way: nothing
+    assert fired({**GATE, "direction": "right"}, crossing) == []
+    assert fired({**GATE, "direction": "both"}, westward) == ["right"]
+    # a horizontal line drawn left to right: its left is up the screen
+    across = {"name": "kerb", "kind": "line", "points": [[0.1, 0.5], [0.9, 0.5]], "direction": "left"}
+    assert fired(across, lambda t: (150, 200 - 20 * t)) == ["left"]  # walking up: feet pass y = 120
+    assert fired(across, lambda t: (150, 20 * t)) == []  # walking down
+
+
+def test_a_cat_does_not_cross_a_line_for_people_and_motion_alone_crosses_nothing():
+    people = {**GATE, "classes": ["person"]}
+    cat = run(ZonedDetector(TracksSpy([(1, "cat", crossing)]), [people]), scene(17, 10, crossing))
+    assert not active(cat) and all(r.score == 0.1 for _, r in cat)
+    anything = run(ZonedDetector(TracksSpy([(1, "cat", crossing)]), [GATE]), scene(17, 10, crossing))
+    assert [hit["labels"] for _, hit in active(anything)] == [["cat"]]
+    # line crossing needs the objects detector: no tracks, no crossing (the square does cross)
+    motion = run(ZonedDetector(Spy(score=0.1), [GATE]), scene(17, 10, crossing))
+    assert all("zones" not in r.details and r.score == 0.1 for _, r in motion)
+    missing = run(ZonedDetector(TracksSpy([(1, "person", crossing)], error="no model"), [GATE]),
+                  scene(17, 10, crossing))
+    assert not active(missing)
+
+
+def test_back_and_forth_fires_every_valid_crossing_once():
+    def pacing(t):  # feet swing 100 px either side of the line (x = 180): through it at t = 5, 10, 15, 20, 25 s
+        return (180 - SQUARE / 2 + 100 * np.sin(2 * np.pi * t / 10), 108)
+
+    def crossings(direction):
+        zone = {**GATE, "direction": direction}
+        results = run(ZonedDetector(TracksSpy([(3, "person", pacing)]), [zone]), scene(30, 10, pacing))
+        return [(round(t), hit["direction"]) for t, hit in active(results)]
+
+    assert crossings("both") == [(5, "right"), (10, "left"), (15, "right"), (20, "left"), (25, "right")]
+    assert crossings("left") == [(10, "left"), (20, "left")]  # eastwards only, each once
+    assert crossings("right") == [(5, "right"), (15, "right"), (25, "right")]
+
+
+def test_jitter_on_the_line_and_passing_beyond_its_end_are_no_crossings():
+    def jitter(t):  # stands on the line, the box shaking 2 px either way
+        return (180 - SQUARE / 2 + 2 * np.sin(7 * t), 108)
+
+    results = run(ZonedDetector(TracksSpy([(1, "person", jitter)]), [GATE]), scene(20, 10, jitter))
+    assert not active(results)
+    short = {**GATE, "points": [[0.5, 0.6], [0.5, 0.9]]}  # ends below the square's path (feet at y = 132)
+    results = run(ZonedDetector(TracksSpy([(1, "person", crossing)]), [short]), scene(17, 10, crossing))
+    assert not active(results)
+
+    def around(t):  # east above the short line's end, then back west across it
+        return crossing(t) if t < 12 else (W - SQUARE - (t - 12) * 40.0, 180)
+
+    results = run(ZonedDetector(TracksSpy([(1, "person", around)]), [short]), scene(20, 10, around))
+    assert [hit["direction"] for _, hit in active(results)] == ["right"]  # it was on the east side: crossing back
+
+
+def test_two_people_crossing_together_are_both_in_the_hit():
+    lower = lambda t: crossing(t) and (crossing(t)[0], crossing(t)[1] + 60)  # noqa: E731
+    detector = ZonedDetector(TracksSpy([(1, "person", crossing), (2, "bicycle", lower)]), [GATE])
+    fired = active(run(detector, scene(17, 10, crossing)))
+    assert len(fired) == 1 and fired[0][1]["labels"] == ["bicycle", "person"] and fired[0][1]["track"] == 1
+
+
+def test_lines_leave_ignore_zones_alone_and_work_beside_the_other_zones():
+    spy = TracksSpy([(1, "person", crossing)])
+    detector = ZonedDetector(spy, [TOP, FENCE, GATE])
+    results = run(detector, scene(17, 10, crossing))
+    assert all((seen[:40] == 127).all() for seen in spy.seen)
+    names = [hit["name"] for _, hit in active(results)]
+    assert names.count("gate") == 1 and names.count("fence") > 10
+
+
+# ----------------------------------------------------------------------------- loitering per object
+
+
+STAY = {"name": "entrance", "kind": "loiter", "points": rect(0.6, 0.2, 0.95, 0.8), "loiter_seconds": 30}
+
+
+def standing(t0, t1):
+    """Walks into the zone at t0 (from the left, 1 s) and stands at x about 255 until t1."""
+    def where(t):
+        if t < t0 or t >= t1:
+            return None
+        if t < t0 + 1:
+            return (150 + (t - t0) * 105.0, 108)
+        return (255 + 6 * np.sin(t), 108 + 4 * np.cos(0.7 * t))
+    return where
+
+
+def test_one_person_standing_past_loiter_seconds_fires_naming_its_track():
+    where = standing(2, 37)  # 35 s there
+    results = run(ZonedDetector(TracksSpy([(42, "person", where)]), [STAY]), scene(45, 5, where))
+    fired = active(results)
+    assert fired and 32.0 < fired[0][0] < 33.5  # 30 s after its feet entered the zone (t = 2.6 s)
+    for t, hit in fired:
+        assert hit["track"] == 42 and hit["labels"] == ["person"] and hit["kind"] == "loiter"
+        assert 30.0 < hit["seconds"] <= t - 2.4
+    at = dict(results)
+    assert at[35.0].score == 0.75
+    x, y, w, h = at[35.0].regions[-1]
+    assert (w, h) == (SQUARE, SQUARE) and 240 <= x <= 270  # the object that loiters
+    last = fired[-1][0]
+    assert 37.0 <= last <= 39.2  # it left at 37 s; gap_seconds (2) later it is over
+    held = [r.details["zones"][0] for t, r in results if last < t <= last + 2.9]
+    assert held and all(z["track"] == 42 and z["labels"] == ["person"] and not z["active"] for z in held)
+    assert all("zones" not in r.details for t, r in results if t > last + 3.1)
+
+
+def test_two_people_one_after_the_other_do_not_add_up_to_a_loitering():
+    first, second = standing(2, 22), standing(22.4, 42.4)  # 20 s each, 0.4 s apart: the zone never empties
+    where = anywhere(first, second)
+    tracked = run(ZonedDetector(TracksSpy([(1, "person", first), (2, "person", second)]), [STAY]),
+                  scene(47, 5, where))
+    assert not active(tracked) and all(r.score == 0.1 for _, r in tracked)
+    # the same footage without tracks: continuous foreground presence, as before (that is why tracks are better)
+    motion = run(ZonedDetector(Spy(score=0.1), [STAY]), scene(47, 5, where))
+    fired = active(motion)
+    assert fired and 32.0 < fired[0][0] < 34.0 and "track" not in fired[0][1] and "labels" not in fired[0][1]
+    # an objects detector without its model follows nothing: foreground presence too
+    missing = run(ZonedDetector(TracksSpy([(1, "person", first)], error="no model"), [STAY]), scene(47, 5, where))
+    assert first_firing(missing) == first_firing(motion)
+
+
+def test_per_object_loitering_tolerates_short_gaps_and_respects_classes():
+    where = standing(2, 50)
+
+    def hidden(a, b):  # the detector loses the object between a and b (the square stays on screen)
+        return lambda t: None if a <= t < b else where(t)
+
+    def fired(track_where, label="person", zone=STAY):
+        return first_firing(run(ZonedDetector(TracksSpy([(5, label, track_where)]), [zone]), scene(55, 5, where)))
+
+    assert 32.0 < fired(hidden(12.0, 13.5)) < 33.5  # lost for 1.5 s: its time goes on
+    assert 45.0 < fired(hidden(12.0, 15.0)) < 45.5  # lost for 3 s: its time restarted at 15 s
+    people = {**STAY, "classes": ["person"]}
+    assert fired(where, "dog", people) is None  # a dog standing there is not what the zone is about
+    assert 32.0 < fired(where, "dog") < 33.5  # without classes: anything tracked

@@ -2,6 +2,8 @@
 
 import os
 import secrets
+import shutil
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -12,6 +14,9 @@ from cameras.services import camera_create, camera_start
 from surveillance.schedules import ensure_beat_schedules
 
 DEMO_SOURCE = "demo://"
+#: Real footage for a second, file camera where this machine has it (the developers' and CI's do).
+SAMPLE_VIDEO = Path(os.getenv("SAMPLE_VIDEO", settings.BASE_DIR.parent / "shared" / "datasets" / "pets-walkway"
+                              / "vtest.avi"))
 
 
 class Command(BaseCommand):
@@ -38,6 +43,20 @@ class Command(BaseCommand):
             camera = camera_create(by=admin, name="Demo camera", source_url=DEMO_SOURCE)
             camera_start(camera=camera, by=admin)
             self.stdout.write(f"Created and started the demo camera (id {camera.pk}, {DEMO_SOURCE}).")
+            self._file_camera(admin)
         created = ensure_beat_schedules()
         if created:
             self.stdout.write(f"Beat schedules created: {', '.join(created)}")
+
+    def _file_camera(self, admin) -> None:
+        """A camera playing real footage in a loop (copied under the first CAMERA_FILE_ROOTS folder)."""
+        if not SAMPLE_VIDEO.is_file() or not settings.CAMERA_FILE_ROOTS:
+            self.stdout.write(f"No sample footage at {SAMPLE_VIDEO}: only the demo camera (set SAMPLE_VIDEO to add one).")
+            return
+        target = Path(settings.CAMERA_FILE_ROOTS[0]) / SAMPLE_VIDEO.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            shutil.copyfile(SAMPLE_VIDEO, target)
+        camera = camera_create(by=admin, name="Walkway (file)", source_url=str(target))
+        camera_start(camera=camera, by=admin)
+        self.stdout.write(f"Created and started a file camera (id {camera.pk}, {target}).")
