@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 MAX_TERMS = 3
+#: Between detections the tracks are scored again at most this often (seconds of frame time): the
+#: object terms change with detections, and their Python costs the camera threads' shared GIL.
+SCORE_EVERY = 0.5
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
@@ -67,7 +70,8 @@ def _bgr(image: np.ndarray) -> np.ndarray:
 
 def load_object_model(config: dict) -> NanoDet:
     """The object model a pool shares between cameras (``pool.shared("objects", config, ...)``)."""
-    return NanoDet(model_dir=config["model_dir"], score_threshold=config["min_score"], device=config["device"])
+    return NanoDet(model_dir=config["model_dir"], score_threshold=config["min_score"], device=config["device"],
+                   threads=config.get("threads"))
 
 
 def object_scheduler(pool: ResourcePool, model, key: dict) -> ObjectScheduler | None:
@@ -147,7 +151,8 @@ class ObjectsDetector(Detector):
         key = {"model_dir": str(merged["model_dir"] or pool.options.get("objects", {}).get("model_dir")
                                 or DEFAULT_MODEL_DIR),
                "min_score": min_score,
-               "device": str(merged["device"] or pool.options.get("objects", {}).get("device") or "cpu")}
+               "device": str(merged["device"] or pool.options.get("objects", {}).get("device") or "cpu"),
+               "threads": pool.options.get("objects", {}).get("threads")}
         self.model = None
         self.model_error = ""
         self.scheduler = None
@@ -172,6 +177,7 @@ class ObjectsDetector(Detector):
         self.tracker.reset()
         self._last_offer: float | None = None
         self._last_t: float | None = None
+        self._scored: tuple | None = None  # (time, object score, terms) of the last scoring of the tracks
 
     def _key(self) -> int:
         return id(self)
@@ -199,22 +205,29 @@ class ObjectsDetector(Detector):
         self._last_t = t
         m = self.motion.score(_gray(image), t)
         moving = bool(m.details.get("active_cells")) or bool(m.regions)
+        updated = False
         if self._due(t, moving):
             self._last_offer = t
             if self.scheduler is not None:
                 self.scheduler.offer(self._key(), _bgr(image), t, priority=m.score)
             else:
                 self._detect_now(image, t)
+                updated = True
         if self.scheduler is not None:
             result = self.scheduler.take(self._key())
             if result is not None and (self.tracker.time is None or result.timestamp >= self.tracker.time):
                 self.tracker.update(self._keep(result.detections), result.timestamp)
                 self.detections += 1
+                updated = True
         h, w = image.shape[:2]
         tracks = self.tracker.predict(t) if self.tracker.tracks else []
-        o_score, terms = self.normal.score(tracks, w, h, t) if tracks else (0.0, [])
+        if tracks and (updated or self._scored is None or t - self._scored[0] >= SCORE_EVERY):
+            self._scored = (t, *self.normal.score(tracks, w, h, t))
+        elif not tracks:
+            self._scored = None
+        o_score, terms = (self._scored[1], self._scored[2]) if self._scored else (0.0, [])
         score = max(m.score, o_score)
-        if score < self.normal.params["learn_below"] and tracks:
+        if updated and tracks and score < self.normal.params["learn_below"]:  # learn from the detected frames
             self.normal.observe(tracks, w, h, t, learn=True)
         regions = list(m.regions)
         for term in terms:

@@ -107,11 +107,28 @@ class FramePublisher:
             except self._full:
                 self.dropped += 1
 
+    #: Messages sent in one hop to the event loop: a hop costs more than a send, and the hop is taken
+    #: under the GIL that the camera threads share.
+    SEND_BATCH = 32
+
     def _send_loop(self) -> None:
         while True:
-            group, message = self.queue.get()
+            batch = [self.queue.get()]
+            while len(batch) < self.SEND_BATCH:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                async_to_sync(self.layer.group_send)(group, message)
+                async_to_sync(self._send_all)(batch)
+            except Exception as exc:  # the event loop itself failed: the whole batch is lost (frames are droppable)
+                self.dropped += len(batch)
+                log.debug("Frame push of %d frames failed: %s", len(batch), exc)
+
+    async def _send_all(self, batch: list) -> None:
+        for group, message in batch:
+            try:
+                await self.layer.group_send(group, message)
                 self.sent += 1
             except Exception as exc:
                 self.dropped += 1

@@ -90,7 +90,8 @@ def create_manager(worker: str, logger: EventLogger, pool: ResourcePool) -> Mult
 def create_pool() -> ResourcePool:
     """The worker's models, loaded once; object detection of every camera goes through one scheduler."""
     objects = {"live": True, "budget_fps": settings.OBJECT_BUDGET_FPS, "max_batch": settings.OBJECT_MAX_BATCH,
-               "model_dir": str(settings.OBJECT_MODEL_DIR), "device": settings.INFERENCE_DEVICE}
+               "model_dir": str(settings.OBJECT_MODEL_DIR), "device": settings.INFERENCE_DEVICE,
+               "threads": settings.OBJECT_THREADS}
     return ResourcePool(loaders={"vlm": _load_backend("vlm"), "agent": _load_backend("agent")},
                         options={"objects": objects})
 

@@ -255,6 +255,9 @@ CAMERA_DEFAULTS = {
 OBJECT_MODEL_DIR = Path(os.getenv("OBJECT_MODEL_DIR", BASE_DIR / "var" / "models" / "nanodet"))
 OBJECT_BUDGET_FPS = envfloat("OBJECT_BUDGET_FPS", 4.0)
 OBJECT_MAX_BATCH = envint("OBJECT_MAX_BATCH", 8)
+# torch threads for the object model in a worker (a process-wide torch setting): 1 leaves the other cores
+# to the camera loops and the live frames.
+OBJECT_THREADS = envint("OBJECT_THREADS", 1)
 # Event batching: at most one flush every EVENT_FLUSH_INTERVAL seconds, or one as soon as EVENT_BATCH_SIZE
 # events wait; no event waits longer than the interval, and one after a quiet interval is stored at once.
 EVENT_FLUSH_INTERVAL = envfloat("EVENT_FLUSH_INTERVAL", 1.0)
