@@ -1,7 +1,7 @@
 """An event in one sentence, from what the objects detector saw, in the reader's language.
 
-Used where an event has no description of a vision-language model: the pages, the API's
-``sentence``, the alerts. Built at reading time from the event's stored details (the
+Used where an event has no description of a vision-language model: the pages and the alert
+messages (``AnomalyEvent.sentence``). Built at reading time from the event's stored details (the
 strongest object term, the labels), so each reader gets it in their own language.
 """
 
