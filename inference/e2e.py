@@ -79,30 +79,32 @@ def _jsonable(value, depth=0):
     return str(value)
 
 
-def _boxes_at_peak(details: dict, scale: float) -> list[dict]:
-    out = []
+def reported_objects(details: dict, scale: float = 1.0):
+    """The well-formed objects a detector reports (``details["objects"]``): (object, x1, y1, x2, y2), the
+    box times ``scale``. A malformed entry is skipped."""
     for obj in details.get("objects") or ():
         try:
             x1, y1, x2, y2 = (float(v) * scale for v in obj["box"])
-            out.append({"track": int(obj["id"]), "label": str(obj["label"]),
-                        "box": [round(x1), round(y1), round(x2 - x1), round(y2 - y1)]})
-        except (KeyError, TypeError, ValueError):
+            int(obj["id"]), float(obj["score"]), float(obj.get("since", 0.0))
+        except (AttributeError, KeyError, TypeError, ValueError):
             continue
-    return out
+        yield obj, x1, y1, x2, y2
+
+
+def _boxes_at_peak(details: dict, scale: float) -> list[dict]:
+    return [{"track": int(obj["id"]), "label": str(obj["label"]),
+             "box": [round(x1), round(y1), round(x2 - x1), round(y2 - y1)]}
+            for obj, x1, y1, x2, y2 in reported_objects(details, scale)]
 
 
 def _objects_now(details: dict, width: int, height: int, frame_ts: float, wall: float) -> list[dict]:
     """The detector's current objects for the status API: box as fractions of the frame, ``since`` wall time."""
-    out = []
-    for obj in details.get("objects") or ():
-        try:
-            x1, y1, x2, y2 = (float(v) for v in obj["box"])
-            out.append({"track": int(obj["id"]), "label": str(obj["label"]), "confidence": round(float(obj["score"]), 3),
-                        "box": [round(x1 / width, 4), round(y1 / height, 4), round(x2 / width, 4), round(y2 / height, 4)],
-                        "since": round(wall - max(0.0, frame_ts - float(obj["since"])), 3)})
-        except (KeyError, TypeError, ValueError, ZeroDivisionError):
-            continue
-    return out
+    if not width or not height:
+        return []
+    return [{"track": int(obj["id"]), "label": str(obj["label"]), "confidence": round(float(obj["score"]), 3),
+             "box": [round(x1 / width, 4), round(y1 / height, 4), round(x2 / width, 4), round(y2 / height, 4)],
+             "since": round(wall - max(0.0, frame_ts - float(obj.get("since", frame_ts))), 3)}
+            for obj, x1, y1, x2, y2 in reported_objects(details)]
 
 
 class Callbacks:
@@ -162,12 +164,8 @@ class Episode:
         most OBJECT_CROP px on a side), for the event's thumbnails.
         """
         h, w = image.shape[:2]
-        for obj in details.get("objects") or ():
-            try:
-                track, label, score = int(obj["id"]), str(obj["label"]), float(obj["score"])
-                x1, y1, x2, y2 = (float(v) * scale for v in obj["box"])
-            except (KeyError, TypeError, ValueError):
-                continue
+        for obj, x1, y1, x2, y2 in reported_objects(details, scale):
+            track, label, score = int(obj["id"]), str(obj["label"]), float(obj["score"])
             seen = self.objects.get(track)
             if seen is None:
                 seen = self.objects[track] = {"track": track, "label": label, "score": 0.0, "first": ts,
@@ -544,6 +542,12 @@ class E2ESystem:
         finally:
             self.close_episode()
             self._offline_resolved("camera stopped")
+            close = getattr(self.detector, "close", None)
+            if callable(close):  # e.g. the objects detector's entry in the worker's shared scheduler
+                try:
+                    close()
+                except Exception:
+                    log.exception("Closing the detector of camera %s failed", self.camera_id)
             if self.state != "stopped" and (self.state != "error" or stop.is_set()):
                 self._set_state("stopped", "")
 

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+
+
+def gray(image):
+    """A BGR(A) frame as grayscale; anything else as it is."""
+    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] in (3, 4):
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
+    return image
+
+
+def bgr(image: np.ndarray) -> np.ndarray:
+    """A grayscale frame as BGR (what the object model reads); a BGR frame as it is."""
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
 
 
 def to_pil_rgb(image):

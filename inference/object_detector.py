@@ -33,14 +33,15 @@ strongest anomaly terms, with their explanations).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Iterable
 
-import cv2
 import numpy as np
 
 from .base import Detector, DetectorResult
 from .detectors import MotionDetector
+from .images import bgr, gray
 from .object_normal import ObjectNormal
 from .object_scheduler import ObjectScheduler
 from .objects import DEFAULT_MODEL_DIR, NanoDet, ObjectModelMissing
@@ -54,18 +55,7 @@ MAX_TERMS = 3
 #: Between detections the tracks are scored again at most this often (seconds of frame time): the
 #: object terms change with detections, and their Python costs the camera threads' shared GIL.
 SCORE_EVERY = 0.5
-
-
-def _gray(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    return image
-
-
-def _bgr(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    return image
+_KEYS = itertools.count(1)
 
 
 def load_object_model(config: dict) -> NanoDet:
@@ -164,6 +154,7 @@ class ObjectsDetector(Detector):
         if self.model is not None:
             self.scheduler = object_scheduler(pool, self.model, key)
         self.detections = 0
+        self._scheduler_key = next(_KEYS)  # this detector's entry in the shared scheduler (never reused)
         self.reset()
 
     @property
@@ -180,12 +171,12 @@ class ObjectsDetector(Detector):
         self._scored: tuple | None = None  # (time, object score, terms) of the last scoring of the tracks
 
     def _key(self) -> int:
-        return id(self)
+        return self._scheduler_key
 
     def _due(self, t: float, moving: bool) -> bool:
         if self.model is None:
             return False
-        if not (moving or self.tracker.tracks):
+        if not (moving or self.tracker.following):
             return False
         return self._last_offer is None or t - self._last_offer >= 1.0 / self.detect_fps - 1e-6
 
@@ -194,7 +185,7 @@ class ObjectsDetector(Detector):
                 and (d.label == "person" or d.score >= self.other_min_score)]
 
     def _detect_now(self, image: np.ndarray, t: float) -> None:
-        self.tracker.update(self._keep(self.model.detect_one(_bgr(image))), t)
+        self.tracker.update(self._keep(self.model.detect_one(bgr(image))), t)
         self.detections += 1
 
     # -- scoring -----------------------------------------------------------------------------------------
@@ -203,13 +194,13 @@ class ObjectsDetector(Detector):
         if self._last_t is not None and t < self._last_t:
             self.reset()  # a new clip
         self._last_t = t
-        m = self.motion.score(_gray(image), t)
+        m = self.motion.score(gray(image), t)
         moving = bool(m.details.get("active_cells")) or bool(m.regions)
         updated = False
         if self._due(t, moving):
             self._last_offer = t
             if self.scheduler is not None:
-                self.scheduler.offer(self._key(), _bgr(image), t, priority=m.score)
+                self.scheduler.offer(self._key(), bgr(image), t, priority=m.score)
             else:
                 self._detect_now(image, t)
                 updated = True
@@ -220,7 +211,7 @@ class ObjectsDetector(Detector):
                 self.detections += 1
                 updated = True
         h, w = image.shape[:2]
-        tracks = self.tracker.predict(t) if self.tracker.tracks else []
+        tracks = self.tracker.predict(t) if self.tracker.following else []
         if tracks and (updated or self._scored is None or t - self._scored[0] >= SCORE_EVERY):
             self._scored = (t, *self.normal.score(tracks, w, h, t))
         elif not tracks:
@@ -261,11 +252,11 @@ class ObjectsDetector(Detector):
             nonlocal t, last
             if self.model is not None and (last is None or t - last >= 1.0 / self.detect_fps - 1e-6):
                 last = t
-                tracker.update(self._keep(self.model.detect_one(_bgr(frame))), t)
+                tracker.update(self._keep(self.model.detect_one(bgr(frame))), t)
                 h, w = frame.shape[:2]
                 items.append((tracker.tracks, w, h, t))
             t += dt
-            return _gray(frame)
+            return gray(frame)
 
         for item in frames:
             if item is None:

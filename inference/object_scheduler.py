@@ -76,6 +76,7 @@ class ObjectScheduler:
         self._cond = threading.Condition()
         self._offers: dict[int, _Offer] = {}
         self._results: dict[int, ObjectResult] = {}
+        self._forgotten: set[int] = set()  # cameras that stopped: a batch still running keeps nothing for them
         self._tokens = float(self.max_batch)
         self._refilled = clock()
         self._closed = False
@@ -92,6 +93,7 @@ class ObjectScheduler:
             if self._closed:
                 return
             self.counters.offered += 1
+            self._forgotten.discard(camera_id)
             if camera_id in self._offers:
                 self.counters.superseded += 1
             self._offers[camera_id] = _Offer(camera_id, image, float(timestamp), float(priority), self.clock())
@@ -107,6 +109,7 @@ class ObjectScheduler:
         with self._cond:
             self._offers.pop(camera_id, None)
             self._results.pop(camera_id, None)
+            self._forgotten.add(camera_id)
 
     # -- the scheduler's thread ------------------------------------------------------------------------------
     def _refill(self, now: float) -> None:
@@ -147,6 +150,8 @@ class ObjectScheduler:
             self.counters.detected += len(batch)
             self.counters.model_seconds += spent
             for offer, detections in zip(batch, found):
+                if offer.camera_id in self._forgotten:
+                    continue
                 latency = now - offer.offered_at
                 self._results[offer.camera_id] = ObjectResult(offer.timestamp, detections, latency, len(batch))
                 self.counters.latencies.append(latency)

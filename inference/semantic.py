@@ -37,13 +37,12 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .base import Detector, DetectorResult
 from .detectors import MotionDetector
 from .pool import Batcher, ResourcePool
-from .images import to_pil_rgb
+from .images import gray, to_pil_rgb
 from .modelfiles import check_model_dir, pil_image_processor, read_json, resolve_device, resolve_dtype
 
 # There is no network: never let a load try the hub first.
@@ -386,18 +385,12 @@ class SemanticDetector(Detector):
 # --------------------------------------------------------------------------- fusion
 
 
-def _gray(image):
-    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] in (3, 4):
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
-    return image
-
-
 def _gray_items(item):
     """Colour frames -> grayscale, anywhere in ``item`` (a frame, None, a clip, a tuple)."""
     if isinstance(item, np.ndarray):
         if item.ndim == 4:  # a clip of colour frames
-            return [_gray(f) for f in item]
-        return _gray(item)
+            return [gray(f) for f in item]
+        return gray(item)
     if isinstance(item, list):
         return [_gray_items(x) for x in item]
     if isinstance(item, tuple):
@@ -470,7 +463,7 @@ class FusedDetector(Detector):
         self.semantic = SemanticDetector(pool=pool, **{"threshold": self.threshold, **(merged["semantic"] or {})})
 
     def score(self, image: np.ndarray, timestamp: float) -> DetectorResult:
-        m = self.motion.score(_gray(image), timestamp)
+        m = self.motion.score(gray(image), timestamp)
         s = self.semantic.score(image, timestamp)
         if self.mode == "max":
             score = max(m.score, s.score)

@@ -375,6 +375,11 @@ class Tracker:
         return self._t
 
     @property
+    def following(self) -> bool:
+        """Whether any confirmed track is alive (cheap: no snapshot is built)."""
+        return any(s.id is not None for s in self._states)
+
+    @property
     def tracks(self) -> list[Track]:
         """Every confirmed track alive after the latest update, by id, with the box of its latest
         detection (``time_since_update`` > 0 for those coasting)."""

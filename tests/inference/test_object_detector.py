@@ -164,3 +164,37 @@ def test_real_footage_the_walkers_and_the_van_are_labelled():
     capture.release()
     assert "person" in seen and seen & {"car", "truck"}
     assert len(result.details["objects"]) >= 4
+
+
+def test_a_stopped_camera_leaves_nothing_in_the_shared_scheduler():
+    import threading
+
+    from inference.agent import RulePolicy
+    from inference.base import Frame, FrameSource
+    from inference.e2e import E2ESystem
+
+    class Walk(FrameSource):
+        def __init__(self):
+            super().__init__("demo://")
+            self.i = 0
+
+        def open(self):
+            pass
+
+        def read(self):
+            self.i += 1
+            return Frame(scene(self.i / 10.0)[0], self.i / 10.0, self.i) if self.i <= 40 else None
+
+    pool = ResourcePool(options={"objects": {"live": True, "budget_fps": 50}})
+    model = FakeModel(lambda image: scene(0.0)[1])
+    pool.shared("objects", {"model_dir": "fake", "min_score": 0.35, "device": "cpu"}, lambda cfg: model)
+    det = ObjectsDetector(pool=pool, model_dir="fake")
+    try:
+        system = E2ESystem({"id": 1, "analysis_fps": 100, "analysis_width": W}, source=Walk(), detector=det,
+                           agent=RulePolicy(), realtime=False)
+        system.run(threading.Event())
+        assert model.calls >= 1
+        assert wait_for(lambda: not det.scheduler._offers, timeout=3)
+        assert det._key() not in det.scheduler._results and det._key() not in det.scheduler._offers
+    finally:
+        pool.close()
