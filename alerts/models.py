@@ -17,6 +17,7 @@ from django.db.models import Q
 
 from events.severity import SEVERITIES, severity_rank
 from inference.addresses import AddressNotAllowed, check_host
+from siteconfig.selectors import WHERE, webhook_networks
 
 SEVERITY_CHOICES = [(s, s.capitalize()) for s in SEVERITIES]
 
@@ -41,9 +42,9 @@ def check_alert_host(url: str) -> None:
         return
     if host:
         try:
-            check_host(host, settings.WEBHOOK_ALLOWED_NETWORKS, what="alert host")
+            check_host(host, webhook_networks(), what="alert host", where=WHERE["webhook"])
         except AddressNotAllowed as exc:
-            raise ValidationError(f"{exc} (WEBHOOK_ALLOWED_NETWORKS).") from None
+            raise ValidationError(f"{exc}.") from None
 
 
 def validate_apprise_url(value: str) -> None:

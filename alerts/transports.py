@@ -19,7 +19,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.mail import send_mail
 
-from inference.addresses import AddressNotAllowed, check_host
+from inference.addresses import AddressNotAllowed, check_host, connections_checked
+from siteconfig.selectors import WHERE, webhook_networks
 
 SIGNATURE_HEADER = "X-Alert-Signature"
 TIMESTAMP_HEADER = "X-Alert-Timestamp"
@@ -46,13 +47,20 @@ def sign(secret: str, timestamp: int | str, body: bytes) -> str:
 
 
 def _check_destination(url: str) -> None:
-    """Refuse to send to an internal address (the host may have been re-pointed since it was saved)."""
+    """Refuse at once a host that resolves to an address the policy refuses (a clear message);
+    the connection itself is checked again when it is made (``_guarded``)."""
     host = urlsplit(url).hostname
     if host:
         try:
-            check_host(host, settings.WEBHOOK_ALLOWED_NETWORKS, what="alert host")
+            check_host(host, webhook_networks(), what="alert host", where=WHERE["webhook"])
         except AddressNotAllowed as exc:
-            raise SendError(f"{exc} (WEBHOOK_ALLOWED_NETWORKS)") from None
+            raise SendError(str(exc)) from None
+
+
+def _guarded():
+    """Every connection made while sending goes to an address the webhook policy allows, checked
+    on the address actually connected to (a name re-pointed after the check is refused too)."""
+    return connections_checked(webhook_networks(), what="alert host", where=WHERE["webhook"])
 
 
 def send_webhook(*, url: str, secret: str, message: Message, delivery_id: int, attempt: int) -> None:
@@ -70,8 +78,9 @@ def send_webhook(*, url: str, secret: str, message: Message, delivery_id: int, a
     }
     _check_destination(url)
     try:
-        response = requests.post(url, data=body, headers=headers, timeout=settings.ALERT_HTTP_TIMEOUT,
-                                 allow_redirects=False)
+        with _guarded():
+            response = requests.post(url, data=body, headers=headers, timeout=settings.ALERT_HTTP_TIMEOUT,
+                                     allow_redirects=False)
     except requests.RequestException as exc:
         raise SendError(f"{type(exc).__name__}: {exc}"[:1000]) from exc
     if not 200 <= response.status_code < 300:
@@ -91,11 +100,14 @@ def send_apprise(*, url: str, message: Message) -> None:
     import apprise  # its plugins load on first use, not with every process that imports the transports
 
     _check_destination(url)
-    notifier = apprise.Apprise()
+    # Sequential delivery: the plugin connects from this thread, inside the connection guard.
+    notifier = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False))
     if not notifier.add(url):
         raise SendError("Apprise does not recognise the channel's URL.")
-    with apprise.LogCapture(level=logging.WARNING) as logs:
+    with apprise.LogCapture(level=logging.WARNING) as logs, _guarded() as refused:
         ok = notifier.notify(title=message.subject, body=message.text)
+    if refused:
+        raise SendError(refused[0])
     if not ok:
         detail = (logs.getvalue() or "").strip().splitlines()
         raise SendError(("Apprise: " + " | ".join(detail[-3:]))[:1000] if detail else "Apprise reported a failure.")

@@ -5,13 +5,15 @@ from django.db import models
 
 from inference.source_urls import validate_source_url as check_source_url
 from inference.zone_specs import validate_zones as check_zones
+from siteconfig.selectors import WHERE, camera_networks
 
 from .backends import backend_names, make_detector, resolve
 
 
 def validate_source_url(value: str) -> None:
     try:
-        check_source_url(value, allowed_networks=settings.CAMERA_ALLOWED_NETWORKS, file_roots=settings.CAMERA_FILE_ROOTS)
+        check_source_url(value, allowed_networks=camera_networks(), file_roots=settings.CAMERA_FILE_ROOTS,
+                         networks_where=WHERE["camera"])
     except ValueError as exc:
         raise ValidationError(str(exc)) from exc
 

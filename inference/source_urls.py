@@ -92,7 +92,7 @@ def _format_demo_url(params: dict[str, Any], given: list[str]) -> str:
     return "demo://?" + "&".join(items)
 
 
-def validate_source_url(url: str, *, allowed_networks=None, file_roots=None) -> str:
+def validate_source_url(url: str, *, allowed_networks=None, file_roots=None, networks_where: str = "") -> str:
     """Check a camera source URL and return it normalised; ValueError naming the problem.
 
     Accepted: ``rtsp://``, ``rtsps://``, ``http://``, ``https://`` with a host;
@@ -100,7 +100,8 @@ def validate_source_url(url: str, *, allowed_networks=None, file_roots=None) -> 
     ``demo://`` with optional query parameters (see :data:`DEMO_PARAMS`).
 
     Policy (the Django side passes its settings; None allows everything): ``allowed_networks``,
-    the internal networks a stream host may be in (``inference.addresses``); ``file_roots``, the
+    the internal networks a stream host may be in (``inference.addresses``; a callable is asked
+    for them now), ``networks_where`` names the setting that allows more; ``file_roots``, the
     folders file sources must lie in.
     """
     normalised = _validate_source_url(url)
@@ -111,7 +112,10 @@ def validate_source_url(url: str, *, allowed_networks=None, file_roots=None) -> 
             raise ValueError(f"file sources must lie in {', '.join(roots) or '(no folder allowed)'}; "
                              f"{path} does not (settings: CAMERA_FILE_ROOTS)")
     if normalised.startswith(("rtsp", "http")):
-        check_host(urlsplit(normalised).hostname or "", allowed_networks, what="camera host")
+        if callable(allowed_networks):
+            allowed_networks = allowed_networks()
+        check_host(urlsplit(normalised).hostname or "", allowed_networks, what="camera host",
+                   where=networks_where)
     return normalised
 
 

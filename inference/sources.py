@@ -36,18 +36,21 @@ from .source_urls import STREAM_SCHEMES, mask_credentials, validate_source_url
 log = logging.getLogger(__name__)
 
 
-def open_source(url: str, *, loop: bool = False, allowed_networks=None, **options) -> FrameSource:
+def open_source(url: str, *, loop: bool = False, allowed_networks=None, networks_where: str = "",
+                **options) -> FrameSource:
     """The FrameSource for ``url`` (validated first); not opened yet.
 
     ``loop`` rewinds files at their end (ignored by live and demo sources, which never end).
     ``allowed_networks``: internal networks a stream host may resolve to, checked again at
-    every (re)connection (None: any). ``options`` go to the class (e.g. ``capture_factory``,
+    every (re)connection (None: any; a callable is asked each time, so a changed policy applies
+    at the next connection); ``networks_where`` names the setting for the message. ``options`` go to the class (e.g. ``capture_factory``,
     ``read_timeout`` for OpenCVSource).
     """
-    normalised = validate_source_url(url, allowed_networks=allowed_networks)
+    normalised = validate_source_url(url, allowed_networks=allowed_networks, networks_where=networks_where)
     if normalised.startswith("demo://"):
         return DemoSource(normalised)
-    return OpenCVSource(normalised, loop=loop, allowed_networks=allowed_networks, **options)
+    return OpenCVSource(normalised, loop=loop, allowed_networks=allowed_networks, networks_where=networks_where,
+                        **options)
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,10 +109,12 @@ class OpenCVSource(FrameSource):
         open_timeout: float = 10.0,
         read_timeout: float = 10.0,
         allowed_networks=None,
+        networks_where: str = "",
     ):
         super().__init__(url)
         self.loop = loop
         self.allowed_networks = allowed_networks
+        self.networks_where = networks_where
         #: How many times a looping file went back to its start (a cut in the picture).
         self.rewinds = 0
         self.capture_factory = capture_factory or default_capture_factory
@@ -198,7 +203,9 @@ class OpenCVSource(FrameSource):
         else:
             if self.kind not in ("device",):
                 try:  # the name may point elsewhere since it was saved: check what it resolves to now
-                    check_host(urlsplit(self.url).hostname or "", self.allowed_networks, what="camera host")
+                    allowed = self.allowed_networks() if callable(self.allowed_networks) else self.allowed_networks
+                    check_host(urlsplit(self.url).hostname or "", allowed, what="camera host",
+                               where=self.networks_where)
                 except AddressNotAllowed as exc:
                     raise SourceError(str(exc)) from None
             self._open_live()

@@ -21,6 +21,7 @@ from inference.executors import BoundedExecutor
 from inference.manager import MultiCameraManager
 from inference.pool import ResourcePool
 from inference.sources import open_source
+from siteconfig.selectors import WHERE, camera_networks
 
 from .callbacks import WorkerCallbacks
 from .eventlog import EventLogger
@@ -53,7 +54,7 @@ def create_manager(worker: str, logger: EventLogger, pool: ResourcePool) -> Mult
                                                     "device": settings.INFERENCE_DEVICE})
         return E2ESystem(
             config,
-            source=open_source(config["source_url"], loop=True, allowed_networks=settings.CAMERA_ALLOWED_NETWORKS),
+            source=open_source(config["source_url"], loop=True, allowed_networks=camera_networks, networks_where=WHERE["camera"]),
             detector=make_detector(config, pool),
             agent=pool.get("agent", config.get("agent_policy", "rules"), config.get("agent_params") or {}),
             vlm=vlm,

@@ -9,7 +9,6 @@ import logging
 import time
 
 from celery import shared_task
-from django.conf import settings
 
 from cameras.backends import make_detector
 from cameras.selectors import learning_job_plan
@@ -20,6 +19,7 @@ from cameras.learning import (
 from cameras.live_state import camera_note_unplaced
 from inference.learning import LearningError, learn, save_state
 from inference.sources import open_source
+from siteconfig.selectors import WHERE, camera_networks
 
 from .process import current_pool, get_manager
 
@@ -85,7 +85,7 @@ def detector_learn(self, job_id: int) -> str:
         pool = current_pool()  # the worker's models when this process runs cameras (loaded once), else None
         detector = make_detector(config, pool, strict_state=True)
         # Stream hosts are checked against the same networks as when the worker runs the camera.
-        opener = functools.partial(open_source, allowed_networks=getattr(settings, "CAMERA_ALLOWED_NETWORKS", None))
+        opener = functools.partial(open_source, allowed_networks=camera_networks, networks_where=WHERE["camera"])
         result = learn(detector, kind=plan["kind"], source_url=config["source_url"], minutes=plan["minutes"],
                        clips=plan["clips"], analysis_fps=config["analysis_fps"], width=config["analysis_width"],
                        progress=_Progress(job.pk), opener=opener)

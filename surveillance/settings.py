@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "channels",
     "django_celery_beat",
     "django_prometheus",
+    "siteconfig",
     "accounts",
     "cameras",
     "events",
@@ -333,14 +334,29 @@ ALERT_MAX_ATTEMPTS = envint("ALERT_MAX_ATTEMPTS", 5)
 ALERT_RETRY_BASE_SECONDS = envfloat("ALERT_RETRY_BASE_SECONDS", 10.0)
 ALERT_HTTP_TIMEOUT = envfloat("ALERT_HTTP_TIMEOUT", 10.0)
 
-# --- Where cameras and webhooks may point (docs/reliability.md) -------------------------------------
-# Stream hosts and webhook/Apprise hosts that are, or resolve to, internal addresses (loopback,
-# private ranges, link-local, reserved) are refused unless their network is listed here: comma-
-# separated CIDRs such as "192.168.1.0/24,10.20.0.0/16", or "*" for any. Cameras usually live on a
-# private LAN: list its network. File sources must lie under one of CAMERA_FILE_ROOTS.
+# --- Where cameras, model servers and webhooks may point (docs/deployment.md, "Networks") -----------
+# The policy is a site setting in the database (siteconfig.SiteSettings: the admin's "Site settings"
+# or PATCH /api/v1/site/settings/), reread by every process within SITE_SETTINGS_CACHE_SECONDS.
+# Defaults fit a self-hosted site: cameras and model servers may be on private, loopback, CGNAT and
+# unique-local networks; webhook and Apprise targets on public addresses only; link-local and cloud
+# metadata addresses are refused. These variables only seed the row when it is first created:
+# comma-separated CIDRs such as "192.168.1.0/24,10.20.0.0/16", or "*" for any.
+SITE_SETTINGS_CACHE_SECONDS = envfloat("SITE_SETTINGS_CACHE_SECONDS", 5.0)
 
-CAMERA_ALLOWED_NETWORKS = parse_networks(os.getenv("CAMERA_ALLOWED_NETWORKS", ""))
-WEBHOOK_ALLOWED_NETWORKS = parse_networks(os.getenv("WEBHOOK_ALLOWED_NETWORKS", ""))
+
+def _seed_networks(name):
+    value = os.getenv(name)
+    if value is not None:
+        parse_networks(value)  # a bad value stops the start, naming the entry
+    return value
+
+
+SEED_CAMERA_NETWORKS = _seed_networks("CAMERA_ALLOWED_NETWORKS")
+SEED_MODEL_SERVER_NETWORKS = _seed_networks("MODEL_SERVER_ALLOWED_NETWORKS")
+SEED_WEBHOOK_NETWORKS = _seed_networks("WEBHOOK_ALLOWED_NETWORKS")
+SEED_TRUSTED_PROXIES = _seed_networks("TRUSTED_PROXIES")
+SEED_REGISTRATION_OPEN = envbool("REGISTRATION_OPEN", False)
+# File sources must lie under one of CAMERA_FILE_ROOTS.
 CAMERA_FILE_ROOTS = [p for p in os.getenv("CAMERA_FILE_ROOTS", str(DATA_DIR / "videos")).split(",") if p]
 # Email: the console backend unless configured (tests use Django's locmem backend).
 EMAIL_BACKEND = os.getenv("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

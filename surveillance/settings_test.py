@@ -10,10 +10,9 @@ os.environ.setdefault("DATA_DIR", str(_tmp))
 from surveillance.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-# Tests serve streams and webhooks on loopback, and read footage from anywhere on disk; the
-# address and folder rules themselves are tested with these overridden.
-CAMERA_ALLOWED_NETWORKS = parse_networks("127.0.0.0/8,::1/128")  # noqa: F405
-WEBHOOK_ALLOWED_NETWORKS = parse_networks("127.0.0.0/8,::1/128")  # noqa: F405
+# Tests serve webhooks on loopback, and read footage from anywhere on disk; the address and
+# folder rules themselves are tested with the site settings changed.
+SEED_WEBHOOK_NETWORKS = "127.0.0.0/8,::1/128"
 CAMERA_FILE_ROOTS = ["/"]
 MEDIA_ROOT = _tmp / "media"
 EVENT_LOG_DIR = _tmp / "eventlog"

@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("cameras.urls")),
     path("", include("events.urls")),
     path("", include("alerts.urls")),
+    path("", include("siteconfig.urls")),
     path("stats/", metrics.StatsApi.as_view(), name="stats"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -29,6 +29,24 @@ def _isolated_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _site_settings_fresh():
+    """The site settings row is read again in each test (a rolled-back edit never lingers)."""
+    from siteconfig.selectors import site_settings_clear_cache
+
+    site_settings_clear_cache()
+    yield
+    site_settings_clear_cache()
+
+
+@pytest.fixture
+def site(db):
+    """site(**fields): change the site settings as an administrator would (validated, saved)."""
+    from siteconfig.services import site_settings_update
+
+    return site_settings_update
+
+
 @pytest.fixture
 def camera(db):
     return CameraFactory()

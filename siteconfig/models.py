@@ -1,0 +1,108 @@
+"""The site's own settings, kept in the database (admin and API, staff only).
+
+One row. What a site must change to work (the networks its cameras, model servers and alert
+targets live on, registration, sign-in limits, its reverse proxy) is changed here, without a
+restart: every process rereads the row within ``SITE_SETTINGS_CACHE_SECONDS``. Environment
+variables only seed the row when it is first created (docs/deployment.md).
+"""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from inference.addresses import parse_networks
+
+# Private LANs, loopback, CGNAT/Tailscale and IPv6 unique-local: where a self-hosted site's cameras
+# and model servers live. Link-local (169.254.0.0/16, fe80::/10) is not in it, and cloud metadata
+# addresses are refused whatever is listed (inference.addresses.METADATA_ADDRESSES).
+LOCAL_NETWORKS = "10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 127.0.0.0/8, 100.64.0.0/10, fc00::/7, ::1/128"
+
+NETWORK_FIELDS = ("camera_networks", "model_server_networks", "webhook_networks", "trusted_proxies")
+
+
+def _seed(name: str, fallback: str) -> str:
+    value = getattr(settings, name, None)
+    return fallback if value is None else value
+
+
+def _camera_networks_default():
+    return _seed("SEED_CAMERA_NETWORKS", LOCAL_NETWORKS)
+
+
+def _model_server_networks_default():
+    return _seed("SEED_MODEL_SERVER_NETWORKS", LOCAL_NETWORKS)
+
+
+def _webhook_networks_default():
+    return _seed("SEED_WEBHOOK_NETWORKS", "")
+
+
+def _trusted_proxies_default():
+    return _seed("SEED_TRUSTED_PROXIES", "")
+
+
+def _registration_open_default():
+    return bool(getattr(settings, "SEED_REGISTRATION_OPEN", False))
+
+
+class SiteSettings(models.Model):
+    NETWORKS_HELP = (
+        "Comma-separated networks (CIDR such as 192.168.1.0/24, or single addresses); * allows every "
+        "address. Public internet addresses are always allowed; internal ones (private, loopback, "
+        "link-local, reserved) only when listed here. Cloud metadata addresses are always refused."
+    )
+
+    camera_networks = models.TextField(
+        "camera networks", blank=True, default=_camera_networks_default,
+        help_text="Internal networks camera streams may be on. " + NETWORKS_HELP)
+    model_server_networks = models.TextField(
+        "model server networks", blank=True, default=_model_server_networks_default,
+        help_text="Internal networks model servers (Ollama, llama.cpp, vLLM) may be on. " + NETWORKS_HELP)
+    webhook_networks = models.TextField(
+        "webhook and Apprise networks", blank=True, default=_webhook_networks_default,
+        help_text="Internal networks alert webhooks and Apprise targets may be on (for example Home "
+                  "Assistant, Node-RED or ntfy on the LAN). Empty: public addresses only. " + NETWORKS_HELP)
+    registration_open = models.BooleanField(
+        "self-registration open", default=_registration_open_default,
+        help_text="Anyone may create an account through POST /api/v1/auth/register/. Off: administrators "
+                  "create users in the admin.")
+    login_max_failures = models.PositiveIntegerField(
+        "failed sign-ins before a pause", default=5,
+        help_text="Failed sign-ins allowed per user name and client address within the window below.")
+    login_lockout_seconds = models.PositiveIntegerField(
+        "sign-in pause (seconds)", default=300,
+        help_text="How long a user name is paused for one client address after too many failed sign-ins.")
+    trusted_proxies = models.TextField(
+        "trusted reverse proxies", blank=True, default=_trusted_proxies_default,
+        help_text="Networks of the reverse proxies in front of this site. Only a request from one of them "
+                  "has its X-Forwarded-For believed (the nearest address not itself a proxy is the client). "
+                  "Empty: the connecting address is the client.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "site settings"
+        verbose_name_plural = "site settings"
+
+    def __str__(self):
+        return "Site settings"
+
+    def clean(self):
+        errors = {}
+        for name in NETWORK_FIELDS:
+            try:
+                parse_networks(getattr(self, name))
+            except ValueError as exc:
+                errors[name] = str(exc)
+        if self.login_max_failures < 1:
+            errors["login_max_failures"] = "At least one attempt."
+        if self.login_lockout_seconds < 1:
+            errors["login_lockout_seconds"] = "At least one second."
+        if errors:
+            raise ValidationError(errors)
+
+    def save(self, *args, **kwargs):
+        self.pk = 1  # one row
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError("The site settings cannot be deleted; change them instead.")

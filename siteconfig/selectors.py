@@ -1,0 +1,85 @@
+"""Reading the site settings: one row, cached in each process for SITE_SETTINGS_CACHE_SECONDS.
+
+Every process (web, workers, beat) sees an edit in the admin or the API within that time;
+the process that saved it sees it at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from django.conf import settings
+from django.db import DatabaseError
+
+from inference.addresses import Network, parse_networks
+
+from .models import SiteSettings
+
+_lock = threading.Lock()
+_cached: tuple[float, SiteSettings] | None = None
+
+
+def site_settings_clear_cache() -> None:
+    global _cached
+    with _lock:
+        _cached = None
+
+
+def site_settings() -> SiteSettings:
+    """The site's settings row (created with its defaults, seeded from the environment, when missing)."""
+    global _cached
+    now = time.monotonic()
+    with _lock:
+        cached = _cached
+    if cached is not None and now - cached[0] < settings.SITE_SETTINGS_CACHE_SECONDS:
+        return cached[1]
+    try:
+        row = SiteSettings.objects.filter(pk=1).first()
+        if row is None:
+            row, _ = SiteSettings.objects.get_or_create(pk=1)
+    except DatabaseError:
+        if cached is not None:  # the database is away: keep using what was read last
+            return cached[1]
+        raise
+    with _lock:
+        _cached = (now, row)
+    return row
+
+
+def _networks(value: str) -> list[Network] | None:
+    try:
+        return parse_networks(value)
+    except ValueError:  # validated on save; a bad row written around the validation allows nothing
+        return []
+
+
+def camera_networks() -> list[Network] | None:
+    """Internal networks camera streams may use (None: any)."""
+    return _networks(site_settings().camera_networks)
+
+
+def model_server_networks() -> list[Network] | None:
+    return _networks(site_settings().model_server_networks)
+
+
+def webhook_networks() -> list[Network] | None:
+    return _networks(site_settings().webhook_networks)
+
+
+def trusted_proxies() -> list[Network]:
+    return _networks(site_settings().trusted_proxies) or []
+
+
+def registration_open() -> bool:
+    return site_settings().registration_open
+
+
+# Where each policy is changed, for the messages that refuse an address.
+WHERE = {
+    "camera": "Site settings > camera networks (admin /admin/siteconfig/sitesettings/ or PATCH /api/v1/site/settings/)",
+    "model server": "Site settings > model server networks (admin /admin/siteconfig/sitesettings/ or "
+                    "PATCH /api/v1/site/settings/)",
+    "webhook": "Site settings > webhook and Apprise networks (admin /admin/siteconfig/sitesettings/ or "
+               "PATCH /api/v1/site/settings/)",
+}

@@ -1,0 +1,32 @@
+"""Changing the site settings: validate, save the changed fields, forget the cached row."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from .models import SiteSettings
+from .selectors import site_settings, site_settings_clear_cache
+
+EDITABLE = (
+    "camera_networks", "model_server_networks", "webhook_networks", "registration_open",
+    "login_max_failures", "login_lockout_seconds", "trusted_proxies",
+)
+
+
+def site_settings_update(**changes) -> SiteSettings:
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise ValidationError({name: "Not a site setting." for name in sorted(unknown)})
+    with transaction.atomic():
+        site_settings()  # creates the row if needed
+        row = SiteSettings.objects.select_for_update().get(pk=1)
+        changed = [name for name, value in changes.items() if getattr(row, name) != value]
+        for name in changed:
+            setattr(row, name, changes[name])
+        row.full_clean()
+        if changed:
+            row.save(update_fields=[*changed, "updated_at"])
+    transaction.on_commit(site_settings_clear_cache)
+    site_settings_clear_cache()
+    return row
