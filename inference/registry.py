@@ -25,10 +25,12 @@ BACKENDS: dict[str, dict[str, str]] = {
     "vlm": {
         "none": "inference.vlm.NoVLM",
         "transformers": "inference.vlm.TransformersVLM",
+        "openai": "inference.model_servers.OpenAIVLM",
     },
     "agent": {
         "rules": "inference.agent.RulePolicy",
         "llm": "inference.agent.LLMPolicy",
+        "openai": "inference.model_servers.OpenAIPolicy",
     },
 }
 

@@ -1,0 +1,89 @@
+"""The "openai" VLM and agent backends against a real local chat-completions server."""
+
+import numpy as np
+import pytest
+
+from inference.addresses import parse_networks
+from inference.base import EpisodeSummary, VLMAnswer
+from inference.registry import resolve
+from tests.chat_server import ChatServer
+
+LOOPBACK = parse_networks("127.0.0.0/8")
+
+
+@pytest.fixture
+def server():
+    s = ChatServer()
+    yield s
+    s.close()
+
+
+def config(server, **extra):
+    return {"base_url": server.base_url, "model": "llava", "timeout": 3, "allowed_networks": LOOPBACK, **extra}
+
+
+def test_the_vlm_describes_a_frame_with_the_cameras_prompt(server):
+    vlm = resolve("vlm", "openai")(**config(server))
+    answer = vlm.describe(np.full((240, 360, 3), 90, np.uint8), "Watch the loading bay.")
+    assert answer.summary == "A person is lying on the ground." and answer.threat_level == "high"
+    assert answer.objects == ["person"]
+    text = server.requests[-1]["messages"][0]["content"][0]["text"]
+    assert text.startswith("Watch the loading bay.") and '"threat_level"' in text
+
+
+def test_frames_around_the_peak_go_in_one_request_oldest_first(server):
+    vlm = resolve("vlm", "openai")(**config(server))
+    frames = [np.full((100, 100, 3), v, np.uint8) for v in (10, 120, 240)]
+    assert vlm.describe_frames(frames, "") is not None
+    assert len(server.images()) == 3
+    assert "3 images are consecutive moments" in server.requests[-1]["messages"][0]["content"][0]["text"]
+
+
+def test_a_plain_text_answer_still_gives_a_description(server):
+    server.reply = "Two people are fighting near the door."
+    answer = resolve("vlm", "openai")(**config(server)).describe(np.zeros((64, 64, 3), np.uint8), "")
+    assert answer.summary.startswith("Two people are fighting") and answer.threat_level == "critical"
+
+
+@pytest.mark.parametrize("setup,reason", [
+    (lambda s: setattr(s, "status", 500), "answered HTTP 500"),
+    (lambda s: setattr(s, "delay", 3.5), "did not answer within 3 s"),
+    (lambda s: setattr(s, "api_key", "other"), "refused the API key"),
+])
+def test_a_failing_server_leaves_the_frame_undescribed_with_the_reason(server, setup, reason):
+    setup(server)
+    vlm = resolve("vlm", "openai")(**config(server))
+    assert vlm.describe(np.zeros((64, 64, 3), np.uint8), "") is None
+    assert vlm.failures == 1 and reason in vlm.last_error
+
+
+def test_missing_settings_are_named():
+    with pytest.raises(ValueError, match="VLM: base_url is required"):
+        resolve("vlm", "openai")(model="m")
+    with pytest.raises(ValueError, match="agent: model is required"):
+        resolve("agent", "openai")(base_url="http://127.0.0.1:1/v1")
+
+
+def episode():
+    return EpisodeSummary(peak_score=0.9, mean_score=0.7, duration=6.0, threshold=0.5,
+                          answer=VLMAnswer(summary="A person is lying on the ground.", threat_level="high"))
+
+
+def test_the_agent_decides_through_the_server(server):
+    server.reply = '{"severity": "critical", "actions": ["alert_now", "notify"], "reasons": ["person down"]}'
+    decision = resolve("agent", "openai")(**config(server)).decide(episode())
+    assert decision.severity == "critical" and "alert_now" in decision.actions
+    assert decision.reasons == ["person down"] and decision.policy == "openai"
+    prompt = server.requests[-1]["messages"][0]["content"]
+    assert "A person is lying on the ground." in prompt and "Peak anomaly score: 0.900" in prompt
+
+
+@pytest.mark.parametrize("setup,problem", [
+    (lambda s: setattr(s, "reply", "I think it is fine"), "answer was not a valid JSON decision"),
+    (lambda s: setattr(s, "status", 502), "generation failed"),
+])
+def test_the_agent_falls_back_to_the_rules_with_the_reason(server, setup, problem):
+    setup(server)
+    decision = resolve("agent", "openai")(**config(server)).decide(episode())
+    assert decision.policy == "rules" and problem in decision.reasons[0]
+    assert "fell back to the rule policy" in decision.reasons[0]
