@@ -218,6 +218,7 @@ class Delivery(models.Model):
         SENDING = "sending"
         SENT = "sent"
         FAILED = "failed"
+        CANCELLED = "cancelled"  # not sent, and never will be: ``error`` says why (e.g. access revoked)
 
     class Mode(models.TextChoices):
         IMMEDIATE = "immediate"

@@ -18,7 +18,9 @@ Routing (``alerts_route_events``), called after events are stored or updated:
    sends one message per channel. In-app notifications are always immediate.
 
 Every delivery is a row; failed attempts are retried with exponential backoff up to
-``max_attempts`` and then marked failed.
+``max_attempts`` and then marked failed. Every attempt (the first, a retry, a re-queued one)
+checks again that the recipient may still view each event's camera: events it may not are
+withheld, and a delivery left with none is cancelled (status ``cancelled``, ``error`` says why).
 """
 
 from __future__ import annotations
@@ -461,10 +463,24 @@ def alert_delivery_attempt(*, delivery_id: int) -> float | None:
     ).update(status=Delivery.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1, updated_at=now)
     if not claimed:
         return None  # already sent, failed, being sent, or not yet due
-    delivery = Delivery.objects.select_related("channel__owner", "recipient").get(pk=delivery_id)
+    delivery = Delivery.objects.select_related("channel__owner", "recipient", "recipient_group").get(pk=delivery_id)
+    allowed = None
+    if delivery.mode != Delivery.Mode.TEST:
+        # Permissions may have changed since routing or the last attempt: checked again at every attempt.
+        allowed = camera_ids_for_recipient(user=delivery.recipient if delivery.recipient_id else None,
+                                           group=delivery.recipient_group if delivery.recipient_group_id else None)
+        with transaction.atomic():
+            why = _withhold_unviewable(delivery, allowed)
+            if why:
+                Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.SENDING).update(
+                    status=Delivery.Status.CANCELLED, error=why, next_attempt_at=None, claimed_at=None,
+                    updated_at=timezone.now())
+        if why:
+            log.info("Alert delivery %s: %s", delivery_id, why)
+            return None
     message = None
     try:
-        message = _render(delivery)
+        message = _render(delivery, allowed)
         _transport(delivery, message)
     except Exception as exc:
         if not isinstance(exc, transports.SendError):
@@ -497,7 +513,26 @@ def _attempt_failed(delivery: Delivery, message, error: str, *, permanent: bool)
     return None
 
 
-def _render(delivery: Delivery) -> transports.Message:
+def _withhold_unviewable(delivery: Delivery, allowed: set[int]) -> str:
+    """Withhold the delivery's events whose camera the recipient may no longer view (state ``withheld``).
+
+    Returns why nothing is left to send when that was all of them, else "" (the rest is sent).
+    """
+    items = list(delivery.items.filter(state=AlertItem.State.DELIVERED).values_list("id", "camera_id"))
+    withheld = [pk for pk, camera_id in items if camera_id not in allowed]
+    if not withheld:
+        return ""
+    AlertItem.objects.filter(pk__in=withheld, state=AlertItem.State.DELIVERED).update(state=AlertItem.State.WITHHELD)
+    if len(withheld) < len(items):
+        return ""
+    cameras = sorted({camera_id for _, camera_id in items})
+    who = "the recipient" if delivery.recipient_id else "the recipient group"
+    what = f"camera {cameras[0]}" if len(cameras) == 1 else f"cameras {', '.join(map(str, cameras))}"
+    return f"Cancelled: {who} may no longer view {what} (access revoked after the alert was routed); nothing was sent."
+
+
+def _render(delivery: Delivery, allowed: set[int] | None = None) -> transports.Message:
+    """The message to send; ``allowed`` (camera ids the recipient may view) leaves out other cameras' reports."""
     if delivery.mode == Delivery.Mode.TEST:
         if delivery.channel is None:
             raise PermanentSendError("The channel was deleted.")
@@ -508,9 +543,11 @@ def _render(delivery: Delivery) -> transports.Message:
                                  reported_in__isnull=True).update(reported_in=delivery)
         reported = list(AlertItem.objects.filter(reported_in=delivery).select_related("camera", "original"))
         similar = Counter(i.original_id for i in reported if i.original and i.original.delivery_id == delivery.pk)
-        earlier = [i for i in reported if not (i.original and i.original.delivery_id == delivery.pk)]
+        earlier = [i for i in reported if not (i.original and i.original.delivery_id == delivery.pk)
+                   and (allowed is None or i.camera_id in allowed)]
         Delivery.objects.filter(pk=delivery.pk).update(reported_count=len(earlier))
-    items = list(delivery.items.select_related("event__camera").order_by("event__started_at", "id"))
+    items = list(delivery.items.filter(state=AlertItem.State.DELIVERED).select_related("event__camera")
+                 .order_by("event__started_at", "id"))
     if not items:
         raise PermanentSendError("The delivery has no events left (they were deleted).")
     reports = messages.summarize_reports(earlier)

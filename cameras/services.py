@@ -3,10 +3,12 @@
 The worker's live state is cameras/live_state.py; learning what is normal, cameras/learning.py.
 """
 
+import copy
 import logging
 import shutil
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
@@ -38,17 +40,42 @@ def camera_create(*, by, **fields) -> Camera:
     return camera
 
 
+#: What an edit may change: the camera's settings. ``enabled`` (start, stop), the live state and the
+#: worker's claim (cameras/live_state.py) and the active detector version (cameras/learning.py) have
+#: their own services, which write them under the row's lock.
+EDITABLE_FIELDS = (
+    "name", "source_url", "analysis_fps", "stream_fps", "detector", "detector_params", "zones", "threshold",
+    "event_close_seconds", "vlm_backend", "vlm_model_path", "vlm_prompt", "agent_policy", "agent_params",
+)
+
+
 def camera_update(*, camera: Camera, by, **fields) -> Camera:
-    changed = [name for name, value in fields.items() if getattr(camera, name, None) != value]
-    for name, value in fields.items():
-        setattr(camera, name, value)
-    camera.full_clean()
+    """Change the camera's settings: only the fields given that differ from ``camera`` (what the editor saw).
+
+    Only those columns are written, on the row as it is now: a claim, a state report or a learned
+    detector version written since ``camera`` was read is kept. Returns the camera as stored.
+    """
+    unknown = sorted(set(fields) - set(EDITABLE_FIELDS))
+    if unknown:
+        raise TypeError(f"camera_update changes settings only, not {unknown}")
+    changed = [name for name, value in fields.items() if getattr(camera, name) != value]
+    candidate = copy.copy(camera)  # the caller's instance stays as it was read
+    for name in changed:
+        setattr(candidate, name, fields[name])
+    candidate.full_clean()  # outside the lock: a source URL's check may resolve its host name
     with transaction.atomic():
-        camera.save()
+        current = Camera.objects.select_for_update().filter(pk=camera.pk).first()
+        if current is None:
+            raise ValidationError(f"Camera {camera.pk} was deleted meanwhile.")
+        changed = [name for name in changed if getattr(current, name) != fields[name]]
+        for name in changed:
+            setattr(current, name, fields[name])
         if changed:
-            audit_record(actor=by, action="camera.update", target=camera, changes=changed)
+            current.clean()  # the settings together, as they now are (another edit may have come first)
+            current.save(update_fields=[*changed, "updated_at"])
+            audit_record(actor=by, action="camera.update", target=current, changes=changed)
     # A running camera's worker notices the changed settings on its next heartbeat and restarts it.
-    return camera
+    return current
 
 
 def camera_delete(*, camera: Camera, by) -> None:

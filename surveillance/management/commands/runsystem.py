@@ -23,12 +23,15 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.getenv("PORT", "8000")))
         parser.add_argument("--concurrency", type=int, default=int(os.getenv("WORKER_CONCURRENCY", "8")))
         parser.add_argument("--no-setup", action="store_true", help="Skip migrate and setup_system.")
+        parser.add_argument("--reset-password", action="store_true",
+                            help="Give the administrator a new password and print it (setup_system --reset-password).")
 
-    def handle(self, *args, host, port, concurrency, no_setup=False, **options):
+    def handle(self, *args, host, port, concurrency, no_setup=False, reset_password=False, **options):
         if not no_setup:
             # In this process, so that all of it uses the one embedded Redis started here.
             call_command("migrate", interactive=False, verbosity=0)
-            call_command("setup_system", stdout=self.stdout)
+            # Prints the login on the first run (or with --reset-password) only.
+            call_command("setup_system", stdout=self.stdout, reset_password=reset_password)
         py = sys.executable
         env = dict(os.environ, REDIS_URL=settings.REDIS_URL, PYTHONUNBUFFERED="1")
         commands = {

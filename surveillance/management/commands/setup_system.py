@@ -1,4 +1,7 @@
-"""Prepare a fresh installation: admin user, demo camera, beat schedules. Safe to run again."""
+"""Prepare a fresh installation: admin user, demo camera, beat schedules. Safe to run again.
+
+The administrator's password is printed only when it is made: on the first run, and with --reset-password.
+"""
 
 import os
 import secrets
@@ -20,24 +23,38 @@ SAMPLE_VIDEO = Path(os.getenv("SAMPLE_VIDEO", settings.BASE_DIR.parent / "shared
 
 
 class Command(BaseCommand):
-    help = "Create the admin user (printing its login), a demo camera if none exists, and beat schedules."
+    help = ("Create the admin user (printing its login once, when created), a demo camera if none exists, "
+            "and beat schedules. --reset-password sets and prints a new administrator password.")
 
     def add_arguments(self, parser):
         parser.add_argument("--no-demo", action="store_true", help="Do not create the demo camera.")
+        parser.add_argument("--reset-password", action="store_true",
+                            help="Give the administrator a new password (ADMIN_PASSWORD, else a random one) "
+                                 "and print it.")
 
-    def handle(self, *args, no_demo=False, **options):
+    def handle(self, *args, no_demo=False, reset_password=False, **options):
         User = get_user_model()
         username = os.getenv("ADMIN_USERNAME", "admin")
         password_file = settings.DATA_DIR / "admin-password.txt"
         admin = User.objects.filter(username=username).first()
+        # The password is printed only when it is made: at creation (the first run) or on --reset-password.
         if admin is None:
             password = os.getenv("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
             admin = User.objects.create_superuser(username=username, email="", password=password)
-            password_file.write_text(password + "\n")
-            password_file.chmod(0o600)
+            _keep_password(password_file, password)
             self.stdout.write(f"Created the administrator '{username}'.")
-        password = password_file.read_text().strip() if password_file.exists() else "(as you set it)"
-        self.stdout.write(self.style.SUCCESS(f"Login: username '{username}', password '{password}'"))
+            self._print_login(username, password)
+        elif reset_password:
+            password = os.getenv("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+            admin.set_password(password)
+            admin.save(update_fields=["password"])
+            _keep_password(password_file, password)
+            self.stdout.write(f"Set a new password for the administrator '{username}'.")
+            self._print_login(username, password)
+        else:
+            self.stdout.write(
+                f"The administrator '{username}' exists (its password is printed only when it is created or "
+                f"reset). To set a new one and print it: python manage.py setup_system --reset-password")
 
         if not no_demo and not Camera.objects.exists():
             camera = camera_create(by=admin, name="Demo camera", source_url=DEMO_SOURCE)
@@ -47,6 +64,9 @@ class Command(BaseCommand):
         created = ensure_beat_schedules()
         if created:
             self.stdout.write(f"Beat schedules created: {', '.join(created)}")
+
+    def _print_login(self, username: str, password: str) -> None:
+        self.stdout.write(self.style.SUCCESS(f"Login: username '{username}', password '{password}'"))
 
     def _file_camera(self, admin) -> None:
         """A camera playing real footage in a loop (copied under the first CAMERA_FILE_ROOTS folder)."""
@@ -60,3 +80,11 @@ class Command(BaseCommand):
         camera = camera_create(by=admin, name="Walkway (file)", source_url=str(target))
         camera_start(camera=camera, by=admin)
         self.stdout.write(f"Created and started a file camera (id {camera.pk}, {target}).")
+
+
+def _keep_password(path: Path, password: str) -> None:
+    """The administrator's password in DATA_DIR, readable by this user only (created so, never wider)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+    path.chmod(0o600)
