@@ -54,7 +54,8 @@ class Command(BaseCommand):
         else:
             self.stdout.write(
                 f"The administrator '{username}' exists (its password is printed only when it is created or "
-                f"reset). To set a new one and print it: python manage.py setup_system --reset-password")
+                f"reset{'; the first one is in ' + str(password_file) if password_file.exists() else ''}). "
+                f"To set a new one and print it: .venv/bin/python manage.py setup_system --reset-password")
 
         if not no_demo and not Camera.objects.exists():
             camera = camera_create(by=admin, name="Demo camera", source_url=DEMO_SOURCE)
