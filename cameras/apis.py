@@ -1,14 +1,25 @@
-from django.http import Http404
-from drf_spectacular.utils import extend_schema
-from rest_framework import status
+import logging
+import time
+
+import redis
+from django.conf import settings
+from django.http import Http404, HttpResponse
+from django.utils.http import http_date
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.generics import ListAPIView
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from . import live
 from .learning import LearningBusy, detector_version_restore, learning_start
 from .live import tracked_objects
+from .models import Camera
 from .selectors import (
     CHANGE,
     OPERATE,
@@ -30,6 +41,8 @@ from .serializers import (
     LearnUploadSerializer,
 )
 from .services import camera_create, camera_delete, camera_start, camera_stop, camera_update
+
+log = logging.getLogger(__name__)
 
 
 def _camera_or_404(request, camera_id, perm=None):
@@ -193,3 +206,102 @@ class CameraDetectorVersionRestoreApi(APIView):
             raise Http404("No detector version with that number on this camera.")
         restored = detector_version_restore(camera=camera, version=version, by=request.user)
         return Response(DetectorVersionSerializer(restored, context={"active_id": restored.pk}).data)
+
+
+# -- media for clients with a JWT: the camera's current picture (events/apis.py serves events' files) ---------
+class MediaContentNegotiation(BaseContentNegotiation):
+    """Media endpoints send their bytes whatever ``Accept`` says (an <img>, a video player, a client that
+    asks for image/jpeg only: never 406), and their errors as JSON."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class ApiErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What went wrong, in words.")
+
+
+class PictureUnavailableSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What went wrong, in words.")
+    code = serializers.CharField(required=False, help_text=(
+        "Why there is no current picture: camera_not_running (stopped, failed or reconnecting: see state), "
+        "no_picture_yet (running, but no picture yet: retry after Retry-After seconds), disabled (the site "
+        "keeps no pictures), live_unavailable (503: Redis cannot be reached). Absent when the camera does "
+        "not exist or may not be viewed."))
+    state = serializers.CharField(required=False, help_text="The camera's state as its worker reported it "
+                                                            "(running, stopped, reconnecting, error...).")
+
+
+class CameraPictureApi(APIView):
+    """The camera's current picture (JPEG), for viewers of the camera."""
+
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = MediaContentNegotiation
+    POLL_SECONDS = 0.2
+    LIVE_STATES = (Camera.State.STARTING, Camera.State.RUNNING)
+
+    @extend_schema(
+        summary="The camera's current picture (JPEG)",
+        description=(
+            "The newest frame the worker read from the camera, as the live view shows it (object boxes "
+            "drawn), at most CAMERA_PICTURE_MAX_AGE seconds old (10 by default). Asking keeps the worker "
+            "storing one every CAMERA_PICTURE_SECONDS (2) for the next CAMERA_PICTURE_WANTED_SECONDS (120); "
+            "the first request after a pause waits up to CAMERA_PICTURE_WAIT_SECONDS (3) for the first "
+            "picture. Headers: Cache-Control: no-store, Last-Modified and X-Captured-At (epoch seconds) "
+            "say when it was taken. 404 (JSON) when the camera does not exist or the user may not view it, "
+            "and when it has no current picture: then `code` says why (camera_not_running, "
+            "no_picture_yet with Retry-After, disabled) and `state` gives the camera's state. 503 when the "
+            "live store (Redis) cannot be reached."),
+        responses={
+            (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The picture."),
+            401: OpenApiResponse(ApiErrorSerializer, description="No or an invalid token."),
+            404: OpenApiResponse(PictureUnavailableSerializer, description=(
+                "No such camera, not viewable by the user, or no current picture (see code).")),
+            503: OpenApiResponse(PictureUnavailableSerializer, description="Live pictures cannot be read now."),
+        },
+    )
+    def get(self, request, camera_id):
+        camera = _camera_or_404(request, camera_id)
+        if settings.CAMERA_PICTURE_SECONDS <= 0:
+            return self._unavailable(camera, "disabled", "This site keeps no camera pictures.")
+        try:
+            picture = self._picture(camera)
+        except redis.RedisError as exc:
+            log.warning("Reading the picture of camera %s failed: %s", camera.pk, exc)
+            return self._unavailable(camera, "live_unavailable", "Live pictures cannot be read right now.", 5,
+                                     http_status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        if picture is None:
+            if camera.enabled and camera.state in self.LIVE_STATES:
+                return self._unavailable(camera, "no_picture_yet",
+                                         f"Camera '{camera.name}' has sent no picture yet; try again shortly.", 2)
+            return self._unavailable(camera, "camera_not_running",
+                                     f"Camera '{camera.name}' is not running ({camera.state}): it has no "
+                                     f"current picture.")
+        response = HttpResponse(picture["jpeg"], content_type="image/jpeg")
+        response["Cache-Control"] = "no-store"
+        response["Last-Modified"] = http_date(picture["at"])
+        response["X-Captured-At"] = f"{picture['at']:.3f}"
+        return response
+
+    def _picture(self, camera) -> dict | None:
+        """The stored picture, marking it wanted; for a camera that runs, the first one within the wait."""
+        r = live.client()
+        picture = live.picture_read(r, camera.pk, want_seconds=settings.CAMERA_PICTURE_WANTED_SECONDS)
+        if picture is not None or not (camera.enabled and camera.state in self.LIVE_STATES):
+            return picture
+        deadline = time.monotonic() + settings.CAMERA_PICTURE_WAIT_SECONDS
+        while picture is None and time.monotonic() < deadline:  # the worker sees the wish within a second
+            time.sleep(max(0.0, min(self.POLL_SECONDS, deadline - time.monotonic())))
+            picture = live.picture_read(r, camera.pk)
+        return picture
+
+    @staticmethod
+    def _unavailable(camera, code: str, detail: str, retry: int | None = None,
+                     http_status: int = status.HTTP_404_NOT_FOUND) -> Response:
+        """No current picture: 404 (the picture is not there; a 5xx would read as a fault of the server)."""
+        headers = {"Retry-After": str(retry)} if retry else None
+        return Response({"detail": detail, "code": code, "state": camera.state}, status=http_status,
+                        headers=headers)

@@ -5,7 +5,11 @@ Keys all start with ``settings.REDIS_KEY_PREFIX`` (two sites or two test runs ca
 * ``<prefix>:camera-lease:<camera>``: which worker runs the camera (written by runtime/lease.py);
 * ``<prefix>:worker-alive:<worker>``: the cameras a live worker runs (its heartbeat, with a TTL);
 * ``<prefix>:worker-stats:<worker>``: that worker's per-camera figures (JSON, with a TTL);
-* ``<prefix>:live-watchers:<camera>``: who watches which camera at which fps tier.
+* ``<prefix>:live-watchers:<camera>``: who watches which camera at which fps tier;
+* ``<prefix>:camera-picture:<camera>``: the camera's current picture (a JPEG with when it was taken), kept
+  by the worker only while the key below exists, for ``CAMERA_PICTURE_MAX_AGE`` seconds after each store;
+* ``<prefix>:camera-picture-wanted:<camera>``: someone asked for that picture (``GET
+  /api/v1/cameras/{id}/picture/``) in the last ``CAMERA_PICTURE_WANTED_SECONDS``.
 
 Consumers register a subscription (camera, fps tier, channel) with an expiry and refresh it while
 connected; the worker asks which tiers of a camera have live watchers before it encodes anything.
@@ -46,6 +50,14 @@ def stats_key(worker: str) -> str:
 
 def watchers_key(camera_id: int) -> str:
     return key("live-watchers", int(camera_id))
+
+
+def picture_key(camera_id) -> str:
+    return key("camera-picture", int(camera_id))
+
+
+def picture_wanted_key(camera_id) -> str:
+    return key("camera-picture-wanted", int(camera_id))
 
 
 def _name_of(redis_key: bytes, kind: str) -> str:
@@ -122,3 +134,55 @@ def worker_stats(r: redis.Redis | None = None) -> dict[str, dict]:
             continue
         out[_name_of(redis_key, "worker-stats")] = doc
     return out
+
+
+# -- a camera's current picture (GET /api/v1/cameras/{id}/picture/) -------------------------------------
+# The web side marks a camera's picture wanted when a client asks for it; the worker running the camera
+# sees the mark (it checks at most once a second), and while it lasts keeps the newest frame it read as a
+# JPEG every CAMERA_PICTURE_SECONDS, each stored for CAMERA_PICTURE_MAX_AGE seconds. A camera nobody asks
+# for costs nothing but that check; a stopped camera's picture is dropped (or expires by itself).
+def picture_want(r: redis.Redis, camera_id: int, seconds: float) -> None:
+    """The web side: ask the worker to keep this camera's picture for the next ``seconds``."""
+    r.set(picture_wanted_key(camera_id), b"1", px=max(1, int(seconds * 1000)))
+
+
+def picture_wanted(r: redis.Redis, camera_id: int) -> bool:
+    """The worker: whether someone asked for this camera's picture lately."""
+    return bool(r.exists(picture_wanted_key(camera_id)))
+
+
+def picture_store(r: redis.Redis, camera_id: int, jpeg: bytes, *, at: float, width: int, height: int,
+                  ttl: float) -> None:
+    """The worker: keep ``jpeg`` (taken at ``at``, epoch seconds) as the camera's picture for ``ttl`` seconds.
+
+    One key per camera, every field and the expiry replaced together (one transaction).
+    """
+    name = picture_key(camera_id)
+    pipe = r.pipeline(transaction=True)
+    pipe.hset(name, mapping={"jpeg": jpeg, "at": repr(float(at)), "width": int(width), "height": int(height)})
+    pipe.pexpire(name, max(1, int(ttl * 1000)))
+    pipe.execute()
+
+
+def picture_forget(r: redis.Redis, camera_id: int) -> None:
+    """The worker: the camera stopped; its picture is no longer current."""
+    r.delete(picture_key(camera_id))
+
+
+def picture_read(r: redis.Redis, camera_id: int, *, want_seconds: float = 0) -> dict | None:
+    """The camera's current picture: {"jpeg", "at", "width", "height"}, or None when there is none.
+
+    Freshness is the key's expiry (Redis' clock, not the worker's: clocks of two machines may differ).
+    With ``want_seconds`` the picture is also marked wanted, in the same round trip.
+    """
+    pipe = r.pipeline(transaction=False)
+    pipe.hmget(picture_key(camera_id), "jpeg", "at", "width", "height")
+    if want_seconds > 0:
+        pipe.set(picture_wanted_key(camera_id), b"1", px=max(1, int(want_seconds * 1000)))
+    jpeg, at, width, height = pipe.execute()[0]
+    if not jpeg:
+        return None
+    try:
+        return {"jpeg": jpeg, "at": float(at), "width": int(width), "height": int(height)}
+    except (TypeError, ValueError):
+        return None

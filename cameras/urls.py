@@ -8,6 +8,7 @@ urlpatterns = [
     path("cameras/<int:camera_id>/start/", apis.CameraStartApi.as_view(), name="camera-start"),
     path("cameras/<int:camera_id>/stop/", apis.CameraStopApi.as_view(), name="camera-stop"),
     path("cameras/<int:camera_id>/status/", apis.CameraStatusApi.as_view(), name="camera-status"),
+    path("cameras/<int:camera_id>/picture/", apis.CameraPictureApi.as_view(), name="camera-picture"),
     path("cameras/<int:camera_id>/learn/", apis.CameraLearnApi.as_view(), name="camera-learn"),
     path("cameras/<int:camera_id>/learning-jobs/", apis.CameraLearningJobListApi.as_view(), name="camera-learning-jobs"),
     path("cameras/<int:camera_id>/learning-jobs/<int:job_id>/", apis.CameraLearningJobDetailApi.as_view(),

@@ -1,20 +1,24 @@
 from datetime import timedelta
 
+from django.core.files.storage import default_storage
 from django.http import Http404
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from cameras.apis import ApiErrorSerializer, MediaContentNegotiation
 from cameras.selectors import OPERATE, camera_get_for_user, user_has_camera_perm
 
-from .selectors import event_get_for_user, event_list_for_user, score_history
+from .selectors import event_get_for_user, event_list_for_user, event_thumbnails, score_history
 from .serializers import EventFilterSerializer, EventOutputSerializer, EventResolveInputSerializer
 from .services import event_acknowledge, event_resolve
+from .views import clip_content_type, media_file_response
 
 
 class EventPagination(CursorPagination):
@@ -48,17 +52,21 @@ class EventListApi(ListAPIView):
         return event_list_for_user(self.request.user, **filters.validated_data)
 
 
+def _out(request, event) -> dict:
+    return EventOutputSerializer(event, context={"request": request}).data  # absolute media URLs
+
+
 class EventDetailApi(APIView):
     @extend_schema(responses=EventOutputSerializer)
     def get(self, request, event_id):
-        return Response(EventOutputSerializer(_event_or_404(request, event_id)).data)
+        return Response(_out(request, _event_or_404(request, event_id)))
 
 
 class EventAcknowledgeApi(APIView):
     @extend_schema(request=None, responses=EventOutputSerializer)
     def post(self, request, event_id):
         event = event_acknowledge(event=_event_or_404(request, event_id, OPERATE), by=request.user)
-        return Response(EventOutputSerializer(event).data)
+        return Response(_out(request, event))
 
 
 class EventResolveApi(APIView):
@@ -68,7 +76,84 @@ class EventResolveApi(APIView):
         data = EventResolveInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         event = event_resolve(event=event, by=request.user, **data.validated_data)
-        return Response(EventOutputSerializer(event).data)
+        return Response(_out(request, event))
+
+
+# -- an event's files, for clients with a JWT (the pages serve the same files at events/<id>/*.jpg|webm) -----
+_NOT_FOUND = OpenApiResponse(ApiErrorSerializer, description=(
+    "No such event, the user may not view its camera, the event has no such file, or the file is gone "
+    "(retention)."))
+_UNAUTHORIZED = OpenApiResponse(ApiErrorSerializer, description="No or an invalid token.")
+_CONDITIONAL = ("ETag and Last-Modified are sent; If-None-Match / If-Modified-Since get 304. "
+                "Cache-Control: private, max-age=3600.")
+
+
+class _EventMediaApi(APIView):
+    """Shared: files whatever the Accept header, errors as JSON (404 for outsiders, as for the event itself)."""
+
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = MediaContentNegotiation
+
+
+class EventSnapshotApi(_EventMediaApi):
+    @extend_schema(
+        summary="The event's snapshot (JPEG)",
+        description="The frame with the highest anomaly score. " + _CONDITIONAL,
+        responses={(200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The snapshot."),
+                   401: _UNAUTHORIZED, 404: _NOT_FOUND},
+    )
+    def get(self, request, event_id):
+        event = _event_or_404(request, event_id)
+        if not event.snapshot:
+            raise Http404("This event has no snapshot.")
+        return media_file_response(request, event.snapshot.storage, event.snapshot.name, content_type="image/jpeg",
+                                   missing="The snapshot file is missing.", filename=f"event-{event.pk}.jpg")
+
+
+class EventClipApi(_EventMediaApi):
+    @extend_schema(
+        summary="The event's clip (WebM, VP8), with byte ranges",
+        description=(
+            "A few seconds before the event until it ended. Answers one byte range: `Range: bytes=0-1023`, "
+            "`bytes=1024-` or `bytes=-1024` give 206 Partial Content with Content-Range and exactly those "
+            "bytes; a range past the end gives 416 with `Content-Range: bytes */<size>`; several ranges, or "
+            "an If-Range that no longer matches, give the whole file (200). Accept-Ranges: bytes. "
+            + _CONDITIONAL),
+        parameters=[OpenApiParameter("Range", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+                                     description="One byte range, e.g. bytes=0-1023.")],
+        responses={
+            (200, "video/webm"): OpenApiResponse(OpenApiTypes.BINARY, description="The whole clip."),
+            (206, "video/webm"): OpenApiResponse(OpenApiTypes.BINARY, description="The bytes asked for."),
+            401: _UNAUTHORIZED, 404: _NOT_FOUND,
+            416: OpenApiResponse(ApiErrorSerializer, description=(
+                "The range starts past the end of the clip; Content-Range gives its size.")),
+        },
+    )
+    def get(self, request, event_id):
+        event = _event_or_404(request, event_id)
+        if not event.clip:
+            raise Http404("This event has no clip (yet: it is written when the event ends).")
+        return media_file_response(request, event.clip.storage, event.clip.name, content_type=clip_content_type(event),
+                                   missing="The clip file is missing (removed by retention?).", ranges=True,
+                                   filename=f"event-{event.pk}.webm")
+
+
+class EventThumbnailApi(_EventMediaApi):
+    @extend_schema(
+        summary="One object's thumbnail (JPEG)",
+        description=("The best crop of an object seen in the event; the event's `thumbnails` list the tracks "
+                     "that have one. " + _CONDITIONAL),
+        responses={(200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The thumbnail."),
+                   401: _UNAUTHORIZED, 404: _NOT_FOUND},
+    )
+    def get(self, request, event_id, track):
+        event = _event_or_404(request, event_id)
+        thumbnail = event_thumbnails(event).get(track)
+        if thumbnail is None:
+            raise Http404(f"This event has no thumbnail for object {track}.")
+        return media_file_response(request, default_storage, thumbnail["thumbnail"], content_type="image/jpeg",
+                                   missing="The thumbnail file is missing.",
+                                   filename=f"event-{event.pk}-object-{track}.jpg")
 
 
 class CameraScoreHistoryApi(APIView):

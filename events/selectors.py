@@ -42,6 +42,21 @@ def event_get_for_user(user, event_id) -> AnomalyEvent | None:
     return event_list_for_user(user).filter(pk=event_id).first()
 
 
+def event_thumbnails(event: AnomalyEvent) -> dict[int, dict]:
+    """The event's objects that have a thumbnail, by track: {"track", "label", "thumbnail"} (a file name under
+    MEDIA_ROOT/events/objects/, as the worker wrote it; anything else in ``details`` is left out)."""
+    details = event.details if isinstance(event.details, dict) else {}
+    out = {}
+    for obj in details.get("objects") or []:
+        if not isinstance(obj, dict):
+            continue
+        track, name = obj.get("track"), obj.get("thumbnail")
+        if (isinstance(track, int) and not isinstance(track, bool) and track not in out and isinstance(name, str)
+                and name.startswith("events/objects/") and ".." not in name and "\\" not in name):
+            out[track] = {"track": track, "label": str(obj.get("label") or ""), "thumbnail": name}
+    return out
+
+
 def events_by_ids(event_ids) -> QuerySet:
     return _base().filter(pk__in=list(event_ids)).order_by("started_at")
 

@@ -1,15 +1,37 @@
-from django.urls import reverse
+from django.conf import settings
+from django.urls import get_script_prefix, reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import AnomalyEvent
+from .selectors import event_thumbnails
+
+
+class EventThumbnailSerializer(serializers.Serializer):
+    track = serializers.IntegerField(help_text="The object's track number in the event.")
+    label = serializers.CharField(help_text="What the object is (person, bicycle, car...).")
+    url = serializers.URLField(help_text="Absolute URL of its thumbnail (JPEG): "
+                                         "GET /api/v1/events/{id}/objects/{track}/thumbnail/ with the JWT.")
 
 
 class EventOutputSerializer(serializers.ModelSerializer):
     camera_name = serializers.CharField(source="camera.name", read_only=True)
     acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
-    snapshot = serializers.SerializerMethodField()
-    clip = serializers.SerializerMethodField()
+    snapshot = serializers.SerializerMethodField(
+        help_text="The operator page's snapshot address (relative, session sign-in); null without a snapshot. "
+                  "Clients with a JWT use snapshot_url.")
+    clip = serializers.SerializerMethodField(
+        help_text="The operator page's clip address (relative, session sign-in); null without a clip. "
+                  "Clients with a JWT use clip_url.")
+    snapshot_url = serializers.SerializerMethodField(
+        help_text="Absolute URL of the snapshot (JPEG) in the API, for a JWT (Authorization: Bearer): "
+                  "GET /api/v1/events/{id}/snapshot/. Null without a snapshot.")
+    clip_url = serializers.SerializerMethodField(
+        help_text="Absolute URL of the clip (WebM, VP8) in the API, for a JWT; answers byte ranges (206): "
+                  "GET /api/v1/events/{id}/clip/. Null without a clip (or before the event ended).")
+    thumbnails = serializers.SerializerMethodField(
+        help_text="The objects seen that have a thumbnail, each with the absolute API URL of its JPEG.")
     labels = serializers.ListField(source="label_list", child=serializers.CharField(), read_only=True,
                                    help_text="Object labels seen in the event (person, bicycle, car...).")
 
@@ -17,8 +39,8 @@ class EventOutputSerializer(serializers.ModelSerializer):
         model = AnomalyEvent
         fields = (
             "id", "camera", "camera_name", "started_at", "ended_at", "peak_score", "mean_score", "severity",
-            "status", "description", "decision", "snapshot", "clip", "labels", "details", "acknowledged_by",
-            "acknowledged_at",
+            "status", "description", "decision", "snapshot", "clip", "snapshot_url", "clip_url", "thumbnails",
+            "labels", "details", "acknowledged_by", "acknowledged_at",
             "resolved_by", "resolved_at", "created_at", "updated_at",
         )
         read_only_fields = fields
@@ -28,6 +50,34 @@ class EventOutputSerializer(serializers.ModelSerializer):
 
     def get_clip(self, event) -> str | None:
         return reverse("event-clip", args=[event.pk]) if event.clip else None
+
+    def _api_events(self) -> str:
+        """The absolute URL of /api/v1/events/, once per serializer: the request's host, else SITE_URL
+        (events pushed over the WebSocket, alert payloads)."""
+        base = getattr(self, "_api_events_base", None)
+        if base is None:
+            path = reverse("event-list")
+            request = self.context.get("request")
+            if request is not None:
+                base = request.build_absolute_uri(path)
+            else:
+                base = settings.SITE_URL.rstrip("/") + "/" + path[len(get_script_prefix()):]
+            self._api_events_base = base
+        return base
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_snapshot_url(self, event) -> str | None:
+        return f"{self._api_events()}{event.pk}/snapshot/" if event.snapshot else None
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_clip_url(self, event) -> str | None:
+        return f"{self._api_events()}{event.pk}/clip/" if event.clip else None
+
+    @extend_schema_field(EventThumbnailSerializer(many=True))
+    def get_thumbnails(self, event) -> list[dict]:
+        base = self._api_events()
+        return [{"track": t["track"], "label": t["label"], "url": f"{base}{event.pk}/objects/{t['track']}/thumbnail/"}
+                for t in event_thumbnails(event).values()]
 
     def to_representation(self, event):
         """The fields above, written out: DRF's generic walk over them cost a tenth of an events API page.
@@ -41,6 +91,8 @@ class EventOutputSerializer(serializers.ModelSerializer):
             "peak_score": float(event.peak_score), "mean_score": float(event.mean_score),
             "severity": event.severity, "status": event.status, "description": event.description,
             "decision": event.decision, "snapshot": self.get_snapshot(event), "clip": self.get_clip(event),
+            "snapshot_url": self.get_snapshot_url(event), "clip_url": self.get_clip_url(event),
+            "thumbnails": self.get_thumbnails(event),
             "labels": event.label_list, "details": event.details,
             "acknowledged_by": event.acknowledged_by.username if event.acknowledged_by_id else None,
             "acknowledged_at": when(event.acknowledged_at),

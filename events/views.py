@@ -1,6 +1,7 @@
 """Operator pages about what happens: the dashboard, a camera's page (live view, score timeline, events,
 controls), the event list, one event, its snapshot and clip, and the operator's actions on events."""
 
+import logging
 import mimetypes
 import os
 import re
@@ -8,16 +9,17 @@ import uuid
 from datetime import timedelta
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied, SuspiciousFileOperation, ValidationError
+from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.db.models import OuterRef, Subquery
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.cache import get_conditional_response
+from django.utils.http import http_date, url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop, ngettext
 from django.views.decorators.http import require_POST
@@ -26,8 +28,10 @@ from cameras.selectors import OPERATE, camera_ids_for_user, camera_list_for_user
 from cameras.views import LIVE_FPS_CHOICES, camera_or_403, chart_labels, learn_minute_choices, state_labels
 
 from .models import AnomalyEvent
-from .selectors import event_get_for_user, event_list_for_user, score_history
+from .selectors import event_get_for_user, event_list_for_user, event_thumbnails, score_history
 from .services import event_acknowledge, event_resolve, events_acknowledge_many
+
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
 DASHBOARD_EVENTS = 20
@@ -189,15 +193,11 @@ def event_page_resolve(request, event_id):
 def event_object(request, event_id, track):
     """One object's thumbnail (its best crop), for users who may view the event's camera."""
     event = event_get_for_user(request.user, event_id)
-    details = event.details if event is not None and isinstance(event.details, dict) else {}
-    name = next((o.get("thumbnail") for o in details.get("objects") or []
-                 if isinstance(o, dict) and o.get("track") == track and isinstance(o.get("thumbnail"), str)), None)
-    if not name or not name.startswith("events/objects/") or ".." in name:
+    thumbnail = event_thumbnails(event).get(track) if event is not None else None
+    if thumbnail is None:
         raise Http404("No thumbnail for that object, or you may not view its camera.")
-    try:
-        return FileResponse(open(os.path.join(settings.MEDIA_ROOT, name), "rb"), content_type="image/jpeg")
-    except FileNotFoundError:
-        raise Http404("The thumbnail file is missing.") from None
+    return media_file_response(request, default_storage, thumbnail["thumbnail"], content_type="image/jpeg",
+                               missing="The thumbnail file is missing.")
 
 
 @login_required
@@ -206,13 +206,8 @@ def event_snapshot(request, event_id):
     event = event_get_for_user(request.user, event_id)
     if event is None or not event.snapshot:
         raise Http404("No snapshot for that event, or you may not view its camera.")
-    try:
-        return FileResponse(event.snapshot.open("rb"), content_type="image/jpeg")
-    except FileNotFoundError:
-        raise Http404("The snapshot file is missing.") from None
-
-
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+    return media_file_response(request, event.snapshot.storage, event.snapshot.name, content_type="image/jpeg",
+                               missing="The snapshot file is missing.")
 
 
 @login_required
@@ -221,33 +216,128 @@ def event_clip(request, event_id):
     event = event_get_for_user(request.user, event_id)
     if event is None or not event.clip:
         raise Http404("No clip for that event, or you may not view its camera.")
-    try:
-        handle = event.clip.open("rb")
-    except FileNotFoundError:
-        raise Http404("The clip file is missing (removed by retention?).") from None
-    size = os.fstat(handle.fileno()).st_size
-    content_type = mimetypes.guess_type(event.clip.name)[0] or "video/webm"
-    match = _RANGE.match(request.headers.get("Range", "").strip())
-    if not match or not any(match.groups()):
-        response = FileResponse(handle, content_type=content_type)
-        response["Accept-Ranges"] = "bytes"
-        return response
+    return media_file_response(request, event.clip.storage, event.clip.name, content_type=clip_content_type(event),
+                               missing="The clip file is missing (removed by retention?).", ranges=True)
+
+
+# -- media files, served to the pages (above) and to the API (events/apis.py) --------------------------------
+#: One byte range, "bytes=first-last", "bytes=first-" or "bytes=-suffix" (RFC 9110 14.1.2). Several ranges
+#: are not answered: the whole file is sent instead, which the RFC allows.
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d{0,30})\s*-\s*(\d{0,30})\s*$", re.IGNORECASE)
+#: What ``byte_range`` answers for a range that asks nothing of the file: 416.
+UNSATISFIABLE = "unsatisfiable"
+#: Event files do not change once written (retention may remove them): clients may keep them an hour.
+MEDIA_CACHE_CONTROL = "private, max-age=3600"
+#: Ranges up to this many bytes (a player's probes of a clip's header and cues) are read and sent in one
+#: piece; larger ones are streamed in blocks by FileResponse, never read whole.
+SMALL_RANGE = 64 * 1024
+
+
+def clip_content_type(event) -> str:
+    return mimetypes.guess_type(event.clip.name)[0] or "video/webm"
+
+
+def byte_range(header: str, size: int):
+    """The byte range a ``Range`` header asks of a file of ``size`` bytes.
+
+    ``(first, last)`` (inclusive, within the file); ``None`` to send the whole file (no header, another
+    unit, several ranges, or a malformed one: a server may ignore those); ``UNSATISFIABLE`` when the range
+    starts past the end, ends before it starts, or asks the last 0 bytes (or any byte of an empty file).
+    """
+    match = _RANGE.match(header or "")
+    if match is None:
+        return None
     first, last = match.groups()
+    if not first and not last:
+        return None
     if first:
-        start, end = int(first), min(int(last) if last else size - 1, size - 1)
-    else:  # the last N bytes
-        start, end = max(0, size - int(last)), size - 1
-    if start > end or start >= size:
+        start = int(first)
+        end = int(last) if last else size - 1
+        if (last and end < start) or start >= size:
+            return UNSATISFIABLE
+        return start, min(end, size - 1)
+    suffix = int(last)  # the last N bytes
+    if suffix == 0 or size == 0:
+        return UNSATISFIABLE
+    return max(0, size - suffix), size - 1
+
+
+class _Slice:
+    """``length`` bytes of an open file from where it stands: what a 206 answer streams (never read whole)."""
+
+    def __init__(self, handle, length: int):
+        self.handle, self.left = handle, length
+
+    def read(self, size: int = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        data = self.handle.read(self.left if size is None or size < 0 else min(size, self.left))
+        self.left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def media_file_response(request, storage, name: str, *, content_type: str, missing: str, ranges: bool = False,
+                        filename: str | None = None):
+    """A stored file (``name`` in ``storage``) as a streamed FileResponse, or Http404(``missing``).
+
+    Sends ``ETag`` and ``Last-Modified`` and answers ``If-None-Match`` / ``If-Modified-Since`` with 304.
+    With ``ranges`` it answers one byte range (Django's FileResponse does not): ``Range: bytes=10-19`` gives
+    206 with ``Content-Range: bytes 10-19/<size>`` and those bytes (streamed beyond ``SMALL_RANGE``); a range
+    past the end gives 416 with ``Content-Range: bytes */<size>``; an ``If-Range`` that no longer matches, or
+    several ranges, give the whole file (one range is all players ask for). The caller checked the permission.
+    """
+    try:
+        handle = storage.open(name, "rb")
+    except (OSError, SuspiciousFileOperation) as exc:
+        if not isinstance(exc, FileNotFoundError):
+            log.warning("Media file %s cannot be read: %s", name, exc)
+        raise Http404(missing) from None
+    try:
+        stat = os.fstat(handle.fileno())
+        size, mtime = stat.st_size, int(stat.st_mtime)
+        etag = f'"{stat.st_mtime_ns:x}-{size:x}"'
+    except (AttributeError, OSError, ValueError):  # a storage without a local file
+        size, mtime, etag = handle.size, None, None
+    validators = {"ETag": etag, "Last-Modified": http_date(mtime) if mtime is not None else None}
+    validators = {header: value for header, value in validators.items() if value}
+    if request.method in ("GET", "HEAD"):
+        unchanged = get_conditional_response(request, etag=etag, last_modified=mtime)
+        if unchanged is not None:
+            handle.close()
+            for header, value in validators.items():
+                unchanged[header] = value
+            return unchanged
+    asked = None
+    if ranges and request.method in ("GET", "HEAD") and "Range" in request.headers:
+        if_range = request.headers.get("If-Range", "").strip()
+        if not if_range or if_range in validators.values():
+            asked = byte_range(request.headers["Range"], size)
+    if asked == UNSATISFIABLE:
         handle.close()
-        response = HttpResponse(status=416)
+        response = JsonResponse({"detail": f"Range not satisfiable: the file has {size} bytes."}, status=416)
         response["Content-Range"] = f"bytes */{size}"
-        return response
-    with handle:
+    elif asked is not None:
+        start, end = asked
         handle.seek(start)
-        body = handle.read(end - start + 1)
-    response = HttpResponse(body, status=206, content_type=content_type)
-    response["Content-Range"] = f"bytes {start}-{end}/{size}"
-    response["Accept-Ranges"] = "bytes"
+        if end - start + 1 <= SMALL_RANGE:
+            with handle:
+                response = HttpResponse(handle.read(end - start + 1), status=206, content_type=content_type)
+        else:
+            response = FileResponse(_Slice(handle, end - start + 1), status=206, content_type=content_type)
+        response["Content-Length"] = str(end - start + 1)
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        if filename:
+            response["Content-Disposition"] = f'inline; filename="{filename}"'
+    else:
+        response = FileResponse(handle, content_type=content_type, filename=filename or "")
+    if ranges:
+        response["Accept-Ranges"] = "bytes"
+    for header, value in validators.items():
+        response[header] = value
+    response["Cache-Control"] = MEDIA_CACHE_CONTROL
     return response
 
 

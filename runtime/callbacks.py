@@ -39,7 +39,10 @@ class WorkerCallbacks(Callbacks):
         self.db_writer = db_writer
         self.layer = get_channel_layer()
         self.frames = FramePublisher(self.layer, live.client(), width=settings.STREAM_WIDTH,
-                                     quality=settings.STREAM_JPEG_QUALITY)
+                                     quality=settings.STREAM_JPEG_QUALITY,
+                                     picture_every=settings.CAMERA_PICTURE_SECONDS,
+                                     picture_ttl=settings.CAMERA_PICTURE_MAX_AGE,
+                                     picture_max_bytes=settings.CAMERA_PICTURE_MAX_BYTES)
         self._last_score: dict[int, float] = {}
         self.scores = ScoreHistory(store=store_score_buckets, submit=db_writer.submit, clock=clock,
                                    bucket_seconds=settings.SCORE_HISTORY_BUCKET_SECONDS,
@@ -60,6 +63,9 @@ class WorkerCallbacks(Callbacks):
         self.logger.append(record)
 
     def on_state(self, camera_id, state, error=""):
+        if state in ("stopped", "error"):  # its picture (GET /api/v1/cameras/{id}/picture/) is no longer current
+            self.frames.forget_picture(camera_id)
+
         def write():
             close_old_connections()
             if live_state.camera_set_state(camera_id=camera_id, worker=self.worker, state=state, error=error):

@@ -1,4 +1,5 @@
-"""Live frames to the WebSocket groups of the fps tiers that have watchers (docs/websocket.md)."""
+"""Live frames to the WebSocket groups of the fps tiers that have watchers (docs/websocket.md), and each
+wanted camera's current picture to Redis (``GET /api/v1/cameras/{id}/picture/``, cameras/live.py)."""
 
 from __future__ import annotations
 
@@ -44,22 +45,36 @@ class FramePublisher:
     Nothing is downscaled or encoded for a camera nobody watches. The camera thread only
     puts a message on a bounded queue; when Redis or the clients lag, frames are dropped
     there (frames are droppable; events never go this way).
+
+    The current picture: while a camera's picture is wanted (``cameras.live.picture_wanted``, checked
+    at most once a ``TIER_REFRESH``), one frame every ``picture_every`` seconds goes to Redis as a JPEG
+    for ``picture_ttl`` seconds (the live frame's JPEG when one was encoded anyway, else one encode of
+    the same size and quality); larger than ``picture_max_bytes``, it is skipped. ``picture_every`` 0:
+    never (the default here; the worker passes ``CAMERA_PICTURE_SECONDS``).
     """
 
     TIER_REFRESH = 1.0
 
-    def __init__(self, layer, client: redis.Redis, *, width: int, quality: int, queue_size: int = 64):
+    def __init__(self, layer, client: redis.Redis, *, width: int, quality: int, queue_size: int = 64,
+                 picture_every: float = 0.0, picture_ttl: float = 10.0, picture_max_bytes: int = 1_000_000):
         self.layer = layer
         self.r = client
         self.width = width
         self.quality = quality
+        self.picture_every = float(picture_every or 0)
+        self.picture_ttl = float(picture_ttl)
+        self.picture_max_bytes = int(picture_max_bytes)
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._full = queue.Full
         self._tiers: dict[int, tuple[float, set[int]]] = {}
         self._last: dict[tuple[int, int], float] = {}
+        self._wanted: dict[int, tuple[float, bool]] = {}
+        self._kept: dict[int, float] = {}
         self.encoded = 0
         self.dropped = 0
         self.sent = 0
+        self.pictures = 0  # current pictures stored in Redis
+        self.pictures_skipped = 0  # too large, or the store failed
         threading.Thread(target=self._send_loop, name="frame-publisher", daemon=True).start()
 
     def tiers(self, camera_id: int) -> set[int]:
@@ -76,13 +91,38 @@ class FramePublisher:
     def rate(self, camera_id: int) -> float:
         return float(max(self.tiers(camera_id), default=0))
 
+    def picture_due(self, camera_id: int, now: float) -> bool:
+        """Whether this frame should become the camera's current picture (wanted, and the last is old)."""
+        if self.picture_every <= 0 or self.r is None:
+            return False
+        kept = self._kept.get(camera_id)
+        if kept is not None and now - kept < self.picture_every:
+            return False
+        checked = self._wanted.get(camera_id)
+        if checked is None or now - checked[0] >= self.TIER_REFRESH:
+            try:
+                wanted = live.picture_wanted(self.r, camera_id)
+            except redis.RedisError:
+                wanted = False
+            checked = self._wanted[camera_id] = (now, wanted)
+        return checked[1]
+
+    def forget_picture(self, camera_id: int) -> None:
+        """The camera stopped: its picture is dropped (after any still queued), and kept afresh on restart."""
+        self._kept.pop(camera_id, None)
+        self._wanted.pop(camera_id, None)
+        if self.picture_every > 0 and self.r is not None:
+            try:
+                self.queue.put_nowait((None, {"camera": camera_id, "forget": True}))
+            except self._full:
+                pass  # it expires by itself within picture_ttl
+
     def on_frame(self, camera_id: int, frame, captured_at: float) -> None:
         tiers = self.tiers(camera_id)
-        if not tiers:
-            return
         now = time.monotonic()
         due = [fps for fps in tiers if now - self._last.get((camera_id, fps), 0.0) >= 0.9 / fps]
-        if not due:
+        picture = self.picture_due(camera_id, now)
+        if not due and not picture:
             return
         image = frame.image
         h, w = image.shape[:2]
@@ -106,6 +146,28 @@ class FramePublisher:
                 self.queue.put_nowait((camera_frames_group(camera_id, fps), message))
             except self._full:
                 self.dropped += 1
+        if picture:
+            self._kept[camera_id] = now
+            if len(data) > self.picture_max_bytes:
+                self.pictures_skipped += 1
+                return
+            try:  # stored by the sending thread: the camera's thread never waits for Redis
+                self.queue.put_nowait((None, {"camera": camera_id, "jpeg": data, "at": captured_at,
+                                              "width": image.shape[1], "height": image.shape[0]}))
+            except self._full:
+                self.dropped += 1
+
+    def _store_picture(self, message: dict) -> None:
+        try:
+            if message.get("forget"):
+                live.picture_forget(self.r, message["camera"])
+                return
+            live.picture_store(self.r, message["camera"], message["jpeg"], at=message["at"],
+                               width=message["width"], height=message["height"], ttl=self.picture_ttl)
+            self.pictures += 1
+        except redis.RedisError as exc:
+            self.pictures_skipped += 1
+            log.debug("Storing the picture of camera %s failed: %s", message["camera"], exc)
 
     #: Messages sent in one hop to the event loop: a hop costs more than a send, and the hop is taken
     #: under the GIL that the camera threads share.
@@ -119,6 +181,13 @@ class FramePublisher:
                     batch.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
+            if any(group is None for group, _message in batch):  # current pictures: to Redis, in order
+                for group, message in batch:
+                    if group is None:
+                        self._store_picture(message)
+                batch = [(group, message) for group, message in batch if group is not None]
+                if not batch:
+                    continue
             try:
                 async_to_sync(self._send_all)(batch)
             except Exception as exc:  # the event loop itself failed: the whole batch is lost (frames are droppable)

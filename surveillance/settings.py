@@ -417,3 +417,75 @@ METRICS_TOKEN = os.getenv("METRICS_TOKEN", "")
 METRICS_SNAPSHOT_HEARTBEATS = envfloat("METRICS_SNAPSHOT_HEARTBEATS", 3)
 # django-prometheus' request metrics: its second middleware runs last of all.
 MIDDLEWARE.append("django_prometheus.middleware.PrometheusAfterMiddleware")
+
+# --- Media for mobile clients (issue 16) ---
+# GET /api/v1/cameras/{id}/picture/ answers the camera's current picture (a JPEG of STREAM_WIDTH pixels at
+# STREAM_JPEG_QUALITY, with the live view's object boxes). Only cameras someone asked for cost anything:
+# a request marks the camera's picture wanted for CAMERA_PICTURE_WANTED_SECONDS; while it is, the worker
+# running the camera stores its newest frame in Redis every CAMERA_PICTURE_SECONDS (one encode, or none when
+# live viewers have one anyway; one SET of some tens of KB), and each picture expires after
+# CAMERA_PICTURE_MAX_AGE seconds: an older one is not served. Pictures over CAMERA_PICTURE_MAX_BYTES are not
+# stored. Other running cameras cost one Redis EXISTS a second. A request that finds no picture waits up to
+# CAMERA_PICTURE_WAIT_SECONDS for the first one of a running camera, then answers 404 (JSON, with a code).
+# CAMERA_PICTURE_SECONDS = 0 turns pictures off (the endpoint then always answers 404).
+CAMERA_PICTURE_SECONDS = envfloat("CAMERA_PICTURE_SECONDS", 2.0)
+CAMERA_PICTURE_MAX_AGE = envfloat("CAMERA_PICTURE_MAX_AGE", 10.0)
+CAMERA_PICTURE_WANTED_SECONDS = envfloat("CAMERA_PICTURE_WANTED_SECONDS", 120.0)
+CAMERA_PICTURE_WAIT_SECONDS = envfloat("CAMERA_PICTURE_WAIT_SECONDS", 3.0)
+CAMERA_PICTURE_MAX_BYTES = envint("CAMERA_PICTURE_MAX_BYTES", 1_000_000)
+
+# --- WebSocket keepalive (issue 16) ---
+# channels_redis waits for a socket's next message with a blocking BZPOPMIN of 5 seconds
+# (RedisChannelLayer.brpop_timeout), again and again while the socket is open. redis-py's (8.x) default
+# read timeout is also 5 seconds, so on an idle socket the read timed out first ("Timeout reading from
+# .../redis.socket"), the consumer died and the socket closed with 1011 every ~5 s. The channel layer's
+# connections read with CHANNEL_SOCKET_TIMEOUT instead, which must exceed that wait (0: no timeout);
+# a Redis that stops answering still ends the read, and the socket, after it. docs/websocket.md, "Keepalive".
+CHANNEL_SOCKET_TIMEOUT = envfloat("CHANNEL_SOCKET_TIMEOUT", 30.0)
+
+
+def _channel_socket_timeout(seconds):
+    from channels_redis.core import RedisChannelLayer
+    from django.core.exceptions import ImproperlyConfigured
+
+    if not seconds:
+        return None
+    if seconds <= RedisChannelLayer.brpop_timeout + 1:
+        raise ImproperlyConfigured(
+            f"CHANNEL_SOCKET_TIMEOUT={seconds:g} must exceed the channel layer's blocking receive "
+            f"({RedisChannelLayer.brpop_timeout} s) by more than a second, or be 0 (no timeout): idle "
+            "WebSockets would be closed every few seconds.")
+    return seconds
+
+
+for _host in CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]:
+    _host["socket_timeout"] = _channel_socket_timeout(CHANNEL_SOCKET_TIMEOUT)
+
+# --- Model roots, pool and backlog bounds (issue 16) ---
+# Model folders named by a camera (vlm_model_path; model_path / model_dir in its detector and agent parameters)
+# must lie in one of MODEL_ROOTS (comma-separated absolute folders): relative paths are refused, symlinks and
+# ".." are resolved first, and a path outside gets the same answer whether or not it exists. Checked when the
+# camera is saved and again by the worker before it loads the model. Default: DATA_DIR/models and the project's
+# var/models (where `make models` installs), plus OBJECT_MODEL_DIR when it was set elsewhere.
+def _model_roots():
+    given = [p.strip() for p in os.getenv("MODEL_ROOTS", "").split(",") if p.strip()]
+    if given:
+        return [os.path.abspath(os.path.expanduser(p)) for p in given]
+    roots = [str(DATA_DIR / "models"), str(BASE_DIR / "var" / "models")]
+    objects = os.path.realpath(OBJECT_MODEL_DIR)
+    if not any(objects == os.path.realpath(r) or objects.startswith(os.path.realpath(r) + os.sep) for r in roots):
+        roots.append(str(OBJECT_MODEL_DIR))
+    return roots
+
+
+MODEL_ROOTS = _model_roots()
+# An inference worker keeps at most WORKER_MAX_MODELS models loaded (a model: one folder on one device, keyed on
+# what decides its weights, not on prompts); the least recently used one no camera uses is evicted to make room.
+# A model a camera uses is never evicted: when all are in use, the next one loads anyway, logged and counted.
+WORKER_MAX_MODELS = envint("WORKER_MAX_MODELS", 4)
+# While the database is down, a worker holds at most EVENT_BACKLOG_MAX event records in memory; the rest wait
+# only in its JSON-lines log on disk and are read back from it, in order, as the database takes them again.
+# Nothing is dropped: past EVENT_LOG_MAX_MB of log the worker logs an error (and counts it) but still writes
+# every record. docs/reliability.md, "The database goes away".
+EVENT_BACKLOG_MAX = envint("EVENT_BACKLOG_MAX", 1000)
+EVENT_LOG_MAX_MB = envfloat("EVENT_LOG_MAX_MB", 1024.0)

@@ -21,9 +21,13 @@ OBJECT_ENDPOINTS = [
     ("get", "/api/v1/cameras/{camera}/detector-versions/"),
     ("post", "/api/v1/cameras/{camera}/detector-versions/1/restore/"),
     ("get", "/api/v1/cameras/{camera}/scores/"),
+    ("get", "/api/v1/cameras/{camera}/picture/"),
     ("get", "/api/v1/events/{event}/"),
     ("post", "/api/v1/events/{event}/acknowledge/"),
     ("post", "/api/v1/events/{event}/resolve/"),
+    ("get", "/api/v1/events/{event}/snapshot/"),
+    ("get", "/api/v1/events/{event}/clip/"),
+    ("get", "/api/v1/events/{event}/objects/1/thumbnail/"),
 ]
 
 
