@@ -1,9 +1,65 @@
-"""Account reads."""
+"""Account reads: the client's address, and whether an access token was revoked."""
+
+from __future__ import annotations
+
+import ipaddress
 
 from django.core.cache import cache
 from rest_framework_simplejwt.settings import api_settings
 
+from siteconfig.selectors import trusted_proxies
+
 from .services import revoked_before_key, revoked_jti_key
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _address(value: str) -> Address | None:
+    """An address as a proxy or server writes it ("1.2.3.4", "1.2.3.4:5678", "[::1]:80", "::ffff:1.2.3.4");
+    None when it is none (e.g. "unknown")."""
+    value = value.strip().strip('"')
+    if value.startswith("[") and "]" in value:
+        value = value[1:value.index("]")]
+    elif value.count(":") == 1:  # IPv4 with a port
+        value = value.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(value.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def client_address(request) -> str:
+    """The address of the client that made ``request``: the one function for it (sign-in throttling,
+    API throttles, anything that tells clients apart).
+
+    REMOTE_ADDR, unless it is one of the site settings' trusted proxies: then X-Forwarded-For is
+    believed, read from the right, and the first address that is not itself a trusted proxy is the
+    client (each trusted proxy appended the address it saw; whatever is left of that was written by
+    the client and is never believed). A request that came only through trusted proxies (the proxy's
+    own health check) is the left-most of them. An X-Forwarded-For hop that is not an address stops
+    the walk at the last trusted proxy.
+    """
+    remote_raw = request.META.get("REMOTE_ADDR", "") or ""
+    remote = _address(remote_raw)
+    if remote is None:
+        return remote_raw[:64] or "unknown"
+    proxies = trusted_proxies()
+    if not proxies or not any(remote in network for network in proxies):
+        return str(remote)
+    client = remote
+    for hop in reversed(request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")):
+        if not hop.strip():
+            continue
+        address = _address(hop)
+        if address is None:
+            break
+        client = address
+        if not any(address in network for network in proxies):
+            break
+    return str(client)
 
 
 def access_token_revoked(token) -> bool:

@@ -1,20 +1,31 @@
-"""Account workflows: registration, login throttling, and logout that revokes tokens."""
+"""Account workflows: registration, sign-in throttling, and logout that revokes tokens."""
 
+import hashlib
+import math
 import time
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils.translation import gettext
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from siteconfig.selectors import registration_open, site_settings
+
+from . import signals
+
+REGISTRATION_CLOSED = "Self-registration is turned off on this site; an administrator creates accounts."
+
 
 def user_register(*, username: str, password: str, email: str = "") -> "get_user_model()":
+    """Self-registration: PermissionDenied unless the site settings open it."""
+    if not registration_open():
+        raise PermissionDenied(REGISTRATION_CLOSED)
     User = get_user_model()
     if User.objects.filter(username__iexact=username).exists():
         raise ValidationError({"username": ["A user with that username already exists."]})
@@ -38,33 +49,115 @@ def user_update_preferences(*, user, language: str, time_zone: str):
     return user
 
 
-def _throttle_keys(username: str, address: str) -> list[str]:
-    return [f"login-fail:user:{(username or '').lower()[:150]}", f"login-fail:addr:{address}"]
+# --- sign-in throttling -----------------------------------------------------------------------------
+# Failed sign-ins are counted per (user name, client address) pair, never per user name alone (anyone
+# could then pause ``admin`` on purpose) nor per address alone (every user behind one proxy would be
+# paused together). The limits are the site settings' ``login_max_failures`` within
+# ``login_lockout_seconds`` (counted from the pair's first failure), then a pause of
+# ``login_lockout_seconds``. The pause's expiry is stored, so a refusal names the real time left.
+# Clearing a user's pauses bumps the user name's generation, which every key of the user carries:
+# all its pairs are forgotten at once, whatever the addresses.
+
+def _now() -> float:
+    return time.time()
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _user_part(username: str) -> str:
+    return _digest((username or "").lower()[:150])
+
+
+def _generation_key(username: str) -> str:
+    return f"signin-gen:{_user_part(username)}"
+
+
+def _pair_keys(username: str, address: str) -> tuple[str, str, str]:
+    """(failure counter, pause, the user's list of paused addresses) for this pair, in the user's
+    current generation."""
+    user = _user_part(username)
+    generation = cache.get(_generation_key(username)) or 0
+    pair = f"{user}:{generation}:{_digest(address)}"
+    return f"signin-fail:{pair}", f"signin-pause:{pair}", f"signin-paused:{user}:{generation}"
 
 
 def login_throttle_wait(*, username: str, address: str) -> int:
-    """Seconds the caller must wait before trying again (0: may try now)."""
-    for key in _throttle_keys(username, address):
-        if (cache.get(key) or 0) >= settings.LOGIN_THROTTLE_ATTEMPTS:
-            return settings.LOGIN_THROTTLE_WINDOW
-    return 0
+    """Seconds this user name must wait before trying again from this address (0: may try now)."""
+    _fail, pause, _paused = _pair_keys(username, address)
+    until = cache.get(pause)
+    if until is None:
+        return 0
+    remaining = float(until) - _now()
+    return max(1, math.ceil(remaining)) if remaining > 0 else 0
+
+
+def login_throttle_message(wait: int) -> str:
+    """What a refused sign-in is told (the API's 429 and the sign-in page)."""
+    return gettext("Too many failed sign-ins. Try again in %(throttled)s seconds.") % {"throttled": wait}
 
 
 def login_failed(*, username: str, address: str) -> None:
-    for key in _throttle_keys(username, address):
-        cache.add(key, 0, timeout=settings.LOGIN_THROTTLE_WINDOW)
-        try:
-            cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=settings.LOGIN_THROTTLE_WINDOW)
+    """Count a failed sign-in of the pair; at the site's limit, pause the pair."""
+    config = site_settings()
+    limit, seconds = config.login_max_failures, config.login_lockout_seconds
+    fail, pause, paused = _pair_keys(username, address)
+    cache.add(fail, 0, timeout=seconds)
+    try:
+        count = cache.incr(fail)
+    except ValueError:  # expired between add and incr
+        cache.set(fail, 1, timeout=seconds)
+        count = 1
+    if count < limit:
+        return
+    until = _now() + seconds
+    if cache.add(pause, until, timeout=seconds):  # parallel failures never extend a pause
+        # For the admin's list of pauses only (clearing does not rely on it).
+        listed = {a: u for a, u in (cache.get(paused) or {}).items() if u > _now()}
+        listed[address[:64]] = until
+        cache.set(paused, listed, timeout=max(1, math.ceil(max(listed.values()) - _now())))
+    cache.delete(fail)
 
 
 def login_succeeded(*, username: str, address: str) -> None:
-    cache.delete(_throttle_keys(username, address)[0])
+    """A correct password: the pair starts again from no failures."""
+    fail, pause, _paused = _pair_keys(username, address)
+    cache.delete_many([fail, pause])
 
 
-def client_address(request) -> str:
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+def signin_lockouts(username: str) -> dict[str, float]:
+    """The client addresses this user name is paused for now -> when each pause ends (a Unix time)."""
+    _fail, _pause, paused = _pair_keys(username, "")
+    now = _now()
+    return {address: until for address, until in (cache.get(paused) or {}).items() if until > now}
+
+
+def signin_lockouts_clear(*, user, by=None, address: str = "") -> int:
+    """Forget the failed sign-ins of ``user`` (every address, or only ``address``): a paused user may
+    sign in again at once. Returns how many pauses were in force. Announced as
+    ``accounts.signals.signin_lockouts_cleared`` (the audit log records it)."""
+    username = user.get_username()
+    active = signin_lockouts(username)
+    if address:
+        fail, pause, paused = _pair_keys(username, address)
+        cache.delete_many([fail, pause])
+        cleared = int(active.pop(address[:64], None) is not None)
+        if active:
+            cache.set(paused, active, timeout=max(1, math.ceil(max(active.values()) - _now())))
+        else:
+            cache.delete(paused)
+    else:
+        cleared = len(active)
+        key = _generation_key(username)
+        cache.add(key, 0, timeout=None)
+        try:
+            cache.incr(key)
+        except ValueError:  # evicted between add and incr
+            cache.set(key, 1, timeout=None)
+    signals.signin_lockouts_cleared.send(sender=user.__class__, user=user, by=by, address=address,
+                                         cleared=cleared)
+    return cleared
 
 
 def revoked_jti_key(jti) -> str:

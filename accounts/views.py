@@ -13,10 +13,19 @@ from django.template.response import TemplateResponse
 from django.utils import translation
 from django.utils.translation import gettext_lazy
 
-from .services import client_address, login_failed, login_succeeded, login_throttle_wait, user_update_preferences
+from .selectors import client_address
+from .services import (
+    login_failed,
+    login_succeeded,
+    login_throttle_message,
+    login_throttle_wait,
+    user_update_preferences,
+)
 
 
 class LoginView(auth_views.LoginView):
+    """The sign-in page, throttled like the API (``TokenObtainApi``): per user name and client address."""
+
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
 
@@ -24,9 +33,9 @@ class LoginView(auth_views.LoginView):
         username = request.POST.get("username", "")
         wait = login_throttle_wait(username=username, address=client_address(request))
         if wait:
-            response = TemplateResponse(
-                request, self.template_name, {"form": self.get_form(), "throttled": wait}, status=429
-            )
+            context = self.get_context_data(form=self.get_form(), throttled=wait,
+                                            throttled_message=login_throttle_message(wait))
+            response = TemplateResponse(request, self.template_name, context, status=429)
             response["Retry-After"] = str(wait)
             return response
         return super().post(request, *args, **kwargs)

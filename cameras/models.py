@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from inference.modelfiles import ModelPathNotAllowed, check_model_root
 from inference.source_urls import validate_source_url as check_source_url
 from inference.zone_specs import validate_zones as check_zones
 from siteconfig.selectors import WHERE, camera_networks
@@ -39,6 +40,52 @@ def validate_agent_policy(value: str) -> None:
 def validate_json_object(value) -> None:
     if not isinstance(value, dict):
         raise ValidationError("Must be a JSON object.")
+
+
+#: Keys of a camera's detector and agent parameters that name a model folder (at any depth: the fused
+#: detector's "semantic" holds the semantic detector's own parameters).
+MODEL_PATH_KEYS = ("model_path", "model_dir")
+
+
+def validate_model_path(value) -> None:
+    """A model folder must be an absolute path in one of ``MODEL_ROOTS`` (symlinks and ``..`` resolved).
+
+    Nothing on disk is looked at beyond resolving the path (the folder is on the workers' disks, checked
+    again before each load), and the message for a path outside the roots is the same whether it exists.
+    """
+    if value in ("", None):
+        return
+    try:
+        check_model_root(value, settings.MODEL_ROOTS, "model folder")
+    except ModelPathNotAllowed as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def validate_model_paths_in(value) -> None:
+    """Every model folder named in a JSON object of parameters (``model_path``, ``model_dir``, nested)."""
+    problems = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            for key, item in node.items():
+                here = f"{where}.{key}" if where else str(key)
+                if key in MODEL_PATH_KEYS and item not in ("", None):
+                    if not isinstance(item, str):
+                        problems.append(f"{here}: a model folder must be given as a string path")
+                        continue
+                    try:
+                        check_model_root(item, settings.MODEL_ROOTS, here)
+                    except ModelPathNotAllowed as exc:
+                        problems.append(str(exc))
+                else:
+                    walk(item, here)
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, f"{where}[{i}]")
+
+    walk(value, "")
+    if problems:
+        raise ValidationError(problems)
 
 
 def validate_zones(value) -> None:
@@ -143,7 +190,20 @@ class Camera(models.Model):
     def clean(self):
         if self.vlm_backend != "none" and not self.vlm_model_path:
             raise ValidationError({"vlm_model_path": "A model path is needed for this VLM backend."})
+        self._check_model_paths()
         self._check_backend_params()
+
+    def _check_model_paths(self):
+        """Model folders (``vlm_model_path``, ``model_path``/``model_dir`` in the parameters) lie in MODEL_ROOTS."""
+        errors = {}
+        for field, check in (("vlm_model_path", validate_model_path), ("detector_params", validate_model_paths_in),
+                             ("agent_params", validate_model_paths_in)):
+            try:
+                check(getattr(self, field))
+            except ValidationError as exc:
+                errors[field] = exc.messages
+        if errors:
+            raise ValidationError(errors)
 
     def _check_backend_params(self):
         """Parameters must be ones the chosen backend accepts (weightless backends are built to check).

@@ -1,3 +1,5 @@
+from django.core.files.uploadedfile import UploadedFile
+from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -12,8 +14,45 @@ CONFIG_FIELDS = (
 LIVE_FIELDS = ("enabled", "state", "state_changed_at", "last_frame_at", "measured_fps", "last_error", "heartbeat_at")
 
 
+class JSONValueField(serializers.JSONField):
+    """A model JSONField's input: null only where the column allows it, in JSON and in a form.
+
+    DRF refuses a JSON ``null`` for a non-null field, but a form (multipart or urlencoded) carries
+    the field's JSON text and DRF parses ``"null"`` after that check: ``zones=null`` reached the
+    database (IntegrityError). In a form the value must be the JSON text (``[]``, ``{}``...), not
+    blank and not a file; each refusal is a 400 naming the field.
+    """
+
+    default_error_messages = {
+        "null": "May not be null: give the JSON value ([] or {{}} for none).",
+        "invalid": "Must be valid JSON (in a form: the field's JSON text, such as [] or {{}}).",
+        "file": "Must be JSON text, not a file.",
+    }
+
+    def get_value(self, dictionary):
+        value = super().get_value(dictionary)
+        if isinstance(dictionary.get(self.field_name), UploadedFile):
+            return _FileGiven()
+        return value
+
+    def to_internal_value(self, data):
+        if isinstance(data, _FileGiven):
+            self.fail("file")
+        value = super().to_internal_value(data)
+        if value is None and not self.allow_null:
+            self.fail("null")
+        return value
+
+
+class _FileGiven:
+    """A file where a JSON field's text was expected (multipart)."""
+
+
 class CameraInputSerializer(serializers.ModelSerializer):
     """Validates input against the model's own field validators (URL scheme, backend names...)."""
+
+    serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping,
+                                models.JSONField: JSONValueField}
 
     class Meta:
         model = Camera

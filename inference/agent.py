@@ -10,6 +10,7 @@ No Django imports here.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -418,23 +419,40 @@ class LLMPolicy(AgentPolicy):
         device: "auto"; dtype: "auto"; max_new_tokens: 128.
         rules: dict of ``RulePolicy`` params for the fallback ({}).
         use_chat_template: True (when the tokenizer has one).
+
+    The weights depend only on ``weight_params``; a worker's pool loads one model per set of them
+    and gives each camera ``with_params(**its params)``, a view sharing the model, the tokenizer
+    and the generation lock, so editing a camera's other parameters loads nothing new.
     """
 
     name = "llm"
+    #: The parameters that decide the loaded weights (inference.pool.ResourcePool.agent).
+    weight_params = ("model_path", "device", "dtype")
 
     def __init__(self, **params):
         super().__init__(**params)
 
         self.model_path = check_model_dir(params.get("model_path"), "LLMPolicy")
-        self.max_new_tokens = int(params.get("max_new_tokens", 128))
-        self.use_chat_template = bool(params.get("use_chat_template", True))
         self.device = resolve_device(params.get("device", "auto"))
         self.dtype = resolve_dtype(params.get("dtype", "auto"), self.device)
-        self.fallback = RulePolicy(**(params.get("rules") or {}))
+        self._configure(params)
         self._lock = threading.Lock()
+        self._load()
+
+    def _configure(self, params: dict) -> None:
+        """The decision parameters (everything but the weights); checked before any load."""
+        self.params = params
+        self.max_new_tokens = int(params.get("max_new_tokens", 128))
+        self.use_chat_template = bool(params.get("use_chat_template", True))
+        self.fallback = RulePolicy(**(params.get("rules") or {}))
         self.generate_calls = 0
         self.fallbacks = 0
-        self._load()
+
+    def with_params(self, **params) -> "LLMPolicy":
+        """This loaded model with other decision parameters; the weight parameters stay this model's."""
+        view = copy.copy(self)  # shares model, tokenizer and _lock
+        view._configure({**params, **{k: self.params[k] for k in self.weight_params if k in self.params}})
+        return view
 
     def _load(self) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer

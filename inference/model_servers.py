@@ -96,6 +96,8 @@ class OpenAIPolicy(LLMPolicy):
     """
 
     name = "openai"
+    #: Nothing is loaded: the pool keys a server policy on its whole config.
+    weight_params = ()
 
     def __init__(self, **params):  # noqa: D401 - no local model: LLMPolicy.__init__ is not called
         self.params = params

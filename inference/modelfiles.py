@@ -1,7 +1,9 @@
 """Local model folders: checking a saved model's folder, reading its JSON files, device and dtype.
 
 Nothing is ever downloaded: every backend with weights (VLM, LLM agent, CLIP) loads from a folder
-checked here. torch and transformers are imported inside the functions that need them, so that
+checked here. Where the folder comes from an operator (a camera's settings), it must also lie in
+the allowed roots the caller passes in (``check_model_root``; the site's ``MODEL_ROOTS``): checked
+when the camera is saved and again by the worker's pool before it loads. torch and transformers are imported inside the functions that need them, so that
 importing this module stays cheap.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -61,9 +64,60 @@ def resolve_dtype(dtype, device: str):
     return getattr(torch, name)
 
 
-def check_model_dir(model_path, what: str = "model") -> Path:
+class ModelPathNotAllowed(ValueError):
+    """A model folder outside the allowed roots, or not an absolute path."""
+
+
+def check_model_root(model_path, roots, what: str = "model", setting: str = "MODEL_ROOTS") -> Path:
+    """``model_path`` resolved (symlinks and ``..``), when it lies in one of ``roots``; else ModelPathNotAllowed.
+
+    Only the path is looked at, never what is there: the message for a path outside the roots is
+    the same whether or not it exists (it repeats the path as given, never the resolved one), so
+    the check cannot be used to probe the server's disk. A relative path (or ``~``) is refused: it
+    would mean another folder in the web process and in each worker. ``roots``: the allowed folders
+    (the site passes its ``MODEL_ROOTS``); an empty list allows nothing.
+    """
+    if not model_path or not isinstance(model_path, (str, os.PathLike)):
+        raise ModelPathNotAllowed(f"{what}: a model path must be the absolute path of a folder")
+    given = str(model_path)
+    if "\x00" in given or not os.path.isabs(given):
+        raise ModelPathNotAllowed(
+            f"{what}: model path {given[:300]!r} is not absolute: give the full path of the model folder "
+            f"(for example {_example_root(roots)}/my-model)")
+    if isinstance(roots, (str, os.PathLike)):
+        roots = [roots]
+    real = os.path.realpath(given)
+    allowed = [os.path.realpath(str(root)) for root in roots or ()]
+    if not any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in allowed):
+        raise ModelPathNotAllowed(
+            f"{what}: model path {given[:300]!r} is not in an allowed model folder; model folders must lie in "
+            f"{', '.join(allowed) or '(no folder allowed)'} (settings: {setting})")
+    return Path(real)
+
+
+def _example_root(roots) -> str:
+    for root in [roots] if isinstance(roots, (str, os.PathLike)) else roots or ():
+        return str(root).rstrip(os.sep)
+    return "/models"
+
+
+def check_model_dir(model_path, what: str = "model", roots=None) -> Path:
+    """The saved model's folder (it holds a ``config.json``); an error naming what is wrong.
+
+    With ``roots`` (the allowed folders), the path is first checked to lie in them
+    (``check_model_root``: ModelPathNotAllowed, a ValueError, that says nothing of what exists),
+    and a path in them that is no saved model is a FileNotFoundError "is not a saved model".
+    Without, any folder is accepted (the library, the command-line tools).
+    """
     if not model_path:
         raise ValueError(f"{what}: config 'model_path' is required (a local folder holding a saved model)")
+    if roots is not None:
+        path = check_model_root(model_path, roots, what)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{what}: model_path {str(model_path)!r} is not a saved model (no folder with a config.json there)"
+            )
+        return path
     path = Path(str(model_path)).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"{what}: model_path {str(path)!r} does not exist")

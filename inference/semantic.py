@@ -326,7 +326,10 @@ class SemanticDetector(Detector):
         if pool is None:
             pool = ResourcePool()
         self.pool = pool
-        model_path = os.path.abspath(os.path.expanduser(str(merged["model_path"])))
+        model_path = os.path.expanduser(str(merged["model_path"]))
+        # An absolute folder normalised (one model per folder); a relative one kept as given, so that a pool
+        # with model roots (a worker) refuses it rather than read it relative to wherever the process runs.
+        model_path = os.path.abspath(model_path) if os.path.isabs(model_path) else model_path
         device = resolve_device(merged["device"])
         # one model per worker for every camera with the same folder and device
         self.scorer: ClipScorer = pool.shared("clip", {"model_path": model_path, "device": device}, ClipScorer)

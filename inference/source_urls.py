@@ -42,9 +42,69 @@ DEMO_PARAMS: dict[str, tuple[type, float, float, Any]] = {
 DEMO_KINDS = ("running", "fall", "forbidden_area")
 
 
+#: A query (or path) parameter whose name holds one of these (lower case, letters and digits only) carries
+#: a secret: ``password``, ``passwd``, ``pwd``, ``token``, ``access_token``, ``key``, ``apikey``, ``auth``,
+#: ``authorization``, ``secret``, ``signature``, ``X-Amz-Credential``, ``session``... Masking one too many
+#: costs a viewer nothing: whoever may change the camera sees the URL as stored.
+_SECRET_NAME_PARTS = ("pass", "pwd", "token", "auth", "secret", "credential", "signature", "session", "cookie",
+                      "jwt", "bearer")
+_SECRET_NAMES = frozenset({"pw", "sig", "sid", "psk", "code"})
+_PARAM_RE = re.compile(r"([A-Za-z0-9_.~%+\-]*)=")
+_URL_IN_TEXT_RE = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>]*")
+
+
+def _secret_param(name: str) -> bool:
+    key = re.sub(r"[^a-z0-9]", "", unquote(name).lower())
+    return (key in _SECRET_NAMES or key.endswith(("key", "keys"))  # key, apikey, api_key, streamkey
+            or any(part in key for part in _SECRET_NAME_PARTS))
+
+
+def _mask_params(text: str) -> str:
+    """``a=1&pwd=x;token=y`` -> ``a=1&pwd=***;token=***``: each ``name=value`` whose name looks secret,
+    wherever it stands (query, fragment, or a path such as ``/user=admin_password=x_channel=1``)."""
+    out, done = [], 0
+    for match in _PARAM_RE.finditer(text):
+        if match.start() < done or not _secret_param(match.group(1)):
+            continue
+        end = match.end()
+        while end < len(text) and text[end] not in "&;/?#":
+            end += 1
+        if end > match.end():
+            out += [text[done:match.end()], "***"]
+            done = end
+    return "".join(out) + text[done:]
+
+
+def _mask_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:  # a file path: no credentials, shown as it is
+        return url
+    # The user information ends at the last "@" before the path: a password may hold "@", "?" or "#".
+    head = rest.split("/", 1)[0]
+    userinfo, at, _ = head.rpartition("@")
+    if at:
+        rest = rest[len(userinfo) + 1:]
+        userinfo = f"{userinfo.split(':', 1)[0]}:***" if ":" in userinfo else userinfo
+    cut = min((rest.find(c) for c in "/?#" if c in rest), default=len(rest))
+    hostport, tail = rest[:cut], rest[cut:]
+    if scheme.lower() != "file":
+        tail = _mask_params(tail)
+    return f"{scheme}://{userinfo}{at}{hostport}{tail}"
+
+
 def mask_credentials(url: str) -> str:
-    """``rtsp://user:secret@host`` -> ``rtsp://user:***@host`` for messages and logs."""
-    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+    """The URL as shown to whoever may not change the camera, in messages and in logs: its password
+    (``rtsp://user:secret@host`` -> ``rtsp://user:***@host``) and every credential-like parameter
+    (``?user=admin&pwd=secret`` -> ``?user=admin&pwd=***``: ``password``, ``passwd``, ``token``,
+    ``key``, ``apikey``, ``auth``, ``secret``, ``signature``...) masked.
+
+    A text with URLs in it (an error message) has each of them masked; a file path is unchanged.
+    """
+    if not isinstance(url, str) or "://" not in url:
+        return url
+    if _URL_IN_TEXT_RE.fullmatch(url):
+        return _mask_url(url)
+    return _URL_IN_TEXT_RE.sub(lambda match: _mask_url(match.group(0)), url)
 
 
 def parse_demo_params(url: str) -> dict[str, Any]:
@@ -102,15 +162,11 @@ def validate_source_url(url: str, *, allowed_networks=None, file_roots=None, net
     Policy (the Django side passes its settings; None allows everything): ``allowed_networks``,
     the internal networks a stream host may be in (``inference.addresses``; a callable is asked
     for them now), ``networks_where`` names the setting that allows more; ``file_roots``, the
-    folders file sources must lie in.
+    folders file sources must lie in (``check_file_root``: checked before anything is looked up on
+    disk, so a path outside them gets the same answer whether or not it exists; with roots, a
+    relative path is refused).
     """
-    normalised = _validate_source_url(url)
-    if file_roots is not None and not normalised.startswith(("rtsp", "http", "device:", "demo:")):
-        path = os.path.realpath(unquote(urlsplit(normalised).path) if normalised.startswith("file://") else normalised)
-        roots = [os.path.realpath(r) for r in file_roots]
-        if not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots):
-            raise ValueError(f"file sources must lie in {', '.join(roots) or '(no folder allowed)'}; "
-                             f"{path} does not (settings: CAMERA_FILE_ROOTS)")
+    normalised = _validate_source_url(url, file_roots)
     if normalised.startswith(("rtsp", "http")):
         if callable(allowed_networks):
             allowed_networks = allowed_networks()
@@ -119,7 +175,7 @@ def validate_source_url(url: str, *, allowed_networks=None, file_roots=None, net
     return normalised
 
 
-def _validate_source_url(url: str) -> str:
+def _validate_source_url(url: str, file_roots=None) -> str:
     if not isinstance(url, str):
         raise ValueError("source URL must be a string")
     url = url.strip()
@@ -132,7 +188,7 @@ def _validate_source_url(url: str) -> str:
 
     match = _SCHEME_RE.match(url)
     if not match or len(match.group(1)) == 1:  # no scheme (or a "C:" drive letter): a file path
-        return _validate_file_path(url)
+        return _validate_file_path(url, file_roots)
     scheme = match.group(1).lower()
     if scheme not in SUPPORTED_SCHEMES:
         raise ValueError(
@@ -151,7 +207,7 @@ def _validate_source_url(url: str) -> str:
         path = unquote(parts.path)
         if not path.startswith("/"):
             raise ValueError("file URL must contain an absolute path: file:///absolute/path")
-        return "file://" + quote(_validate_file_path(path), safe="/")
+        return "file://" + quote(_validate_file_path(path, file_roots), safe="/")
 
     if " " in url:
         raise ValueError("source URL contains spaces (percent-encode them as %20)")
@@ -197,7 +253,30 @@ def _validate_source_url(url: str) -> str:
     return normalised
 
 
-def _validate_file_path(path: str) -> str:
+def check_file_root(path: str, file_roots) -> str:
+    """The real path of file source ``path`` (symlinks and ``..`` resolved) when it lies in ``file_roots``.
+
+    ValueError otherwise. Only the path is looked at, never what is there: a path outside the
+    folders gets the same message whether or not it exists (it repeats the path as given, never
+    the resolved one). A relative path is refused: the web process and each worker would read it
+    from another folder. The worker checks again when it opens the file (``OpenCVSource.open``),
+    so a symlink changed after the camera was saved cannot lead outside.
+    """
+    given = str(path)
+    if not os.path.isabs(given):
+        raise ValueError(f"file sources must be absolute paths (/videos/clip.mp4 or file:///videos/clip.mp4); "
+                         f"{given[:300]!r} is relative")
+    real = os.path.realpath(given)
+    roots = [os.path.realpath(str(r)) for r in file_roots]
+    if not any(real == r or real.startswith(r.rstrip("/") + "/") for r in roots):
+        raise ValueError(f"file sources must lie in {', '.join(roots) or '(no folder allowed)'}; "
+                         f"{given[:300]!r} does not (settings: CAMERA_FILE_ROOTS)")
+    return real
+
+
+def _validate_file_path(path: str, file_roots=None) -> str:
+    if file_roots is not None:
+        check_file_root(path, file_roots)  # before anything on disk is looked at
     expanded = os.path.abspath(os.path.expanduser(path))
     if not os.path.exists(expanded):
         raise ValueError(f"file not found: {expanded}")

@@ -31,7 +31,7 @@ from .base import Frame, FrameSource, SourceError
 log = logging.getLogger(__name__)
 
 from .demo import DemoSource
-from .source_urls import STREAM_SCHEMES, mask_credentials, validate_source_url
+from .source_urls import STREAM_SCHEMES, check_file_root, mask_credentials, validate_source_url
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +110,14 @@ class OpenCVSource(FrameSource):
         read_timeout: float = 10.0,
         allowed_networks=None,
         networks_where: str = "",
+        file_roots=None,
     ):
         super().__init__(url)
         self.loop = loop
         self.allowed_networks = allowed_networks
         self.networks_where = networks_where
+        #: Folders a file source must (still) lie in when opened (None: anywhere).
+        self.file_roots = file_roots
         #: How many times a looping file went back to its start (a cut in the picture).
         self.rewinds = 0
         self.capture_factory = capture_factory or default_capture_factory
@@ -143,6 +146,7 @@ class OpenCVSource(FrameSource):
         else:
             self.kind = "file"
             self.target = unquote(urlsplit(url).path) if url.startswith("file://") else url
+        self._file_path = self.target if self.kind == "file" else None  # as saved; target: what was opened
         self.is_live = self.kind != "file"
 
     # ---- common ---------------------------------------------------------------------------
@@ -199,6 +203,13 @@ class OpenCVSource(FrameSource):
         self._error = None
         self._stop.clear()
         if self.kind == "file":
+            if self.file_roots is not None:
+                # The path may lead elsewhere since it was saved (a symlink swapped): check where it leads
+                # now, and open that resolved file (a loop's rewind reopens it, not the link).
+                try:
+                    self.target = check_file_root(self._file_path, self.file_roots)
+                except ValueError as exc:
+                    raise SourceError(str(exc)) from None
             self._open_file()
         else:
             if self.kind not in ("device",):
@@ -315,7 +326,7 @@ class OpenCVSource(FrameSource):
         try:
             cap = self._make_capture()
         except Exception as exc:  # noqa: BLE001 - backend errors become SourceError
-            raise SourceError(f"{what} unreachable: {exc}") from exc
+            raise SourceError(f"{what} unreachable: {mask_credentials(str(exc))}") from exc
         if cap is None or not cap.isOpened():
             if cap is not None:
                 cap.release()
@@ -343,7 +354,7 @@ class OpenCVSource(FrameSource):
                     ok, image = cap.read()
                 except Exception as exc:  # noqa: BLE001
                     ok, image = False, None
-                    reason = f"stream read failed: {exc}"
+                    reason = f"stream read failed: {mask_credentials(str(exc))}"
                 else:
                     reason = "stream dropped: no more frames (connection lost or camera stopped)"
                 if self._stop.is_set():

@@ -15,6 +15,21 @@ Each worker owns one log file, locked with flock while it lives. A worker that
 starts, and every live worker every ``adopt_interval`` seconds, adopts the logs of
 workers that died (files nobody holds a lock on), so events appended by a killed
 worker are stored by the workers still running, not only by the next one to start.
+
+Bounds, for a database that stays away (settings ``EVENT_BACKLOG_MAX``, ``EVENT_LOG_MAX_MB``):
+
+* Memory: at most ``backlog_max`` records wait in memory. Past that, a new record is only
+  written to the log (fsynced as always; ``spilled`` counts them) and a counter says how many
+  wait there; when the database takes records again, each stored batch is followed by reading
+  the next ones back from the log, in order, ``backlog_max`` at a time. Replaying a log at start
+  and adopting a dead worker's log read it the same way, a batch at a time. So the memory a
+  backlog takes is bounded whatever the outage, and no record is dropped: every record appended
+  is stored, in the order it was logged, once the database is back.
+* Disk: the log keeps every record until it is stored (it is the only copy), then is emptied
+  once everything in it is stored and it is over ``ROTATE_BYTES``. ``log_max_bytes`` is an alarm,
+  not a cut: past it an error is logged (once, until the log is emptied) and ``over_cap`` counts
+  the records written beyond it, but they are still written: dropping one would lose an event
+  for good, while a full disk is seen (and fixed) by whoever watches the machine.
 """
 
 from __future__ import annotations
@@ -68,29 +83,54 @@ class LogFile:
         os.fsync(self.fh.fileno())
         return self.fh.tell()
 
-    def uncommitted(self) -> list[tuple[dict, int]]:
-        """Records past the committed marker, with the offset just past each.
+    def uncommitted(self, limit: int | None = None) -> list[tuple[dict, int]]:
+        """Records past the committed marker (at most ``limit``), with the offset just past each.
 
         A torn last line (a crash in the middle of a write) is cut off: its event was
         never acknowledged as appended.
         """
-        start = self.committed()
+        return self.read_records(self.committed(), limit, cut_torn=True)[0]
+
+    def read_records(self, start: int, limit: int | None = None, *,
+                     cut_torn: bool = False) -> tuple[list[tuple[dict, int]], int, bool]:
+        """Up to ``limit`` records from offset ``start``: (records with the offset just past each, the
+        offset just past the last line read, whether the end of the file was reached).
+
+        A last line without its newline is torn: cut off with ``cut_torn`` (nobody appends: at start,
+        adopting), else left for a later read. Reads line by line: memory is that of the records.
+        """
         self.fh.seek(start)
-        data = self.fh.read()
-        lines = data.split(b"\n")
-        torn = lines.pop()  # b"" when the data ends with a newline
-        if torn:
-            self.fh.truncate(start + len(data) - len(torn))
-        out, offset = [], start
-        for raw in lines:
-            offset += len(raw) + 1
+        out: list[tuple[dict, int]] = []
+        offset = start
+        while limit is None or len(out) < limit:
+            raw = self.fh.readline()
+            if not raw:
+                return out, offset, True
+            if not raw.endswith(b"\n"):
+                if cut_torn:
+                    self.fh.truncate(offset)
+                return out, offset, True
+            offset += len(raw)
             if not raw.strip():
                 continue
             try:
                 out.append((json.loads(raw), offset))
             except ValueError:
                 log.error("Skipping an unreadable line in %s before offset %d", self.path, offset)
-        return out
+        return out, offset, offset >= os.fstat(self.fh.fileno()).st_size
+
+    def count_records(self, start: int, *, cut_torn: bool = False) -> int:
+        """Complete non-blank lines from ``start`` to the end (read, not kept); a torn last line as above."""
+        self.fh.seek(start)
+        count, offset = 0, start
+        for raw in iter(self.fh.readline, b""):
+            if not raw.endswith(b"\n"):
+                if cut_torn:
+                    self.fh.truncate(offset)
+                break
+            offset += len(raw)
+            count += bool(raw.strip())
+        return count
 
     def rotate_if_done(self, offset: int) -> bool:
         """Empty the file once everything in it is stored and it has grown large."""
@@ -115,6 +155,8 @@ class EventLogger:
         batch_size: int = 10,
         retry_max: float = 30.0,
         adopt_interval: float | None = 10.0,
+        backlog_max: int = 1000,
+        log_max_bytes: int | None = None,
     ):
         self.file = LogFile(path)
         self.store = store
@@ -122,8 +164,15 @@ class EventLogger:
         self.batch_size = batch_size
         self.retry_max = retry_max
         self.adopt_interval = adopt_interval
-        self._pending: list[tuple[dict, int]] = []
-        self._lock = threading.Lock()  # guards the file and _pending
+        #: Records held in memory at most; the others wait only in the log (module docstring).
+        self.backlog_max = max(1, int(backlog_max))
+        #: Past this size the log still takes every record, but says so (None: no alarm).
+        self.log_max_bytes = log_max_bytes or None
+        self._pending: list[tuple[dict, int]] = []  # in memory: the oldest records not yet stored, in order
+        self._on_disk = 0  # records logged after those, waiting only in the log
+        self._tail = 0  # offset just past the last record read into memory (where the ones on disk start)
+        self._over_cap_said = False
+        self._lock = threading.Lock()  # guards the file, _pending, _on_disk and _tail
         self._flush_lock = threading.Lock()  # one flush at a time
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -132,6 +181,9 @@ class EventLogger:
         self.stored = 0
         self.failures = 0
         self.rejected = 0
+        #: Records written past backlog_max (kept only in the log until read back); records past log_max_bytes.
+        self.spilled = 0
+        self.over_cap = 0
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self, lock_wait: float = 5.0) -> "EventLogger":
@@ -143,9 +195,13 @@ class EventLogger:
                 raise RuntimeError(f"Event log {self.file.path} is in use by another live process.")
             time.sleep(0.1)
         with self._lock:
-            self._pending = self.file.uncommitted()
+            committed = self.file.committed()
+            self._pending, self._tail, at_end = self.file.read_records(committed, self.backlog_max, cut_torn=True)
+            self._on_disk = 0 if at_end else self.file.count_records(self._tail, cut_torn=True)
+            if not self._pending:
+                self._tail = committed
         if self._pending:
-            log.info("Replaying %d event records from %s", len(self._pending), self.file.path)
+            log.info("Replaying %d event records from %s", len(self._pending) + self._on_disk, self.file.path)
         self.adopt_orphans()
         self._thread = threading.Thread(target=self._run, name="event-logger", daemon=True)
         self._thread.start()
@@ -170,31 +226,68 @@ class EventLogger:
         line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
         with self._lock:
             offset = self.file.append(line)
-            self._pending.append((record, offset))
-            waiting = len(self._pending)
+            if self._on_disk or len(self._pending) >= self.backlog_max:
+                self._on_disk += 1  # in the log only: read back once the ones before it are stored
+                self.spilled += 1
+            else:
+                self._pending.append((record, offset))
+                self._tail = offset
+            waiting = len(self._pending) + self._on_disk
+            over = self.log_max_bytes is not None and offset > self.log_max_bytes
+            if over:
+                self.over_cap += 1
+                say, self._over_cap_said = not self._over_cap_said, True
+        if over and say:
+            log.error("Event log %s is past EVENT_LOG_MAX_MB (%.0f MB) with %d records waiting for the database; "
+                      "every record is still written (none is dropped): bring the database back or make room",
+                      self.file.path, self.log_max_bytes / 1024 / 1024, waiting)
         if waiting == 1 or waiting >= self.batch_size:  # the flusher re-decides when its wait ends
             self._wake.set()
 
     def pending(self) -> int:
+        """Records not yet stored: in memory and in the log only."""
+        with self._lock:
+            return len(self._pending) + self._on_disk
+
+    def in_memory(self) -> int:
+        """Records not yet stored that are held in memory (at most ``backlog_max``)."""
         with self._lock:
             return len(self._pending)
 
+    def _refill(self) -> None:
+        """Under the lock: read the records waiting only in the log back into memory, up to the bound."""
+        if not self._on_disk or len(self._pending) >= self.backlog_max:
+            return
+        records, self._tail, at_end = self.file.read_records(self._tail, self.backlog_max - len(self._pending))
+        self._pending.extend(records)
+        self._on_disk = 0 if at_end else max(0, self._on_disk - len(records))
+
     def flush(self) -> int:
-        """Store what waits; on success advance the committed marker. Raises on failure."""
+        """Store what waits (in memory, then read back from the log, a batch of at most ``backlog_max``
+        at a time); after each stored batch advance the committed marker. Raises on failure."""
         with self._flush_lock:
             with self._lock:
-                batch = list(self._pending)
-            if not batch:
-                return 0
-            self._store(merge_records([record for record, _ in batch]))
-            offset = batch[-1][1]
-            with self._lock:
-                del self._pending[: len(batch)]
-                self.file.set_committed(offset)
-                self.file.rotate_if_done(offset)
-            self.flushes += 1
-            self.stored += len(batch)
-            return len(batch)
+                waiting = len(self._pending) + self._on_disk
+            done = 0
+            while done < waiting:
+                with self._lock:
+                    self._refill()
+                    batch = list(self._pending)
+                if not batch:
+                    break
+                self._store(merge_records([record for record, _ in batch]))
+                offset = batch[-1][1]
+                with self._lock:
+                    del self._pending[: len(batch)]
+                    self.file.set_committed(offset)
+                    if not self._pending and not self._on_disk and self.file.rotate_if_done(offset):
+                        self._tail = 0
+                        self._over_cap_said = False
+                    self._refill()
+                self.flushes += 1
+                self.stored += len(batch)
+                done += len(batch)
+            return done
 
     def _store(self, records: list[dict]) -> None:
         """Store a batch. A malformed record (not an outage) is set aside, never retried forever.
@@ -227,12 +320,18 @@ class EventLogger:
             try:
                 if not orphan.try_lock():
                     continue  # a live worker owns it
-                records = orphan.uncommitted()
-                if records:
-                    self._store(merge_records([r for r, _ in records]))
-                    orphan.set_committed(records[-1][1])
-                    adopted += len(records)
-                    log.warning("Stored %d event records left by a dead worker in %s", len(records), path)
+                start, stored, at_end = orphan.committed(), 0, False
+                while not at_end:  # a batch of at most backlog_max at a time: bounded memory
+                    records, end, at_end = orphan.read_records(start, self.backlog_max, cut_torn=True)
+                    if records:
+                        self._store(merge_records([r for r, _ in records]))
+                        stored += len(records)
+                    if end > start:
+                        orphan.set_committed(end)
+                    start = end
+                if stored:
+                    adopted += stored
+                    log.warning("Stored %d event records left by a dead worker in %s", stored, path)
             except Exception:
                 log.exception("Could not adopt event log %s; will retry at next start", path)
             finally:

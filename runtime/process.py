@@ -48,15 +48,24 @@ def create_manager(worker: str, logger: EventLogger, pool: ResourcePool) -> Mult
     callbacks = WorkerCallbacks(worker, logger, db_writer)
 
     def build(config: dict, manager: MultiCameraManager) -> E2ESystem:
+        # Every model the camera gets from the pool is held until its E2ESystem is gone (stopped, or
+        # restarted with new settings), so the pool's bound never evicts a model a camera uses.
+        with pool.hold() as hold:
+            system = _build(config, manager)
+            hold.bind(system)
+        return system
+
+    def _build(config: dict, manager: MultiCameraManager) -> E2ESystem:
         vlm = None
         if config.get("vlm_backend", "none") != "none":
             vlm = pool.vlm(config["vlm_backend"], {"model_path": config["vlm_model_path"],
                                                     "device": settings.INFERENCE_DEVICE})
         return E2ESystem(
             config,
-            source=open_source(config["source_url"], loop=True, allowed_networks=camera_networks, networks_where=WHERE["camera"]),
+            source=open_source(config["source_url"], loop=True, allowed_networks=camera_networks,
+                               networks_where=WHERE["camera"], file_roots=settings.CAMERA_FILE_ROOTS),
             detector=make_detector(config, pool),
-            agent=pool.get("agent", config.get("agent_policy", "rules"), config.get("agent_params") or {}),
+            agent=pool.agent(config.get("agent_policy", "rules"), config.get("agent_params") or {}),
             vlm=vlm,
             callbacks=callbacks,
             snapshot_store=store_snapshot,
@@ -89,12 +98,17 @@ def create_manager(worker: str, logger: EventLogger, pool: ResourcePool) -> Mult
 
 
 def create_pool() -> ResourcePool:
-    """The worker's models, loaded once; object detection of every camera goes through one scheduler."""
+    """The worker's models, loaded once; object detection of every camera goes through one scheduler.
+
+    Model folders must lie in ``MODEL_ROOTS`` (checked again here, before each load); at most
+    ``WORKER_MAX_MODELS`` models stay loaded, those no camera holds evicted first (inference/pool.py).
+    """
     objects = {"live": True, "budget_fps": settings.OBJECT_BUDGET_FPS, "max_batch": settings.OBJECT_MAX_BATCH,
                "model_dir": str(settings.OBJECT_MODEL_DIR), "device": settings.INFERENCE_DEVICE,
                "threads": settings.OBJECT_THREADS}
     return ResourcePool(loaders={"vlm": _load_backend("vlm"), "agent": _load_backend("agent")},
-                        options={"objects": objects})
+                        options={"objects": objects}, model_roots=settings.MODEL_ROOTS,
+                        max_models=settings.WORKER_MAX_MODELS or None)
 
 
 def create_logger(worker: str) -> EventLogger:
@@ -104,6 +118,8 @@ def create_logger(worker: str) -> EventLogger:
         store=store_records,
         flush_interval=settings.EVENT_FLUSH_INTERVAL,
         batch_size=settings.EVENT_BATCH_SIZE,
+        backlog_max=settings.EVENT_BACKLOG_MAX,
+        log_max_bytes=int(settings.EVENT_LOG_MAX_MB * 1024 * 1024),
     )
 
 
@@ -134,6 +150,8 @@ def _load_backend(kind: str):
     def load(name: str, config: dict):
         return resolve(kind, name)(**config)
 
+    # What decides a backend's weights (ResourcePool.agent keys its models on them).
+    load.weight_params = lambda name: getattr(resolve(kind, name), "weight_params", None)
     return load
 
 

@@ -9,6 +9,7 @@ import logging
 import time
 
 from celery import shared_task
+from django.conf import settings
 
 from cameras.backends import make_detector
 from cameras.selectors import learning_job_plan
@@ -18,6 +19,7 @@ from cameras.learning import (
 )
 from cameras.live_state import camera_note_unplaced
 from inference.learning import LearningError, learn, save_state
+from inference.pool import ResourcePool
 from inference.sources import open_source
 from siteconfig.selectors import WHERE, camera_networks
 
@@ -81,16 +83,25 @@ def detector_learn(self, job_id: int) -> str:
         return "skipped"
     config = plan["config"]
     work_file = detector_state_dir(job.camera_id) / f"job-{job.pk}.json"
+    # The worker's models when this process runs cameras (loaded once, held for the job so that the pool's
+    # bound does not evict them meanwhile), else the job's own pool; model folders checked against MODEL_ROOTS.
+    pool = current_pool()
+    own_pool = pool is None
+    if own_pool:
+        pool = ResourcePool(model_roots=settings.MODEL_ROOTS)
     try:
-        pool = current_pool()  # the worker's models when this process runs cameras (loaded once), else None
-        detector = make_detector(config, pool, strict_state=True)
-        # Stream hosts are checked against the same networks as when the worker runs the camera.
-        opener = functools.partial(open_source, allowed_networks=camera_networks, networks_where=WHERE["camera"])
-        result = learn(detector, kind=plan["kind"], source_url=config["source_url"], minutes=plan["minutes"],
-                       clips=plan["clips"], analysis_fps=config["analysis_fps"], width=config["analysis_width"],
-                       progress=_Progress(job.pk), opener=opener)
-        save_state(result.state, work_file)
-        make_detector({**config, "detector_state_path": str(work_file)}, pool, strict_state=True)  # loads back
+        with pool.hold():
+            detector = make_detector(config, pool, strict_state=True)
+            # Stream hosts are checked against the same networks, and the camera's file against the same
+            # folders, as when the worker runs the camera (uploaded and feedback clips are the site's own files).
+            checks = {"file_roots": settings.CAMERA_FILE_ROOTS} if plan["kind"] == "live" else {}
+            opener = functools.partial(open_source, allowed_networks=camera_networks, networks_where=WHERE["camera"],
+                                       **checks)
+            result = learn(detector, kind=plan["kind"], source_url=config["source_url"], minutes=plan["minutes"],
+                           clips=plan["clips"], analysis_fps=config["analysis_fps"], width=config["analysis_width"],
+                           progress=_Progress(job.pk), opener=opener)
+            save_state(result.state, work_file)
+            make_detector({**config, "detector_state_path": str(work_file)}, pool, strict_state=True)  # loads back
     except Exception as exc:  # noqa: BLE001 - every failure ends the job with its reason
         if isinstance(exc, LearningError):
             message = str(exc)
@@ -100,6 +111,9 @@ def detector_learn(self, job_id: int) -> str:
         work_file.unlink(missing_ok=True)
         learning_job_fail(job_id=job.pk, message=message)
         return "failed"
+    finally:
+        if own_pool:
+            pool.close()
     version = learning_job_finish(job_id=job.pk, state_file=work_file, frames=result.frames, note=result.note)
     log.info("Learning job %s: camera %s version %s", job.pk, job.camera_id, version and version.number)
     return "done" if version is not None else "gone"

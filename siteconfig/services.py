@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from .models import SiteSettings
-from .selectors import site_settings, site_settings_clear_cache
+from .selectors import site_settings_clear_cache
 
 EDITABLE = (
     "camera_networks", "model_server_networks", "webhook_networks", "registration_open",
@@ -19,7 +19,7 @@ def site_settings_update(**changes) -> SiteSettings:
     if unknown:
         raise ValidationError({name: "Not a site setting." for name in sorted(unknown)})
     with transaction.atomic():
-        site_settings()  # creates the row if needed
+        SiteSettings.objects.get_or_create(pk=1)  # the row, with its seeded defaults, if it is missing
         row = SiteSettings.objects.select_for_update().get(pk=1)
         changed = [name for name, value in changes.items() if getattr(row, name) != value]
         for name in changed:

@@ -188,9 +188,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Failed logins allowed per username and per client address in LOGIN_THROTTLE_WINDOW seconds.
-LOGIN_THROTTLE_ATTEMPTS = envint("LOGIN_THROTTLE_ATTEMPTS", 5)
-LOGIN_THROTTLE_WINDOW = envint("LOGIN_THROTTLE_WINDOW", 300)
+# Failed sign-ins are limited per (user name, client address): the site settings' login_max_failures and
+# login_lockout_seconds (accounts/services.py, docs/deployment.md "Sign-in").
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -199,7 +198,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "surveillance.api.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_RATES": {
         "register": os.getenv("THROTTLE_REGISTER", "10/hour"),
@@ -481,11 +480,12 @@ def _model_roots():
 MODEL_ROOTS = _model_roots()
 # An inference worker keeps at most WORKER_MAX_MODELS models loaded (a model: one folder on one device, keyed on
 # what decides its weights, not on prompts); the least recently used one no camera uses is evicted to make room.
-# A model a camera uses is never evicted: when all are in use, the next one loads anyway, logged and counted.
+# A model a camera uses is never evicted: when all are in use, the next one loads anyway, logged and counted
+# (0: no bound).
 WORKER_MAX_MODELS = envint("WORKER_MAX_MODELS", 4)
 # While the database is down, a worker holds at most EVENT_BACKLOG_MAX event records in memory; the rest wait
 # only in its JSON-lines log on disk and are read back from it, in order, as the database takes them again.
 # Nothing is dropped: past EVENT_LOG_MAX_MB of log the worker logs an error (and counts it) but still writes
-# every record. docs/reliability.md, "The database goes away".
+# every record. docs/reliability.md, "Bounds".
 EVENT_BACKLOG_MAX = envint("EVENT_BACKLOG_MAX", 1000)
 EVENT_LOG_MAX_MB = envfloat("EVENT_LOG_MAX_MB", 1024.0)

@@ -46,8 +46,9 @@ PAGE_ANY_USER = codes(302, 200, 200, 200, 200)
 # (method, route as the resolver spells it) -> (request data, expected status per role)
 MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
     # -- API: accounts
+    # Self-registration is closed by default (site settings); tests/accounts/test_registration.py opens it.
     ("POST", "api/v1/auth/register/"): ({"username": "new-{role}", "password": "a-long-pass-word-987"},
-                                        codes(201, 201, 201, 201, 201)),
+                                        codes(403, 403, 403, 403, 403)),
     ("POST", "api/v1/auth/token/"): ({"username": "viewer", "password": "wrong"}, codes(401, 401, 401, 401, 401)),
     ("POST", "api/v1/auth/token/refresh/"): ({"refresh": "not-a-token"}, codes(401, 401, 401, 401, 401)),
     ("POST", "api/v1/auth/logout/"): ({}, API_ANY_USER),
@@ -62,6 +63,7 @@ MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
     ("POST", "api/v1/cameras/<int:camera_id>/start/"): ({}, API_OPERATE),
     ("POST", "api/v1/cameras/<int:camera_id>/stop/"): ({}, API_OPERATE),
     ("GET", "api/v1/cameras/<int:camera_id>/status/"): (None, API_READ),
+    ("GET", "api/v1/cameras/<int:camera_id>/picture/"): (None, API_READ),  # the world keeps a current picture
     ("GET", "api/v1/cameras/<int:camera_id>/figures/"): (None, API_READ),
     ("POST", "api/v1/cameras/<int:camera_id>/learn/"): ({"minutes": 2}, API_OPERATE),
     ("GET", "api/v1/cameras/<int:camera_id>/learning-jobs/"): (None, API_READ),
@@ -74,6 +76,9 @@ MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
     ("GET", "api/v1/events/<uuid:event_id>/"): (None, API_READ),
     ("POST", "api/v1/events/<uuid:event_id>/acknowledge/"): ({}, API_OPERATE_200),
     ("POST", "api/v1/events/<uuid:event_id>/resolve/"): ({"false_alarm": False}, API_OPERATE_200),
+    ("GET", "api/v1/events/<uuid:event_id>/snapshot/"): (None, API_READ),
+    ("GET", "api/v1/events/<uuid:event_id>/clip/"): (None, API_READ),
+    ("GET", "api/v1/events/<uuid:event_id>/objects/<int:track>/thumbnail/"): (None, API_READ),
     # -- API: alerts (a user's own only; staff has no special access to others' channels)
     ("GET", "api/v1/notification-channels/"): (None, API_ANY_USER),
     ("POST", "api/v1/notification-channels/"): ({"name": "Mail", "kind": "email", "email": "a@example.com"},
@@ -91,6 +96,9 @@ MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
     ("DELETE", "api/v1/alert-rules/<int:rule_id>/"): (None, codes(401, 404, 204, 404, 404)),
     ("GET", "api/v1/alerts/"): (None, API_ANY_USER),
     ("GET", "api/v1/alerts/<int:delivery_id>/"): (None, API_VIEWERS_OWN),
+    # -- API: the site's settings (staff only)
+    ("GET", "api/v1/site/settings/"): (None, codes(401, 403, 403, 403, 200)),
+    ("PATCH", "api/v1/site/settings/"): ({"login_lockout_seconds": 300}, codes(401, 403, 403, 403, 200)),
     # -- API: the rest
     ("GET", "api/v1/stats/"): (None, codes(401, 403, 403, 403, 200)),
     ("GET", "api/v1/schema/"): (None, codes(200, 200, 200, 200, 200)),
@@ -120,6 +128,8 @@ MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
     ("GET", "events/<uuid:event_id>/objects/<int:track>.jpg"): (None, codes(302, 404, 200, 200, 200)),
     ("GET", "alerts/"): (None, PAGE_ANY_USER),
     ("POST", "alerts/channels/<int:channel_id>/test/"): ({}, codes(302, 403, 302, 403, 403)),
+    ("GET", "admin/login/"): (None, codes(302, 302, 302, 302, 302)),  # to the throttled sign-in page
+    ("POST", "admin/login/"): ({"username": "viewer", "password": "wrong"}, codes(302, 302, 302, 302, 302)),
     ("GET", "admin/"): (None, codes(302, 302, 302, 302, 200)),
     ("GET", "admin/audit/auditentry/"): (None, codes(302, 302, 302, 302, 200)),
 }
@@ -186,6 +196,9 @@ def world(db, settings, tmp_path):
     event = EventFactory(camera=camera, snapshot="events/matrix.jpg", clip="events/matrix.webm", labels=",person,",
                          details={"objects": [{"track": 3, "label": "person", "thumbnail": "events/objects/matrix-3.jpg"}]})
     hidden_event = EventFactory(camera=hidden)
+    from cameras import live
+
+    live.picture_store(live.client(), camera.id, b"\xff\xd8jpeg", at=0.0, width=2, height=2, ttl=60)
     job = LearningJob.objects.create(camera=camera, kind=LearningJob.Kind.LIVE, minutes=1, message="done",
                                      status=LearningJob.Status.DONE)
     state = Path(django_settings.DATA_DIR) / "detectors" / str(camera.id) / "v1.json"
@@ -250,7 +263,7 @@ def test_access(world, role, method, route):
     if expected in (401, 403, 404) and route.startswith("api/") and route not in ("api/v1/auth/token/",):
         assert response.json(), "an API refusal names the problem"
     if response.status_code == 302 and role == "anonymous" and method == "GET":
-        login = "/admin/login/" if route.startswith("admin/") else "/accounts/login/"
+        login = "/admin/login/" if route.startswith("admin/") and route != "admin/login/" else "/accounts/login/"
         assert response["Location"].startswith(login)
 
 

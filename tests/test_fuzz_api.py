@@ -19,8 +19,15 @@ responses, while every operation can also answer 400/401/403/404/405/409/415/429
 exception handler; our own check keeps its strict half (undocumented successes fail) and
 replaces the other with "a standard error with a message".
 
+Operations that revoke tokens (``POST /api/v1/auth/logout/``, with ``everywhere`` every token of
+its user) run last, as a user of their own (``<role>-revoker``): a logout never leaves the role's
+other operations answering 401. The test then asserts that, for every signed-in role, every
+operation was exercised past authentication (a 401 only from the sign-in endpoints, which answer it
+for wrong credentials).
+
 ``FUZZ_EXAMPLES`` (default 3 per operation, role and mode: one to two minutes on 2 cores) sets the
-depth; ``make fuzz`` runs it with 60.
+depth; ``make fuzz`` runs it with 60. ``make test`` runs this module on PostgreSQL (CI's database)
+and again on SQLite (the embedded database of ``make run``).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import schemathesis
 from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.test import Client
 from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -39,8 +47,9 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
+from siteconfig.selectors import site_settings_clear_cache
 
-from tests.factories import EventFactory, role_users
+from tests.factories import EventFactory, UserFactory, role_users
 
 pytestmark = pytest.mark.django_db
 
@@ -51,6 +60,10 @@ ROLES = ("anonymous", "outsider", "viewer", "operator", "staff")
 LONG_RUN = bool(os.environ.get("FUZZ_SHRINK"))
 PHASES = list(Phase) if LONG_RUN else [Phase.explicit, Phase.generate]
 STANDARD_ERRORS = {400, 401, 403, 404, 405, 409, 413, 415, 429}
+#: Operations that revoke the caller's tokens: run last, as a user of their own.
+REVOKING = {"POST /api/v1/auth/logout/"}
+#: Sign-in endpoints: they take credentials in the body, not the bearer token, and answer 401 for wrong ones.
+SIGN_IN = {"POST /api/v1/auth/token/", "POST /api/v1/auth/token/refresh/"}
 
 
 class Rollback(Exception):
@@ -96,6 +109,8 @@ def world(camera, settings):
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     users = role_users(camera, prefix="fuzz-")
+    revokers = {role: UserFactory(username=f"fuzz-{role}-revoker", is_staff=user.is_staff)
+                for role, user in users.items()}
     event = EventFactory(camera=camera)
     job = LearningJob.objects.create(camera=camera, kind=LearningJob.Kind.LIVE, minutes=1, message="x")
     version = DetectorVersion.objects.create(camera=camera, number=1, detector=camera.detector,
@@ -109,7 +124,7 @@ def world(camera, settings):
         delivery = Delivery.objects.create(channel=channel, recipient=user, mode=Delivery.Mode.TEST,
                                            medium=Delivery.Medium.EMAIL)
         per_role[role] = {**ids, "channel_id": channel.id, "rule_id": rule.id, "delivery_id": delivery.id}
-    return per_role, {**users, "anonymous": None}
+    return per_role, {**users, "anonymous": None}, {**revokers, "anonymous": None}
 
 
 def auth_headers(user) -> dict:
@@ -117,8 +132,9 @@ def auth_headers(user) -> dict:
 
 
 def _operations(app):
+    """Every operation of the schema, those that revoke tokens last."""
     schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", app)
-    return [result.ok() for result in schema.get_all_operations()]
+    return sorted((result.ok() for result in schema.get_all_operations()), key=lambda op: op.label in REVOKING)
 
 
 def fuzz_operation(operation, *, ids: dict, user, mode: GenerationMode, examples: int) -> list[str]:
@@ -145,6 +161,7 @@ def fuzz_operation(operation, *, ids: dict, user, mode: GenerationMode, examples
             pass
         finally:
             cache.clear()
+            site_settings_clear_cache()  # the process's copy of the settings row may be one rolled back
 
     run()
     return sorted(seen)
@@ -152,18 +169,47 @@ def fuzz_operation(operation, *, ids: dict, user, mode: GenerationMode, examples
 
 @pytest.mark.parametrize("role", ROLES)
 def test_fuzz_the_api_as_each_role(wsgi_in_test_transaction, world, role):
-    per_role, users = world
+    per_role, users, revokers = world
     statuses = {}
-    for operation in _operations(wsgi_in_test_transaction):
+    operations = _operations(wsgi_in_test_transaction)
+    for operation in operations:
+        user = revokers[role] if operation.label in REVOKING else users[role]
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             statuses[(operation.label, mode.value)] = fuzz_operation(
-                operation, ids=per_role[role], user=users[role], mode=mode, examples=EXAMPLES)
+                operation, ids=per_role[role], user=user, mode=mode, examples=EXAMPLES)
     # The fuzzing reached the application, not only the authentication layer.
     codes = {code for seen in statuses.values() for code in seen}
     if role == "anonymous":
         assert {400, 401} <= codes  # refused everywhere but register and token, whose validation answers 400
-    else:
-        assert 200 in codes and (400 in codes or role == "outsider")
+        return
+    assert 200 in codes and (400 in codes or role == "outsider")
+    by_operation: dict[str, set] = {}
+    for (label, _), seen in statuses.items():
+        by_operation.setdefault(label, set()).update(seen)
+    assert set(by_operation) == {op.label for op in operations} and len(by_operation) > 20
+    # Every operation answered past authentication (a 2xx or a 4xx other than 401), and none answered
+    # 401 to the role's valid token: nothing the fuzzer did (a logout) signed the role out.
+    only_refused = sorted(label for label, seen in by_operation.items() if not seen - {401})
+    assert not only_refused, f"exercised only as unauthenticated (401): {only_refused}"
+    signed_out = sorted(label for label, seen in by_operation.items() if 401 in seen and label not in SIGN_IN)
+    assert not signed_out, f"401 to a valid token: {signed_out}"
+    assert all(seen <= set(range(200, 300)) | STANDARD_ERRORS for seen in by_operation.values())
+    # The logout ran, as its own user, and the role's token still works after it.
+    assert by_operation["POST /api/v1/auth/logout/"] & {200, 400}
+    assert Client().get("/api/v1/auth/me/", headers=auth_headers(users[role])).status_code == 200
+
+
+def test_a_revoking_operation_leaves_the_roles_token_alone(world):
+    """Even with nothing cleared after it, a logout everywhere as the revoker leaves the role's own token
+    working: the fuzzer's revocations never reach the user whose operations it tests."""
+    per_role, users, revokers = world
+    client = Client()
+    role_token, revoker_token = auth_headers(users["viewer"]), auth_headers(revokers["viewer"])
+    response = client.post("/api/v1/auth/logout/", {"everywhere": True}, content_type="application/json",
+                           headers=revoker_token)
+    assert response.status_code == 200
+    assert client.get("/api/v1/auth/me/", headers=revoker_token).status_code == 401
+    assert client.get("/api/v1/auth/me/", headers=role_token).status_code == 200
 
 
 # -- what the fuzzing found, pinned as plain regression tests ------------------------------------------

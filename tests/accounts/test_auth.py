@@ -8,7 +8,8 @@ pytestmark = pytest.mark.django_db
 PASSWORD = "pass-word-123"
 
 
-def test_register_then_token_then_me_then_refresh(client):
+def test_register_then_token_then_me_then_refresh(client, site):
+    site(registration_open=True)
     response = client.post("/api/v1/auth/register/", {"username": "ana", "password": "a-long-pass-phrase",
                                                       "email": "ana@example.com"}, content_type="application/json")
     assert response.status_code == 201, response.json()
@@ -34,13 +35,15 @@ def test_register_then_token_then_me_then_refresh(client):
         ({"username": "bob", "password": "a-long-pass-phrase", "email": "not-an-email"}, "email"),
     ],
 )
-def test_register_rejects_bad_input_naming_the_field(client, payload, field):
+def test_register_rejects_bad_input_naming_the_field(client, site, payload, field):
+    site(registration_open=True)
     response = client.post("/api/v1/auth/register/", payload, content_type="application/json")
     assert response.status_code == 400 and field in response.json()
     assert get_user_model().objects.count() == 0
 
 
-def test_register_refuses_a_taken_username(client):
+def test_register_refuses_a_taken_username(client, site):
+    site(registration_open=True)
     UserFactory(username="carol")
     response = client.post("/api/v1/auth/register/", {"username": "Carol", "password": "a-long-pass-phrase"},
                            content_type="application/json")
@@ -57,8 +60,8 @@ def test_wrong_password_is_401_and_bad_tokens_are_refused(client):
     assert client.get("/api/v1/auth/me/").status_code == 401
 
 
-def test_token_login_is_throttled_after_repeated_failures(client, settings):
-    settings.LOGIN_THROTTLE_ATTEMPTS = 3
+def test_token_login_is_throttled_after_repeated_failures(client, site):
+    site(login_max_failures=3)
     UserFactory(username="eve")
     for _ in range(3):
         assert client.post("/api/v1/auth/token/", {"username": "eve", "password": "wrong"},
@@ -66,12 +69,12 @@ def test_token_login_is_throttled_after_repeated_failures(client, settings):
     # Even the right password waits now.
     response = client.post("/api/v1/auth/token/", {"username": "eve", "password": PASSWORD},
                            content_type="application/json")
-    assert response.status_code == 429 and "Too many failed logins" in response.json()["detail"]
+    assert response.status_code == 429 and "Too many failed sign-ins" in response.json()["detail"]
     assert int(response["Retry-After"]) > 0
 
 
-def test_session_login_page_logout_and_throttle(client, settings):
-    settings.LOGIN_THROTTLE_ATTEMPTS = 2
+def test_session_login_page_logout_and_throttle(client, site):
+    site(login_max_failures=2)
     UserFactory(username="fay")
     assert client.get("/accounts/login/").status_code == 200
     assert client.get("/").status_code == 302  # the dashboard needs a login

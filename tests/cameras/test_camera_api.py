@@ -205,15 +205,17 @@ def test_good_zones_are_stored_and_returned(api_as, camera, owner):
     assert camera.zones == zones
 
 
-def test_saving_a_camera_with_a_model_detector_loads_no_model_in_the_web_process(api_as, staff, monkeypatch):
+def test_saving_a_camera_with_a_model_detector_loads_no_model_in_the_web_process(api_as, staff, monkeypatch,
+                                                                                 settings):
     from inference import semantic
 
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded while validating a camera")
 
     monkeypatch.setattr(semantic.ClipScorer, "__init__", refuse)
+    clip = f"{settings.MODEL_ROOTS[0]}/clip"  # in the allowed model folders; not on this disk
     response = api_as(staff).post("/api/v1/cameras/", {"name": "clip cam", "source_url": "demo://",
                                                        "detector": "semantic",
-                                                       "detector_params": {"model_path": "/models/clip"}},
+                                                       "detector_params": {"model_path": clip}},
                                   format="json")
     assert response.status_code == 201, response.json()

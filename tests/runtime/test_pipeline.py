@@ -88,7 +88,8 @@ def test_demo_scene_anomalies_become_stored_events(logged, settings):
     assert len({r["id"] for r in recorder.records}) == len(events)
 
 
-def test_transformers_vlm_describes_the_event_through_the_pool(logged, tmp_path):
+def test_transformers_vlm_describes_the_event_through_the_pool(logged, tmp_path, settings):
+    settings.MODEL_ROOTS = [str(tmp_path)]  # the worker's pool loads only from the allowed model folders
     model = build_tiny_vlm(tmp_path / "tiny-vlm")
     camera = CameraFactory(source_url="demo://?seed=12&anomaly_every=10", vlm_backend="transformers",
                            vlm_model_path=str(model), vlm_prompt="Is anyone in danger?")

@@ -47,6 +47,9 @@ def process_env(tmp_path, **extra) -> dict:
         # administrator would allow the camera LAN (the default refuses internal addresses).
         CAMERA_ALLOWED_NETWORKS="127.0.0.0/8,::1/128",
         WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8,::1/128",
+        # Footage is read from the shared datasets and tmp folders, as the test settings allow; the worker
+        # checks a file source's folder again when it opens it.
+        CAMERA_FILE_ROOTS=",".join(str(r) for r in settings.CAMERA_FILE_ROOTS),
         **{k: str(v) for k, v in extra.items()},
     )
     return env
