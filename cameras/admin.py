@@ -2,15 +2,18 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from guardian.admin import GuardedModelAdmin
 
+from siteconfig.forms import secret_params_form
+
 from .models import Camera, DetectorVersion, LearningJob
 from .learning import detector_version_restore
-from .services import camera_create, camera_delete, camera_start, camera_stop, camera_update
+from .services import camera_create, camera_delete, camera_model_test, camera_start, camera_stop, camera_update
 
 
 @admin.register(Camera)
 class CameraAdmin(GuardedModelAdmin):
     """Cameras, their settings and live state; surveillance/admin.py adds the workers' live figures."""
 
+    form = secret_params_form(Camera, ("vlm_params", "agent_params"))
     list_display = ("name", "enabled", "state", "last_frame_at", "detector", "vlm_backend", "worker")
     list_filter = ("enabled", "state", "detector", "vlm_backend")
     search_fields = ("name",)
@@ -22,11 +25,14 @@ class CameraAdmin(GuardedModelAdmin):
         (None, {"fields": ("name", "source_url", "enabled")}),
         ("Analysis", {"fields": ("analysis_fps", "stream_fps", "detector", "detector_params", "zones", "threshold",
                                  "event_close_seconds")}),
-        ("Description and decision", {"fields": ("vlm_backend", "vlm_model_path", "vlm_prompt", "agent_policy",
-                                                 "agent_params")}),
+        ("Description and decision", {"fields": ("vlm_backend", "vlm_model_path", "vlm_params", "vlm_prompt",
+                                                 "agent_policy", "agent_params"),
+                                      "description": "The \"openai\" backends use a model server (Ollama, llama.cpp "
+                                                     "server, vLLM): its parameters, or the site's default server "
+                                                     "(Site settings). An API key shows as ***: leave it so to keep it."}),
         ("Live state", {"fields": readonly_fields}),
     )
-    actions = ["start_cameras", "stop_cameras"]
+    actions = ["start_cameras", "stop_cameras", "test_vlm", "test_agent"]
 
     def save_model(self, request, obj, form, change):
         """Through the services, so that starting here reaches a worker like the API does."""
@@ -51,6 +57,31 @@ class CameraAdmin(GuardedModelAdmin):
     def delete_queryset(self, request, queryset):
         for camera in queryset:
             camera_delete(camera=camera, by=request.user)
+
+    def _model_test(self, request, queryset, which):
+        for camera in queryset:
+            try:
+                result = camera_model_test(camera=camera, which=which, by=request.user)
+            except ValidationError as exc:
+                self.message_user(request, f"{camera}: {' '.join(exc.messages)}", messages.ERROR)
+                continue
+            said = (f'"{result["summary"]}" (threat {result["threat_level"]})' if which == "vlm"
+                    else f'{result["severity"]}, {", ".join(result["actions"])}: {"; ".join(result["reasons"])}')
+            if result["ok"]:
+                self.message_user(request, f"{camera}: {result['model']} at {result['base_url']} answered in "
+                                           f"{result['seconds']:.1f} s: {said}", messages.SUCCESS)
+            else:
+                self.message_user(request, f"{camera}: no usable answer from {result['model']} at "
+                                           f"{result['base_url']} after {result['seconds']:.1f} s: {result['error']}",
+                                  messages.ERROR)
+
+    @admin.action(description="Test the VLM server on the current picture", permissions=["change"])
+    def test_vlm(self, request, queryset):
+        self._model_test(request, queryset, "vlm")
+
+    @admin.action(description="Test the agent server on a sample episode", permissions=["change"])
+    def test_agent(self, request, queryset):
+        self._model_test(request, queryset, "agent")
 
     @admin.action(description="Start the selected cameras", permissions=["change"])
     def start_cameras(self, request, queryset):

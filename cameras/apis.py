@@ -1,5 +1,4 @@
 import logging
-import time
 
 import redis
 from django.conf import settings
@@ -16,11 +15,11 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import live
 from .learning import LearningBusy, detector_version_restore, learning_start
 from .live import tracked_objects
 from .models import Camera
 from .selectors import (
+    camera_current_picture,
     CHANGE,
     OPERATE,
     camera_get_for_user,
@@ -40,7 +39,7 @@ from .serializers import (
     LearnJsonSerializer,
     LearnUploadSerializer,
 )
-from .services import camera_create, camera_delete, camera_start, camera_stop, camera_update
+from .services import camera_create, camera_delete, camera_model_test, camera_start, camera_stop, camera_update
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +117,39 @@ class CameraStartApi(APIView):
     def post(self, request, camera_id):
         camera = camera_start(camera=_camera_or_404(request, camera_id, OPERATE), by=request.user)
         return Response(CameraStatusSerializer(camera).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ModelTestOutputSerializer(serializers.Serializer):
+    which = serializers.CharField()
+    ok = serializers.BooleanField(help_text="The server answered usably.")
+    seconds = serializers.FloatField(help_text="How long the request took.")
+    base_url = serializers.CharField()
+    model = serializers.CharField()
+    error = serializers.CharField(help_text="Why there was no usable answer (empty when ok).")
+    summary = serializers.CharField(required=False, help_text="VLM: the description.")
+    threat_level = serializers.CharField(required=False, allow_null=True)
+    objects = serializers.ListField(child=serializers.CharField(), required=False)
+    severity = serializers.CharField(required=False, help_text="Agent: its decision on a sample episode.")
+    actions = serializers.ListField(child=serializers.CharField(), required=False)
+    reasons = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class CameraModelTestApi(APIView):
+    """Send one real request to the camera's model server ("openai" backends): the VLM describes the
+    camera's current picture, or the agent decides about a sample episode (a person down). For users
+    who may change the camera."""
+
+    class ModelTestInputSerializer(serializers.Serializer):
+        which = serializers.ChoiceField(choices=["vlm", "agent"], default="vlm",
+                                        help_text="vlm: describe the current picture; agent: decide a sample episode.")
+
+    @extend_schema(request=ModelTestInputSerializer, responses={200: ModelTestOutputSerializer})
+    def post(self, request, camera_id):
+        camera = _camera_or_404(request, camera_id, CHANGE)
+        data = self.ModelTestInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = camera_model_test(camera=camera, which=data.validated_data["which"], by=request.user)
+        return Response(ModelTestOutputSerializer(result).data)
 
 
 class CameraStopApi(APIView):
@@ -240,7 +272,6 @@ class CameraPictureApi(APIView):
 
     renderer_classes = [JSONRenderer]
     content_negotiation_class = MediaContentNegotiation
-    POLL_SECONDS = 0.2
     LIVE_STATES = (Camera.State.STARTING, Camera.State.RUNNING)
 
     @extend_schema(
@@ -268,7 +299,7 @@ class CameraPictureApi(APIView):
         if settings.CAMERA_PICTURE_SECONDS <= 0:
             return self._unavailable(camera, "disabled", "This site keeps no camera pictures.")
         try:
-            picture = self._picture(camera)
+            picture = camera_current_picture(camera)
         except redis.RedisError as exc:
             log.warning("Reading the picture of camera %s failed: %s", camera.pk, exc)
             return self._unavailable(camera, "live_unavailable", "Live pictures cannot be read right now.", 5,
@@ -285,18 +316,6 @@ class CameraPictureApi(APIView):
         response["Last-Modified"] = http_date(picture["at"])
         response["X-Captured-At"] = f"{picture['at']:.3f}"
         return response
-
-    def _picture(self, camera) -> dict | None:
-        """The stored picture, marking it wanted; for a camera that runs, the first one within the wait."""
-        r = live.client()
-        picture = live.picture_read(r, camera.pk, want_seconds=settings.CAMERA_PICTURE_WANTED_SECONDS)
-        if picture is not None or not (camera.enabled and camera.state in self.LIVE_STATES):
-            return picture
-        deadline = time.monotonic() + settings.CAMERA_PICTURE_WAIT_SECONDS
-        while picture is None and time.monotonic() < deadline:  # the worker sees the wish within a second
-            time.sleep(max(0.0, min(self.POLL_SECONDS, deadline - time.monotonic())))
-            picture = live.picture_read(r, camera.pk)
-        return picture
 
     @staticmethod
     def _unavailable(camera, code: str, detail: str, retry: int | None = None,

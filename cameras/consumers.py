@@ -10,6 +10,7 @@ import base64
 import json
 import logging
 import time
+from importlib import import_module
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 
 FPS_TIERS = (1, 5, 10, 30)
 CLOSE_UNAUTHENTICATED = 4401
+#: The socket's authority could not be re-checked (the database or Redis failed): it is closed, never
+#: left open unchecked. Application close codes are 1000 or 3000-4999, hence not 1011.
+CLOSE_RECHECK_FAILED = 4503
 #: Closed after WS_RATE_LIMIT_CLOSE_AFTER messages in a row were refused by the rate limit.
 CLOSE_RATE_LIMITED = 4429
 MAX_MESSAGE_BYTES = 4096
@@ -62,6 +66,52 @@ class TokenBucket:
         return max(0.0, (1 - self.tokens) / self.rate)
 
 
+def token_user(token):
+    """``(user, "")`` while a socket's JWT access token still authenticates its user, reloaded from the
+    database; else ``(None, why)``: the token expired, was revoked (logout, logout everywhere), or its
+    user was deactivated or removed. A database or Redis error is raised, never taken as an answer."""
+    from rest_framework.exceptions import AuthenticationFailed
+    from rest_framework_simplejwt.exceptions import TokenError
+    from rest_framework_simplejwt.utils import aware_utcnow
+
+    from accounts.authentication import RevocableJWTAuthentication
+
+    try:
+        token.check_exp(current_time=aware_utcnow())
+    except TokenError:
+        return None, "Your token expired. Connect again with a fresh access token."
+    if access_token_revoked(token):
+        return None, "Your token was revoked (logged out). Log in again."
+    try:
+        return RevocableJWTAuthentication().get_user(token), ""
+    except AuthenticationFailed as exc:
+        return None, f"You can no longer sign in with this token ({exc.detail}). Log in again."
+
+
+def session_user(session_key, user_id):
+    """``(user, "")`` while the session still signs in user ``user_id``, reloaded from the database; else
+    ``(None, why)``: logged out or expired (no such session), the password changed (the session's auth
+    hash no longer matches, as ``django.contrib.auth.get_user`` checks it), or the user was deactivated or
+    removed. Read-only: unlike ``get_user`` it never flushes or cycles the session."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
+    from django.utils.crypto import constant_time_compare
+
+    if not session_key:
+        return None, "You are not signed in. Sign in again."
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
+    if str(session.get(SESSION_KEY)) != str(user_id):
+        return None, "You were signed out. Sign in again."
+    backend = session.get(BACKEND_SESSION_KEY)
+    user = load_backend(backend).get_user(user_id) if backend in settings.AUTHENTICATION_BACKENDS else None
+    if user is None:  # ModelBackend gives no inactive user
+        return None, "Your account was deactivated. Sign in again."
+    stored = session.get(HASH_SESSION_KEY) or ""
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    if not stored or not any(constant_time_compare(stored, h) for h in hashes):
+        return None, "Your password was changed. Sign in again."
+    return user, ""
+
+
 class StreamConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
@@ -70,6 +120,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user = user
+        # How the socket signed in decides how it is re-checked: a token socket has "jwt" in its scope.
+        self.session_key = None if "jwt" in self.scope else getattr(self.scope.get("session"), "session_key", None)
         self.subs: dict[int, dict] = {}  # camera id -> {"fps": int, "frames": bool, "binary": bool}
         self.last_score: dict[int, float] = {}
         self.redis = None
@@ -104,10 +156,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def _rate_limited(self):
         self.refused_in_row += 1
         if self.refused_in_row >= settings.WS_RATE_LIMIT_CLOSE_AFTER:
-            self.closing = True
-            await self._error("rate_limited", f"Too many messages: {self.refused_in_row} refused in a row. "
-                                              f"Closing the connection (code {CLOSE_RATE_LIMITED}).")
-            return await self.close(code=CLOSE_RATE_LIMITED)
+            return await self._shut(CLOSE_RATE_LIMITED, "rate_limited",
+                                    f"Too many messages: {self.refused_in_row} refused in a row. "
+                                    f"Closing the connection (code {CLOSE_RATE_LIMITED}).")
         await self._error("rate_limited", f"Too many messages (at most {settings.WS_MESSAGES_PER_SECOND:g} a second, "
                                           f"bursts of {settings.WS_MESSAGE_BURST}); this one was ignored.",
                           retry_after=round(self.bucket.wait(), 3))
@@ -172,46 +223,78 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(camera_frames_group(camera_id, sub["fps"]), self.channel_name)
             await database_sync_to_async(self._unwatch)(camera_id, sub["fps"])
 
-    # -- keeping subscriptions honest ----------------------------------------------------------
+    # -- keeping the socket honest ----------------------------------------------------------------
     async def _keep(self):
-        """Refresh watcher entries, and drop subscriptions whose permission was revoked."""
+        """Every WS_PERMISSION_RECHECK_SECONDS: re-check the user's authority (closing the socket when it
+        is gone) and drop subscriptions it no longer allows; now and then refresh watcher entries and
+        group memberships (which channels_redis expires after its group_expiry). Whatever fails here
+        closes the socket: it is never left open unchecked."""
         interval = settings.WS_PERMISSION_RECHECK_SECONDS
-        refreshed = time.monotonic()
+        rejoin_every = getattr(self.channel_layer, "group_expiry", 86400) / 4
+        refreshed = rejoined = time.monotonic()
         try:
-            while True:
+            while not self.closing:
                 await asyncio.sleep(interval)
-                if await self._token_revoked():
-                    await self._error("unauthenticated", "Your token was revoked (logged out). Log in again.")
-                    await self.close(code=CLOSE_UNAUTHENTICATED)
+                if not await self._check_authority():
                     return
-                if self.subs:
-                    await self._recheck()
                 if time.monotonic() - refreshed > live.WATCH_TTL / 3:
                     refreshed = time.monotonic()
                     for camera_id, sub in list(self.subs.items()):
                         if sub["frames"]:
                             await database_sync_to_async(self._watch)(camera_id, sub["fps"])
+                if time.monotonic() - rejoined > rejoin_every:
+                    rejoined = time.monotonic()
+                    await self._rejoin()
         except asyncio.CancelledError:
             pass
         except Exception:
-            log.exception("WebSocket keeper failed")
+            await self._recheck_failed()
 
-    async def _token_revoked(self) -> bool:
-        """A socket opened with a JWT is closed once that token is revoked (logout, logout everywhere)."""
-        token = self.scope.get("jwt")
-        if token is None:
+    async def _check_authority(self) -> bool:
+        """Reload the user as the socket signed in (session or token) and drop the subscriptions it may
+        no longer view. False, with the socket closed, when the user is no longer signed in."""
+        user, why, allowed = await database_sync_to_async(self._authority)(bool(self.subs))
+        if user is None:
+            await self._shut(CLOSE_UNAUTHENTICATED, "unauthenticated", why)
             return False
-        return await database_sync_to_async(access_token_revoked)(token)
+        self.user = user  # is_active, is_staff and global permissions as they are now
+        if allowed is not None:
+            await self._drop_forbidden(allowed)
+        return True
 
-    async def _recheck(self):
-        allowed = await self._viewable()
+    def _authority(self, subscribed: bool):
+        """One trip to the database thread: ``(user, why, camera ids the user may view)``; the ids only
+        when the socket has subscriptions, the user None (and ``why``) when no longer signed in."""
+        if "jwt" in self.scope:
+            user, why = token_user(self.scope["jwt"])
+        else:
+            user, why = session_user(self.session_key, self.user.pk)
+        return user, why, camera_ids_for_user(user) if user is not None and subscribed else None
+
+    async def _drop_forbidden(self, allowed: set[int]):
         for camera_id in [c for c in self.subs if c not in allowed]:
             await self._leave(camera_id)
             await self._send_json({"type": "unsubscribed", "camera": camera_id, "reason": "forbidden"})
             await self._error("forbidden", f"Your access to camera {camera_id} was revoked.", camera=camera_id)
 
+    async def _recheck_failed(self):
+        log.exception("WebSocket of user %s: re-checking its authority failed; closing it (code %s)",
+                      self.user.pk, CLOSE_RECHECK_FAILED)
+        await self._shut(CLOSE_RECHECK_FAILED, "server_error",
+                         "The server could not re-check your access; connect again.")
+
+    async def _rejoin(self):
+        await self.channel_layer.group_add(user_group(self.user.pk), self.channel_name)
+        for camera_id, sub in list(self.subs.items()):
+            await self.channel_layer.group_add(camera_group(camera_id), self.channel_name)
+            if sub["frames"]:
+                await self.channel_layer.group_add(camera_frames_group(camera_id, sub["fps"]), self.channel_name)
+
     async def permissions_changed(self, message):
-        await self._recheck()
+        try:
+            await self._check_authority()
+        except Exception:
+            await self._recheck_failed()
 
     # -- group messages (never write to the database) --------------------------------------------
     async def event_message(self, message):
@@ -246,6 +329,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
                   "width": message.get("width"), "height": message.get("height"),
                   "objects": message.get("objects") or []}
         if sub["binary"]:
+            if self.closing:
+                return
             head = json.dumps(header).encode()
             await self.send(bytes_data=len(head).to_bytes(4, "big") + head + message["jpeg"])
         else:
@@ -263,7 +348,17 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     # -- helpers -----------------------------------------------------------------------------------
     async def _send_json(self, data):
+        if self.closing:  # nothing more after the last error of _shut
+            return
         await self.send(text_data=json.dumps(data, default=str))
+
+    async def _shut(self, code, error, text):
+        """Send a last ``error`` saying why, then close the socket with ``code``; nothing is sent after."""
+        if self.closing:
+            return
+        self.closing = True
+        await self.send(text_data=json.dumps({"type": "error", "code": error, "message": text}))
+        await self.close(code=code)
 
     async def _error(self, code, text, **extra):
         await self._send_json({"type": "error", "code": code, "message": text, **extra})

@@ -1,12 +1,16 @@
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from inference.addresses import check_host
 from inference.modelfiles import ModelPathNotAllowed, check_model_root
+from inference.openai_chat import check_params
 from inference.source_urls import validate_source_url as check_source_url
 from inference.zone_specs import validate_zones as check_zones
-from siteconfig.selectors import WHERE, camera_networks
+from siteconfig.selectors import WHERE, camera_networks, model_server_networks, site_settings
 
 from .backends import backend_names, make_detector, resolve
 
@@ -158,7 +162,12 @@ class Camera(models.Model):
                   "See docs/detection.md.",
     )
     vlm_backend = models.CharField(max_length=50, default="none", validators=[validate_vlm_backend])
-    vlm_model_path = models.CharField(max_length=500, blank=True, default="")
+    vlm_model_path = models.CharField(max_length=500, blank=True, default="",
+                                      help_text="The local model folder of the \"transformers\" VLM backend.")
+    vlm_params = models.JSONField(
+        default=dict, blank=True, validators=[validate_json_object],
+        help_text="The \"openai\" VLM backend's model server: base_url, model, api_key, timeout, max_image_px, "
+                  "max_tokens. Missing keys come from the site's default VLM server (Site settings).")
     vlm_prompt = models.TextField(blank=True, default=DEFAULT_VLM_PROMPT, max_length=4000)
     agent_policy = models.CharField(max_length=50, default="rules", validators=[validate_agent_policy])
     agent_params = models.JSONField(default=dict, blank=True, validators=[validate_json_object])
@@ -188,10 +197,41 @@ class Camera(models.Model):
         return self.name
 
     def clean(self):
-        if self.vlm_backend != "none" and not self.vlm_model_path:
+        if self.vlm_backend not in ("none", "openai") and not self.vlm_model_path:
             raise ValidationError({"vlm_model_path": "A model path is needed for this VLM backend."})
         self._check_model_paths()
         self._check_backend_params()
+        self._check_model_servers()
+
+    def _check_model_servers(self):
+        """The "openai" backends' parameters, with the site's defaults filled in, name a server (not contacted)
+        on a network the site allows for model servers."""
+        errors = {}
+        for field, backend, what, extra in (("vlm_params", self.vlm_backend, "VLM", ()),
+                                            ("agent_params", self.agent_policy, "agent", ("rules",))):
+            if backend != "openai":
+                continue
+            params = self.model_server_params(field)
+            try:
+                check_params(getattr(self, field), what=what, extra=extra, complete=False)
+                check_params(params, what=what, extra=extra)
+                check_host(urlsplit(params["base_url"]).hostname or "", model_server_networks(),
+                           what=f"{what} model server", where=WHERE["model server"])
+            except (ValueError, KeyError) as exc:
+                message = str(exc).strip("'")
+                if "is required" in message:
+                    message += "; or set the site's default server in Site settings"
+                errors[field] = message
+        if errors:
+            raise ValidationError(errors)
+
+    def model_server_params(self, field: str) -> dict:
+        """``vlm_params`` or ``agent_params`` over the site's default server (the camera's keys win)."""
+        site = site_settings()
+        default = site.vlm_server if field == "vlm_params" else site.agent_server
+        own = getattr(self, field) if isinstance(getattr(self, field), dict) else {}
+        return {**(default if isinstance(default, dict) else {}),
+                **{k: v for k, v in own.items() if v not in (None, "")}}
 
     def _check_model_paths(self):
         """Model folders (``vlm_model_path``, ``model_path``/``model_dir`` in the parameters) lie in MODEL_ROOTS."""
@@ -232,12 +272,18 @@ class Camera(models.Model):
     #: Fields whose change makes a running camera restart with the new settings.
     RUNTIME_FIELDS = (
         "source_url", "analysis_fps", "detector", "detector_params", "zones", "threshold", "event_close_seconds",
-        "vlm_backend", "vlm_model_path", "vlm_prompt", "agent_policy", "agent_params",
+        "vlm_backend", "vlm_model_path", "vlm_params", "vlm_prompt", "agent_policy", "agent_params",
     )
 
     def runtime_config(self) -> dict:
-        """The plain settings the inference worker needs (no model instance crosses to it)."""
+        """The plain settings the inference worker needs (no model instance crosses to it). A model
+        server's parameters come with the site's defaults filled in, so a changed default restarts
+        the cameras that use it."""
         config = {name: getattr(self, name) for name in self.RUNTIME_FIELDS}
+        if self.vlm_backend == "openai":
+            config["vlm_params"] = self.model_server_params("vlm_params")
+        if self.agent_policy == "openai":
+            config["agent_params"] = self.model_server_params("agent_params")
         config["id"] = self.pk
         config["name"] = self.name
         config["analysis_width"] = settings.CAMERA_DEFAULTS["analysis_width"]

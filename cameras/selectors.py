@@ -1,12 +1,16 @@
 """Reads of cameras, with the permission filtering shared by API, pages, consumers and tasks."""
 
+import time
 from pathlib import Path
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from guardian.shortcuts import get_objects_for_user
 
+from . import live
 from .models import Camera, DetectorVersion, LearningJob
+
+PICTURE_POLL_SECONDS = 0.2
 
 VIEW = "cameras.view_camera"
 OPERATE = "cameras.operate_camera"
@@ -93,3 +97,19 @@ def learning_job_plan(*, job: LearningJob) -> dict:
         else:
             plan["clips"] = [str(path)]
     return plan
+
+
+def camera_current_picture(camera: Camera, *, wait: bool = True) -> dict | None:
+    """The camera's current picture (``cameras.live.picture_read``: jpeg, at, width, height), marking it
+    wanted; for a camera that runs, the first one within CAMERA_PICTURE_WAIT_SECONDS when ``wait``.
+    None when there is none. Raises redis.RedisError when the live store cannot be read."""
+    r = live.client()
+    picture = live.picture_read(r, camera.pk, want_seconds=settings.CAMERA_PICTURE_WANTED_SECONDS)
+    running = camera.enabled and camera.state in (Camera.State.STARTING, Camera.State.RUNNING)
+    if picture is not None or not running or not wait:
+        return picture
+    deadline = time.monotonic() + settings.CAMERA_PICTURE_WAIT_SECONDS
+    while picture is None and time.monotonic() < deadline:  # the worker sees the wish within a second
+        time.sleep(max(0.0, min(PICTURE_POLL_SECONDS, deadline - time.monotonic())))
+        picture = live.picture_read(r, camera.pk)
+    return picture

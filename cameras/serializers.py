@@ -3,13 +3,15 @@ from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from inference.openai_chat import mask_secrets
 from inference.source_urls import mask_credentials
 
 from .models import Camera, DetectorVersion, LearningJob
 
 CONFIG_FIELDS = (
     "name", "source_url", "analysis_fps", "stream_fps", "detector", "detector_params", "zones", "threshold",
-    "event_close_seconds", "vlm_backend", "vlm_model_path", "vlm_prompt", "agent_policy", "agent_params",
+    "event_close_seconds", "vlm_backend", "vlm_model_path", "vlm_params", "vlm_prompt", "agent_policy",
+    "agent_params",
 )
 LIVE_FIELDS = ("enabled", "state", "state_changed_at", "last_frame_at", "measured_fps", "last_error", "heartbeat_at")
 
@@ -66,11 +68,21 @@ class CameraOutputSerializer(serializers.ModelSerializer):
     """
 
     source_url = serializers.SerializerMethodField()
+    vlm_params = serializers.SerializerMethodField(
+        help_text="The \"openai\" VLM backend's server parameters; an api_key reads *** (send it back so to keep it).")
+    agent_params = serializers.SerializerMethodField(
+        help_text="The agent policy's parameters; a model server's api_key reads ***.")
 
     def get_source_url(self, camera) -> str:
         if camera.pk in self.context.get("changeable", ()):
             return camera.source_url
         return mask_credentials(camera.source_url)
+
+    def get_vlm_params(self, camera) -> dict:
+        return mask_secrets(camera.vlm_params)
+
+    def get_agent_params(self, camera) -> dict:
+        return mask_secrets(camera.agent_params)
 
     class Meta:
         model = Camera

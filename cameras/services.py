@@ -6,7 +6,10 @@ The worker's live state is cameras/live_state.py; learning what is normal, camer
 import copy
 import logging
 import shutil
+import time
 from datetime import timedelta
+
+import redis
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -14,11 +17,15 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from audit.services import audit_record
+from inference.base import EpisodeSummary, VLMAnswer
+from inference.openai_chat import keep_secrets
+from siteconfig.selectors import WHERE, model_server_networks
 
 from . import dispatch
 from .learning import detector_state_dir
+from .backends import resolve
 from .models import Camera
-from .selectors import cameras_needing_dispatch
+from .selectors import camera_current_picture, cameras_needing_dispatch
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +52,11 @@ def camera_create(*, by, **fields) -> Camera:
 #: their own services, which write them under the row's lock.
 EDITABLE_FIELDS = (
     "name", "source_url", "analysis_fps", "stream_fps", "detector", "detector_params", "zones", "threshold",
-    "event_close_seconds", "vlm_backend", "vlm_model_path", "vlm_prompt", "agent_policy", "agent_params",
+    "event_close_seconds", "vlm_backend", "vlm_model_path", "vlm_params", "vlm_prompt", "agent_policy",
+    "agent_params",
 )
+#: Parameters that may hold a model server's API key: shown as ***, and *** sent back keeps the stored key.
+SECRET_PARAM_FIELDS = ("vlm_params", "agent_params")
 
 
 def camera_update(*, camera: Camera, by, **fields) -> Camera:
@@ -58,6 +68,9 @@ def camera_update(*, camera: Camera, by, **fields) -> Camera:
     unknown = sorted(set(fields) - set(EDITABLE_FIELDS))
     if unknown:
         raise TypeError(f"camera_update changes settings only, not {unknown}")
+    for name in SECRET_PARAM_FIELDS:
+        if name in fields:
+            fields[name] = keep_secrets(fields[name], getattr(camera, name))
     changed = [name for name, value in fields.items() if getattr(camera, name) != value]
     candidate = copy.copy(camera)  # the caller's instance stays as it was read
     for name in changed:
@@ -127,3 +140,57 @@ def cameras_redispatch(*, stale_after: float) -> list[int]:
     return ids
 
 
+
+
+#: The episode the agent test decides about (a person down, described by the VLM).
+TEST_EPISODE = {"peak_score": 0.92, "mean_score": 0.71, "duration": 8.0,
+                "summary": "A person is lying on the ground near the entrance and does not move.",
+                "threat_level": "high", "objects": ["person"]}
+
+
+def camera_model_test(*, camera: Camera, which: str, by) -> dict:
+    """Send one real request to the camera's model server and say what came back and how long it took.
+
+    ``which``: "vlm" (the camera's current picture with its prompt) or "agent" (a sample episode, a
+    person down). ValidationError when the camera does not use a model server for it, its parameters
+    are incomplete, or (VLM) it has no current picture. The server's failure is an answer, not an error.
+    """
+    if which not in ("vlm", "agent"):
+        raise ValidationError({"which": 'Either "vlm" or "agent".'})
+    field, backend = ("vlm_params", camera.vlm_backend) if which == "vlm" else ("agent_params", camera.agent_policy)
+    if backend != "openai":
+        raise ValidationError({"which": f'The camera\'s {"VLM backend" if which == "vlm" else "agent policy"} is '
+                                        f'"{backend}", not "openai": only a model server can be tested from here.'})
+    config = {**camera.model_server_params(field), "allowed_networks": model_server_networks,
+              "networks_where": WHERE["model server"]}
+    try:
+        model = resolve("vlm" if which == "vlm" else "agent", "openai")(**config)
+    except ValueError as exc:
+        raise ValidationError({field: f"{exc}; or set the site's default server in Site settings"}) from None
+    started = time.monotonic()
+    result = {"which": which, "base_url": model.client.base_url, "model": model.client.model}
+    if which == "vlm":
+        try:
+            picture = camera_current_picture(camera)
+        except redis.RedisError:
+            picture = None
+        if picture is None:
+            raise ValidationError({"which": f"Camera '{camera.name}' has no current picture ({camera.state}): start it, "
+                                            "the test sends the picture it sees now."})
+        answer = model.describe_frames([picture["jpeg"]], camera.vlm_prompt)
+        result.update(ok=answer is not None, error=model.last_error if answer is None else "",
+                      summary=answer.summary if answer else "", threat_level=answer.threat_level if answer else None,
+                      objects=answer.objects if answer else [])
+    else:
+        episode = EpisodeSummary(
+            peak_score=TEST_EPISODE["peak_score"], mean_score=TEST_EPISODE["mean_score"],
+            duration=TEST_EPISODE["duration"], threshold=camera.threshold,
+            answer=VLMAnswer(summary=TEST_EPISODE["summary"], threat_level=TEST_EPISODE["threat_level"],
+                             objects=TEST_EPISODE["objects"]))
+        decision = model.decide(episode)
+        answered = decision.policy == "openai"
+        result.update(ok=answered, error="" if answered else decision.reasons[0],
+                      severity=decision.severity, actions=decision.actions, reasons=decision.reasons)
+    result["seconds"] = round(time.monotonic() - started, 3)
+    audit_record(actor=by, action="camera.model_test", target=camera, details={"which": which, "ok": result["ok"]})
+    return result

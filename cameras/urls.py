@@ -9,6 +9,7 @@ urlpatterns = [
     path("cameras/<int:camera_id>/stop/", apis.CameraStopApi.as_view(), name="camera-stop"),
     path("cameras/<int:camera_id>/status/", apis.CameraStatusApi.as_view(), name="camera-status"),
     path("cameras/<int:camera_id>/picture/", apis.CameraPictureApi.as_view(), name="camera-picture"),
+    path("cameras/<int:camera_id>/model-test/", apis.CameraModelTestApi.as_view(), name="camera-model-test"),
     path("cameras/<int:camera_id>/learn/", apis.CameraLearnApi.as_view(), name="camera-learn"),
     path("cameras/<int:camera_id>/learning-jobs/", apis.CameraLearningJobListApi.as_view(), name="camera-learning-jobs"),
     path("cameras/<int:camera_id>/learning-jobs/<int:job_id>/", apis.CameraLearningJobDetailApi.as_view(),

@@ -22,27 +22,12 @@ import threading
 
 from .agent import LLMPolicy, RulePolicy, episode_prompt
 from .base import VLMAnswer, VLMBackend
-from .openai_chat import ChatClient, ChatError
+from .openai_chat import CLIENT_PARAMS, ChatError, client_from
 from .vlm import build_prompt, parse_answer
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["CLIENT_PARAMS", "OpenAIPolicy", "OpenAIVLM", "client_from"]
-
-#: The parameters a model-server backend takes (the rest of a config is refused by the API).
-CLIENT_PARAMS = ("base_url", "model", "api_key", "timeout", "max_image_px", "max_tokens", "temperature", "json_mode")
-
-
-def client_from(config: dict, *, what: str) -> ChatClient:
-    """A ``ChatClient`` from a backend config; ValueError naming a missing or bad parameter."""
-    kwargs = {k: config[k] for k in CLIENT_PARAMS if k in config and config[k] not in (None, "")}
-    if "base_url" not in kwargs:
-        raise ValueError(f"{what}: base_url is required (for example http://127.0.0.1:11434/v1 for Ollama)")
-    if "model" not in kwargs:
-        raise ValueError(f"{what}: model is required (the name the server knows it by)")
-    return ChatClient(**kwargs, allowed_networks=config.get("allowed_networks"),
-                      networks_where=config.get("networks_where", ""), what=f"{what} model server")
-
 
 class OpenAIVLM(VLMBackend):
     """A VLM on a model server. Thread-safe; each call is one HTTP request per image."""

@@ -28,7 +28,14 @@ import numpy as np
 
 from .addresses import AddressNotAllowed, ConnectionNotAllowed, check_host, connections_checked
 
-__all__ = ["ChatClient", "ChatError", "ChatReply", "check_base_url"]
+__all__ = ["CLIENT_PARAMS", "SECRET_MASK", "ChatClient", "ChatError", "ChatReply", "check_base_url", "check_params",
+           "client_from", "keep_secrets", "mask_secrets"]
+
+#: The parameters of a model-server backend (a camera's ``vlm_params`` / ``agent_params``, the site default).
+CLIENT_PARAMS = ("base_url", "model", "api_key", "timeout", "max_image_px", "max_tokens", "temperature", "json_mode")
+#: What an API key reads as when shown back; sending it back unchanged keeps the stored key.
+SECRET_MASK = "***"
+SECRET_PARAMS = ("api_key",)
 
 
 class ChatError(RuntimeError):
@@ -60,8 +67,66 @@ def check_base_url(url: str) -> str:
     return url
 
 
-def encode_image(image: np.ndarray, max_px: int, quality: int = 85) -> str:
-    """A BGR uint8 image as a ``data:image/jpeg;base64,...`` URL, its longer side at most ``max_px``."""
+def client_from(config: dict, *, what: str) -> "ChatClient":
+    """A ``ChatClient`` from a backend config; ValueError naming a missing or bad parameter.
+    The worker adds ``allowed_networks`` (a callable) and ``networks_where`` to the config."""
+    kwargs = {k: config[k] for k in CLIENT_PARAMS if k in config and config[k] not in (None, "")}
+    if "base_url" not in kwargs:
+        raise ValueError(f"{what}: base_url is required (for example http://127.0.0.1:11434/v1 for Ollama)")
+    if "model" not in kwargs:
+        raise ValueError(f"{what}: model is required (the name the server knows it by)")
+    return ChatClient(**kwargs, allowed_networks=config.get("allowed_networks"),
+                      networks_where=config.get("networks_where", ""), what=f"{what} model server")
+
+
+def check_params(params, *, what: str, extra: tuple[str, ...] = (), complete: bool = True) -> None:
+    """ValueError naming the problem when ``params`` are not a model-server backend's parameters
+    (unknown names, bad values; with ``complete``, a missing base_url or model). Contacts nothing."""
+    if not isinstance(params, dict):
+        raise ValueError(f"{what}: the parameters must be a JSON object")
+    unknown = sorted(set(params) - set(CLIENT_PARAMS) - set(extra))
+    if unknown:
+        raise ValueError(f"{what}: unknown parameter(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(CLIENT_PARAMS + tuple(extra))}")
+    for name in SECRET_PARAMS:
+        if name in params and not isinstance(params[name], str):
+            raise ValueError(f"{what}: {name} must be text")
+    if complete or ("base_url" in params and "model" in params):
+        client_from(params, what=what)
+    else:
+        filled = {"base_url": "http://model-server.invalid/v1", "model": "m", **params}
+        client_from(filled, what=what)
+
+
+def mask_secrets(params):
+    """``params`` as shown back: an API key reads ``***`` (absent or empty stays so)."""
+    if not isinstance(params, dict):
+        return params
+    return {k: (SECRET_MASK if k in SECRET_PARAMS and v else v) for k, v in params.items()}
+
+
+def keep_secrets(new, old):
+    """``new`` parameters with a secret sent back as ``***`` replaced by the stored one (``old``)."""
+    if not isinstance(new, dict):
+        return new
+    old = old if isinstance(old, dict) else {}
+    kept = dict(new)
+    for name in SECRET_PARAMS:
+        if kept.get(name) == SECRET_MASK:
+            if old.get(name):
+                kept[name] = old[name]
+            else:
+                kept.pop(name)
+    return kept
+
+
+def encode_image(image, max_px: int, quality: int = 85) -> str:
+    """A BGR uint8 image as a ``data:image/jpeg;base64,...`` URL, its longer side at most ``max_px``;
+    a JPEG already encoded (bytes) goes as it is."""
+    if isinstance(image, (bytes, bytearray)):
+        if not image.startswith(b"\xff\xd8"):
+            raise ChatError("the picture to describe is not a JPEG")
+        return "data:image/jpeg;base64," + base64.b64encode(bytes(image)).decode("ascii")
     import cv2
 
     if image is None or not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or image.size == 0:

@@ -21,7 +21,6 @@ import threading
 from pathlib import Path
 
 from .base import THREAT_LEVELS, VLMAnswer, VLMBackend
-from .images import to_pil_rgb
 from .jsontext import find_json_object
 from .modelfiles import check_model_dir, mentions_torchvision, pil_image_processor, read_json, resolve_device, resolve_dtype
 
@@ -396,6 +395,8 @@ class TransformersVLM(VLMBackend):
         """
         if len(images) != len(prompts):
             raise ValueError(f"describe_batch: {len(images)} images but {len(prompts)} prompts")
+        from .images import to_pil_rgb  # OpenCV: only where frames are turned into pictures (not the web)
+
         answers: list[VLMAnswer | None] = [None] * len(images)
         todo = []
         for i, (image, prompt) in enumerate(zip(images, prompts)):

@@ -21,7 +21,7 @@ from inference.executors import BoundedExecutor
 from inference.manager import MultiCameraManager
 from inference.pool import ResourcePool
 from inference.sources import open_source
-from siteconfig.selectors import WHERE, camera_networks
+from siteconfig.selectors import WHERE, camera_networks, model_server_networks
 
 from .callbacks import WorkerCallbacks
 from .eventlog import EventLogger
@@ -42,6 +42,12 @@ def _worker_name(hostname: str | None) -> str:
     return os.getenv("WORKER_NAME") or hostname or f"{socket.gethostname()}-{os.getpid()}"
 
 
+def _model_server(params) -> dict:
+    """A model-server backend's config: its parameters, and the site's model-server networks, asked at
+    each connection (a changed policy applies to the next request)."""
+    return {**(params or {}), "allowed_networks": model_server_networks, "networks_where": WHERE["model server"]}
+
+
 def create_manager(worker: str, logger: EventLogger, pool: ResourcePool) -> MultiCameraManager:
     """A manager whose cameras log events to ``logger`` and share the models in ``pool``."""
     db_writer = BoundedExecutor(1, settings.WORKER_DB_WRITER_QUEUE, "db-writer")
@@ -57,15 +63,20 @@ def create_manager(worker: str, logger: EventLogger, pool: ResourcePool) -> Mult
 
     def _build(config: dict, manager: MultiCameraManager) -> E2ESystem:
         vlm = None
-        if config.get("vlm_backend", "none") != "none":
-            vlm = pool.vlm(config["vlm_backend"], {"model_path": config["vlm_model_path"],
-                                                    "device": settings.INFERENCE_DEVICE})
+        backend = config.get("vlm_backend", "none")
+        if backend == "openai":
+            vlm = pool.vlm(backend, _model_server(config.get("vlm_params")))
+        elif backend != "none":
+            vlm = pool.vlm(backend, {"model_path": config["vlm_model_path"], "device": settings.INFERENCE_DEVICE})
+        agent_params = config.get("agent_params") or {}
+        if config.get("agent_policy") == "openai":
+            agent_params = _model_server(agent_params)
         return E2ESystem(
             config,
             source=open_source(config["source_url"], loop=True, allowed_networks=camera_networks,
                                networks_where=WHERE["camera"], file_roots=settings.CAMERA_FILE_ROOTS),
             detector=make_detector(config, pool),
-            agent=pool.agent(config.get("agent_policy", "rules"), config.get("agent_params") or {}),
+            agent=pool.agent(config.get("agent_policy", "rules"), agent_params),
             vlm=vlm,
             callbacks=callbacks,
             snapshot_store=store_snapshot,

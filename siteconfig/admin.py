@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
+from .forms import secret_params_form
 from .models import SiteSettings
 from .selectors import site_settings, site_settings_clear_cache
 
@@ -10,12 +11,16 @@ from .selectors import site_settings, site_settings_clear_cache
 class SiteSettingsAdmin(admin.ModelAdmin):
     """One row: the list goes straight to it; it can be changed, not added or deleted."""
 
+    form = secret_params_form(SiteSettings, ("vlm_server", "agent_server"))
     fieldsets = (
         ("Networks", {"fields": ("camera_networks", "model_server_networks", "webhook_networks"),
                       "description": "Where cameras, model servers and alert targets may be. Checked when "
                                      "a camera or channel is saved and again each time a connection is made."}),
         ("Sign-in", {"fields": ("registration_open", "login_max_failures", "login_lockout_seconds",
                                 "trusted_proxies")}),
+        ("Model servers", {"fields": ("vlm_server", "agent_server"),
+                           "description": "The OpenAI-compatible servers (Ollama, llama.cpp server, vLLM) cameras "
+                                          "use by default. An API key shows as ***: leave it so to keep it."}),
     )
     readonly_fields = ("updated_at",)
 

@@ -4,16 +4,26 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from inference.openai_chat import mask_secrets
+
 from .models import SiteSettings
 from .selectors import site_settings
-from .services import EDITABLE, site_settings_update
+from .services import EDITABLE, SERVER_FIELDS, site_settings_update
 
 
 class SiteSettingsSerializer(serializers.ModelSerializer):
+    """The site's settings; a model server's api_key reads ``***`` (send it back unchanged to keep it)."""
+
     class Meta:
         model = SiteSettings
         fields = (*EDITABLE, "updated_at")
         read_only_fields = ("updated_at",)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for name in SERVER_FIELDS:
+            data[name] = mask_secrets(data.get(name))
+        return data
 
 
 class SiteSettingsApi(APIView):

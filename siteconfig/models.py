@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from inference.addresses import parse_networks
+from inference.openai_chat import CLIENT_PARAMS, check_params
 
 # Private LANs, loopback, CGNAT/Tailscale and IPv6 unique-local: where a self-hosted site's cameras
 # and model servers live. Link-local (169.254.0.0/16, fe80::/10) is not in it, and cloud metadata
@@ -77,6 +78,15 @@ class SiteSettings(models.Model):
         help_text="Networks of the reverse proxies in front of this site. Only a request from one of them "
                   "has its X-Forwarded-For believed (the nearest address not itself a proxy is the client). "
                   "Empty: the connecting address is the client.")
+    vlm_server = models.JSONField(
+        "default VLM server", default=dict, blank=True,
+        help_text="The model server cameras with the \"openai\" VLM backend use, unless they give their own "
+                  "vlm_params (theirs win, key by key). " + ", ".join(CLIENT_PARAMS) + ". For example "
+                  '{"base_url": "http://192.168.1.10:11434/v1", "model": "qwen2.5vl:7b", "timeout": 20} (Ollama).')
+    agent_server = models.JSONField(
+        "default agent server", default=dict, blank=True,
+        help_text="The model server cameras with the \"openai\" agent policy use, unless they give their own "
+                  "agent_params (theirs win, key by key). Same parameters as the VLM server.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -91,6 +101,15 @@ class SiteSettings(models.Model):
         for name in NETWORK_FIELDS:
             try:
                 parse_networks(getattr(self, name))
+            except ValueError as exc:
+                errors[name] = str(exc)
+        for name, what in (("vlm_server", "VLM server"), ("agent_server", "agent server")):
+            value = getattr(self, name)
+            if value in (None, ""):
+                value = {}
+                setattr(self, name, value)
+            try:
+                check_params(value, what=what, complete=False)
             except ValueError as exc:
                 errors[name] = str(exc)
         if self.login_max_failures < 1:

@@ -5,13 +5,17 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from inference.openai_chat import keep_secrets
+
 from .models import SiteSettings
 from .selectors import site_settings_clear_cache
 
 EDITABLE = (
     "camera_networks", "model_server_networks", "webhook_networks", "registration_open",
-    "login_max_failures", "login_lockout_seconds", "trusted_proxies",
+    "login_max_failures", "login_lockout_seconds", "trusted_proxies", "vlm_server", "agent_server",
 )
+#: Fields holding model-server parameters: their API key is shown as *** and kept when sent back so.
+SERVER_FIELDS = ("vlm_server", "agent_server")
 
 
 def site_settings_update(**changes) -> SiteSettings:
@@ -21,6 +25,9 @@ def site_settings_update(**changes) -> SiteSettings:
     with transaction.atomic():
         SiteSettings.objects.get_or_create(pk=1)  # the row, with its seeded defaults, if it is missing
         row = SiteSettings.objects.select_for_update().get(pk=1)
+        for name in SERVER_FIELDS:
+            if name in changes:
+                changes[name] = keep_secrets(changes[name], getattr(row, name))
         changed = [name for name, value in changes.items() if getattr(row, name) != value]
         for name in changed:
             setattr(row, name, changes[name])

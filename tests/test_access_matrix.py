@@ -64,6 +64,8 @@ MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
     ("POST", "api/v1/cameras/<int:camera_id>/stop/"): ({}, API_OPERATE),
     ("GET", "api/v1/cameras/<int:camera_id>/status/"): (None, API_READ),
     ("GET", "api/v1/cameras/<int:camera_id>/picture/"): (None, API_READ),  # the world keeps a current picture
+    # The world's camera uses no model server: those who may change it are told so (400).
+    ("POST", "api/v1/cameras/<int:camera_id>/model-test/"): ({"which": "vlm"}, codes(401, 404, 403, 403, 400)),
     ("GET", "api/v1/cameras/<int:camera_id>/figures/"): (None, API_READ),
     ("POST", "api/v1/cameras/<int:camera_id>/learn/"): ({"minutes": 2}, API_OPERATE),
     ("GET", "api/v1/cameras/<int:camera_id>/learning-jobs/"): (None, API_READ),

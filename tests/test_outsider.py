@@ -22,6 +22,7 @@ OBJECT_ENDPOINTS = [
     ("post", "/api/v1/cameras/{camera}/detector-versions/1/restore/"),
     ("get", "/api/v1/cameras/{camera}/scores/"),
     ("get", "/api/v1/cameras/{camera}/picture/"),
+    ("post", "/api/v1/cameras/{camera}/model-test/"),
     ("get", "/api/v1/events/{event}/"),
     ("post", "/api/v1/events/{event}/acknowledge/"),
     ("post", "/api/v1/events/{event}/resolve/"),
