@@ -2,12 +2,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
-from .models import AlertItem, AlertRule, Delivery, NotificationChannel
+from .models import AlertItem, AlertRule, Delivery, Escalation, EscalationStep, NotificationChannel
 from .services import (
     CHANNEL_FIELDS,
     RULE_FIELDS,
     alert_channel_test,
     alert_delivery_retry,
+    alert_escalation_steps_changed,
+    alert_rule_check_escalation,
     alert_rule_check_targets,
     alert_rule_create,
     alert_rule_delete,
@@ -94,9 +96,42 @@ class AlertRuleForm(forms.ModelForm):
         return data
 
 
+class EscalationStepFormSet(forms.BaseInlineFormSet):
+    """The steps are checked as the API checks them (alerts.services.alert_rule_check_escalation)."""
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        kept = [f for f in self.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
+        orders = [f.cleaned_data.get("order") for f in kept]
+        if len(set(orders)) != len(orders):
+            raise ValidationError("Give each step its own order (1, 2, 3, ...).")
+        steps = [{"after_minutes": f.cleaned_data.get("after_minutes"),
+                  "channels": [c.pk for c in f.cleaned_data.get("channels") or []],
+                  "users": [u.pk for u in f.cleaned_data.get("users") or []],
+                  "group": f.cleaned_data["group"].pk if f.cleaned_data.get("group") else None}
+                 for f in sorted(kept, key=lambda f: f.cleaned_data.get("order") or 0)]
+        try:
+            alert_rule_check_escalation(self.instance, steps)
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict.get("escalation_steps") or exc.messages) from None
+
+
+class EscalationStepInline(admin.StackedInline):
+    """Critical and high events nobody acknowledged go to each step's recipients in turn (docs/alerts.md)."""
+
+    model = EscalationStep
+    formset = EscalationStepFormSet
+    extra = 0
+    fields = ("order", "after_minutes", "channels", "users", "group")
+    filter_horizontal = ("channels", "users")
+
+
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
     form = AlertRuleForm
+    inlines = [EscalationStepInline]
     list_display = ("name", "owner", "group", "enabled", "min_severity", "all_cameras", "quiet_start", "quiet_end")
     list_filter = ("enabled", "min_severity")
     search_fields = ("name", "owner__username", "group__name")
@@ -121,6 +156,12 @@ class AlertRuleAdmin(admin.ModelAdmin):
     def save_related(self, request, form, formsets, change):
         for formset in formsets:  # the cameras and channels were set by the service
             self.save_formset(request, form, formset, change=change)
+
+    def save_formset(self, request, form, formset, change):
+        changed = formset.has_changed()
+        super().save_formset(request, form, formset, change)
+        if formset.model is EscalationStep and changed:
+            alert_escalation_steps_changed(rule=form.instance, by=request.user)
 
     def delete_model(self, request, obj):
         alert_rule_delete(rule=obj, by=request.user)
@@ -166,6 +207,21 @@ class DeliveryAdmin(admin.ModelAdmin):
         retried = sum(alert_delivery_retry(delivery=d).status == Delivery.Status.PENDING
                       for d in queryset.filter(status=Delivery.Status.FAILED))
         self.message_user(request, f"{retried} failed deliveries queued again.")
+
+
+@admin.register(Escalation)
+class EscalationAdmin(admin.ModelAdmin):
+    """Which escalation step fired for which event, and when (read-only: the deliveries are under Deliveries)."""
+
+    list_display = ("fired_at", "event", "rule", "order", "after_minutes", "unacknowledged_minutes")
+    list_select_related = ("rule",)
+    readonly_fields = [f.name for f in Escalation._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(AlertItem)

@@ -99,7 +99,7 @@ class ChannelTestApi(APIView):
 
 
 class RuleListCreateApi(ListAPIView):
-    """Your alert rules: cameras, minimum severity, quiet hours and channels."""
+    """Your alert rules: cameras, minimum severity, quiet hours, channels and escalation steps."""
 
     serializer_class = RuleOutputSerializer
 

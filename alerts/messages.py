@@ -140,15 +140,33 @@ def _reports_json(reports: list[dict]) -> list[dict]:
     return [{**r, "first": r["first"].isoformat(), "last": r["last"].isoformat()} for r in reports]
 
 
-def render_alert(*, delivery, items: list, similar: dict[int, int], reports: list[dict]) -> Message:
-    """An immediate alert (one event) or a digest (several), with suppression counts, in the recipient's language."""
+def render_alert(*, delivery, items: list, similar: dict[int, int], reports: list[dict], escalation=None) -> Message:
+    """An immediate alert (one event) or a digest (several), with suppression counts, in the recipient's language.
+
+    ``escalation`` (an ``Escalation``): the alert is that escalation step's, and says so.
+    """
     user = recipient_of(delivery)
     with recipient_locale(user):
         return _render_alert(delivery=delivery, items=items, similar=similar, reports=reports,
-                             language=translation.get_language())
+                             language=translation.get_language(), escalation=escalation)
 
 
-def _render_alert(*, delivery, items, similar, reports, language) -> Message:
+def escalation_line(escalation) -> str:
+    """"Escalation, step 2: not acknowledged for 25 minutes." in the active language."""
+    return ngettext(
+        "Escalation, step %(step)d: not acknowledged for %(minutes)d minute.",
+        "Escalation, step %(step)d: not acknowledged for %(minutes)d minutes.",
+        escalation.unacknowledged_minutes,
+    ) % {"step": escalation.order, "minutes": escalation.unacknowledged_minutes}
+
+
+def escalation_json(escalation) -> dict:
+    return {"step": escalation.order, "after_minutes": escalation.after_minutes,
+            "unacknowledged_minutes": escalation.unacknowledged_minutes, "rule": escalation.rule_id,
+            "fired_at": escalation.fired_at.isoformat()}
+
+
+def _render_alert(*, delivery, items, similar, reports, language, escalation=None) -> Message:
     window_min = max(1, round(settings.ALERT_SUPPRESS_SECONDS / 60))
     events = [(item, item.event) for item in items]
     report_lines = _report_lines(reports)
@@ -185,6 +203,9 @@ def _render_alert(*, delivery, items, similar, reports, language) -> Message:
         if similar.get(item.pk):
             lines.append(_("(+%(count)d similar within %(minutes)d min, not sent separately)") % {
                 "count": similar[item.pk], "minutes": window_min})
+        if escalation is not None:
+            subject = _("Escalation (step %(step)d): %(subject)s") % {"step": escalation.order, "subject": subject}
+            lines = [escalation_line(escalation), ""] + lines
         kind = "alert"
     if report_lines:
         lines += ["", _("Earlier:")] + [f"- {line}" for line in report_lines]
@@ -201,13 +222,17 @@ def _render_alert(*, delivery, items, similar, reports, language) -> Message:
     }
     if kind == "alert":
         payload["event"] = payload["events"][0]
+    if escalation is not None:
+        payload["escalation"] = escalation_json(escalation)
     return Message(subject=subject[:300], text=text, payload=payload)
 
 
-def render_in_app(*, delivery, item, similar: int, reports: list[dict]) -> Message:
+def render_in_app(*, delivery, item, similar: int, reports: list[dict], escalation=None) -> Message:
     event = item.event
     with recipient_locale(recipient_of(delivery)):
         title = event_title(event)
+        if escalation is not None:
+            title = _("Escalation (step %(step)d): %(subject)s") % {"step": escalation.order, "subject": title}
         language = translation.get_language()
     payload = {
         "event": str(event.pk),
@@ -221,6 +246,8 @@ def render_in_app(*, delivery, item, similar: int, reports: list[dict]) -> Messa
         "earlier_suppressed": sum(r["count"] for r in reports),
         "language": language,
     }
+    if escalation is not None:
+        payload["escalation"] = escalation_json(escalation)
     return Message(subject=payload["title"][:300], text=payload["title"], payload=payload)
 
 

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -20,6 +21,9 @@ from inference.addresses import AddressNotAllowed, check_host
 from siteconfig.selectors import WHERE, webhook_networks
 
 SEVERITY_CHOICES = [(s, s.capitalize()) for s in SEVERITIES]
+#: Escalation: the longest wait of one step (a day), and the severities that escalate.
+MAX_ESCALATION_MINUTES = 24 * 60
+ESCALATION_SEVERITIES = ("high", "critical")
 
 
 def validate_http_url(value: str) -> None:
@@ -224,6 +228,7 @@ class Delivery(models.Model):
         IMMEDIATE = "immediate"
         DIGEST = "digest"
         TEST = "test"
+        ESCALATION = "escalation"  # a critical or high event left unacknowledged: see EscalationStep
 
     class Medium(models.TextChoices):
         EMAIL = "email"
@@ -306,6 +311,8 @@ class AlertItem(models.Model):
     state = models.CharField(max_length=16, choices=State.choices)
     hold_until = models.DateTimeField(null=True, blank=True, help_text="Quiet hours: not sent before this.")
     delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="items")
+    escalation = models.ForeignKey("Escalation", null=True, blank=True, on_delete=models.CASCADE, related_name="items",
+                                   help_text="Sent by this escalation (outside routing: never suppressed or queued).")
     original = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="similar")
     reported_in = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="reported_items")
@@ -314,9 +321,11 @@ class AlertItem(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["event", "channel", "severity"], condition=Q(channel__isnull=False),
+            models.UniqueConstraint(fields=["event", "channel", "severity"],
+                                    condition=Q(channel__isnull=False, escalation__isnull=True),
                                     name="alerts_item_once_per_channel"),
-            models.UniqueConstraint(fields=["event", "recipient", "severity"], condition=Q(channel__isnull=True),
+            models.UniqueConstraint(fields=["event", "recipient", "severity"],
+                                    condition=Q(channel__isnull=True, escalation__isnull=True),
                                     name="alerts_item_once_in_app"),
         ]
         indexes = [
@@ -326,3 +335,53 @@ class AlertItem(models.Model):
 
     def __str__(self):
         return f"{self.severity} {self.event_id} -> {self.channel_id or 'in-app'} ({self.state})"
+
+
+class EscalationStep(models.Model):
+    """One level of a rule's escalation policy: who hears of a critical or high event still unacknowledged.
+
+    Step 1 is due ``after_minutes`` after the event started; each later step ``after_minutes`` after
+    the previous step fired. Recipients: channels of the rule's owner, and users (or a group's
+    members), who get an email at their account address and an in-app notification. Whether a
+    recipient may view the camera is checked again at every delivery attempt, like every alert.
+    """
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="escalation_steps")
+    order = models.PositiveSmallIntegerField(default=1, help_text="1 for the first step, then 2, 3, ...")
+    after_minutes = models.PositiveIntegerField(
+        default=15, validators=[MinValueValidator(1), MaxValueValidator(MAX_ESCALATION_MINUTES)],
+        help_text="Minutes unacknowledged before this step: after the event started (step 1) or after the "
+                  "previous step fired.")
+    channels = models.ManyToManyField(NotificationChannel, blank=True, related_name="escalation_steps",
+                                      help_text="Channels of the rule's owner.")
+    users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+",
+                                   help_text="Users: an email at their address and an in-app notification.")
+    group = models.ForeignKey("auth.Group", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                              help_text="A group: each active member, like a user.")
+
+    class Meta:
+        # No unique (rule, order): the admin's inline may swap two steps' orders in one save; the
+        # services number them 1..n and the admin's formset refuses two steps with one order.
+        ordering = ["rule", "order", "id"]
+
+    def __str__(self):
+        return f"{self.rule} step {self.order} (+{self.after_minutes} min)"
+
+
+class Escalation(models.Model):
+    """One step fired for one event: the idempotency record (once per event and step) its deliveries point at."""
+
+    event = models.ForeignKey("events.AnomalyEvent", on_delete=models.CASCADE, related_name="escalations")
+    step = models.ForeignKey(EscalationStep, null=True, blank=True, on_delete=models.SET_NULL, related_name="fired")
+    rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    order = models.PositiveSmallIntegerField(help_text="The step's order when it fired.")
+    after_minutes = models.PositiveIntegerField()
+    unacknowledged_minutes = models.PositiveIntegerField(help_text="Minutes since the event started, when fired.")
+    fired_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["fired_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["event", "step"], name="alerts_escalation_once_per_step")]
+
+    def __str__(self):
+        return f"{self.event_id} step {self.order} at {self.fired_at:%Y-%m-%d %H:%M:%S}"

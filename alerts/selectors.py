@@ -8,8 +8,17 @@ from guardian.shortcuts import get_objects_for_group
 
 from cameras.models import Camera
 from cameras.selectors import VIEW, camera_ids_for_user
+from events.models import AnomalyEvent
 
-from .models import AlertItem, AlertRule, Delivery, NotificationChannel
+from .models import (
+    ESCALATION_SEVERITIES,
+    AlertItem,
+    AlertRule,
+    Delivery,
+    Escalation,
+    EscalationStep,
+    NotificationChannel,
+)
 
 
 # -- API: a user's own -------------------------------------------------------------------------
@@ -27,7 +36,10 @@ def channel_get_for_user(user, channel_id) -> NotificationChannel | None:
 def rule_list_for_user(user) -> QuerySet:
     if not getattr(user, "is_authenticated", False):
         return AlertRule.objects.none()
-    return AlertRule.objects.filter(owner=user).prefetch_related("cameras", "channels").order_by("id")
+    return AlertRule.objects.filter(owner=user).prefetch_related(
+        "cameras", "channels",
+        Prefetch("escalation_steps", queryset=EscalationStep.objects.prefetch_related("channels", "users")),
+    ).order_by("id")
 
 
 def rule_get_for_user(user, rule_id) -> AlertRule | None:
@@ -86,14 +98,16 @@ def group_members(group: Group) -> list:
 
 
 def alert_item_existing_severities(*, event_id, slot: dict) -> list[str]:
-    return list(AlertItem.objects.filter(event_id=event_id, **slot).values_list("severity", flat=True))
+    return list(AlertItem.objects.filter(event_id=event_id, escalation__isnull=True, **slot)
+                .values_list("severity", flat=True))
 
 
 def alert_item_original(*, slot: dict, camera_id: int, kind: str, severity: str, since) -> AlertItem | None:
     """The latest delivered alert with the same camera, kind and severity to the same slot since ``since``."""
     return (
         AlertItem.objects.filter(**slot, camera_id=camera_id, kind=kind, severity=severity, original__isnull=True,
-                                 state=AlertItem.State.DELIVERED, delivery__created_at__gte=since)
+                                 state=AlertItem.State.DELIVERED, delivery__created_at__gte=since,
+                                 escalation__isnull=True)
         .exclude(delivery__status=Delivery.Status.FAILED)
         .order_by("-delivery__created_at", "-id")
         .first()
@@ -122,3 +136,37 @@ def deliveries_overdue(*, pending_before, sending_before) -> QuerySet:
         Q(status=Delivery.Status.PENDING, next_attempt_at__lt=pending_before)
         | Q(status=Delivery.Status.SENDING, claimed_at__lt=sending_before)
     )
+
+
+# -- escalation -----------------------------------------------------------------------------------
+def rules_for_escalation() -> list[AlertRule]:
+    """Enabled rules with at least one escalation step: their cameras, steps (in order) and recipients."""
+    return list(
+        AlertRule.objects.filter(enabled=True, escalation_steps__isnull=False)
+        .filter(Q(owner__isnull=True) | Q(owner__is_active=True))
+        .distinct()
+        .select_related("owner", "group")
+        .prefetch_related(
+            Prefetch("cameras", queryset=Camera.objects.only("id")),
+            Prefetch("escalation_steps", queryset=EscalationStep.objects.select_related("group").prefetch_related(
+                Prefetch("channels", queryset=NotificationChannel.objects.filter(enabled=True)
+                         .select_related("owner")),
+                "users",
+            ).order_by("order", "id")),
+        )
+    )
+
+
+def events_unacknowledged(*, since) -> list:
+    """Critical and high events started since ``since`` that nobody acknowledged, resolved or dismissed."""
+    return list(AnomalyEvent.objects.filter(
+        severity__in=ESCALATION_SEVERITIES, status=AnomalyEvent.Status.NEW, acknowledged_at__isnull=True,
+        started_at__gte=since,
+    ).order_by("started_at"))
+
+
+def escalations_fired(*, event_ids) -> dict[tuple, object]:
+    """{(event id, step id): when it fired} for the steps already fired for these events."""
+    return {(event_id, step_id): fired_at for event_id, step_id, fired_at in
+            Escalation.objects.filter(event_id__in=list(event_ids), step__isnull=False)
+            .values_list("event_id", "step_id", "fired_at")}

@@ -1,6 +1,8 @@
 from rest_framework import serializers
 
-from .models import SEVERITY_CHOICES, AlertRule, Delivery, NotificationChannel
+from .models import MAX_ESCALATION_MINUTES, SEVERITY_CHOICES, AlertRule, Delivery, EscalationStep, NotificationChannel
+
+ID = {"min_value": 1, "max_value": 2**63 - 1}
 
 
 class ChannelInputSerializer(serializers.Serializer):
@@ -29,6 +31,20 @@ class ChannelOutputSerializer(serializers.ModelSerializer):
         return bool(channel.secret)
 
 
+class EscalationStepInputSerializer(serializers.Serializer):
+    """One step; its order is its place in the list. The recipients are checked by the service."""
+
+    after_minutes = serializers.IntegerField(
+        min_value=1, max_value=MAX_ESCALATION_MINUTES,
+        help_text="Minutes unacknowledged before this step: after the event started (step 1) or the previous step.")
+    channels = serializers.ListField(child=serializers.IntegerField(**ID), required=False,
+                                     help_text="Your own notification channels.")
+    users = serializers.ListField(child=serializers.IntegerField(**ID), required=False,
+                                  help_text="Users (email at their address and in-app); they must share a camera with "
+                                            "you, and each alert still needs their access to the event's camera.")
+    group = serializers.IntegerField(required=False, allow_null=True, help_text="A group you belong to.", **ID)
+
+
 class RuleInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     enabled = serializers.BooleanField(required=False)
@@ -41,16 +57,32 @@ class RuleInputSerializer(serializers.Serializer):
     critical_in_quiet_hours = serializers.BooleanField(required=False)
     notify_in_app = serializers.BooleanField(required=False)
     channels = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False)
+    escalation_steps = EscalationStepInputSerializer(
+        many=True, required=False,
+        help_text="Critical and high events nobody acknowledged go to these recipients, step after step. "
+                  "Given: replaces the rule's steps (an empty list removes them); left out: keeps them.")
+
+
+class EscalationStepOutputSerializer(serializers.ModelSerializer):
+    channels = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    users = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = EscalationStep
+        fields = ("id", "order", "after_minutes", "channels", "users", "group")
+        read_only_fields = fields
 
 
 class RuleOutputSerializer(serializers.ModelSerializer):
     cameras = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
     channels = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    escalation_steps = EscalationStepOutputSerializer(many=True, read_only=True)
 
     class Meta:
         model = AlertRule
         fields = ("id", "name", "enabled", "all_cameras", "cameras", "min_severity", "quiet_start", "quiet_end",
-                  "time_zone", "critical_in_quiet_hours", "notify_in_app", "channels", "created_at", "updated_at")
+                  "time_zone", "critical_in_quiet_hours", "notify_in_app", "channels", "escalation_steps",
+                  "created_at", "updated_at")
         read_only_fields = fields
 
 

@@ -21,6 +21,11 @@ Every delivery is a row; failed attempts are retried with exponential backoff up
 ``max_attempts`` and then marked failed. Every attempt (the first, a retry, a re-queued one)
 checks again that the recipient may still view each event's camera: events it may not are
 withheld, and a delivery left with none is cancelled (status ``cancelled``, ``error`` says why).
+
+Escalation (``alerts_escalate``, a beat task): a critical or high event nobody acknowledged
+(still ``new``) goes, step by step, to the recipients of the escalation steps of each rule that
+applies to it (``EscalationStep``). Each step fires once per event (an ``Escalation`` row,
+unique per event and step) and is sent through the same deliveries as any alert.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
@@ -38,11 +45,21 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from cameras.groups import user_group
+from events.models import AnomalyEvent
 from events.selectors import events_by_ids
 from events.severity import severity_rank
 
 from . import messages, transports
-from .models import AlertItem, AlertRule, Delivery, NotificationChannel
+from .models import (
+    ESCALATION_SEVERITIES,
+    MAX_ESCALATION_MINUTES,
+    AlertItem,
+    AlertRule,
+    Delivery,
+    Escalation,
+    EscalationStep,
+    NotificationChannel,
+)
 from .selectors import (
     alert_item_existing_severities,
     alert_item_original,
@@ -50,7 +67,10 @@ from .selectors import (
     camera_ids_for_recipient,
     channels_with_due_items,
     deliveries_overdue,
+    escalations_fired,
+    events_unacknowledged,
     group_members,
+    rules_for_escalation,
     rules_for_routing,
 )
 
@@ -115,21 +135,26 @@ def alert_channel_test(*, channel: NotificationChannel, by) -> Delivery:
 
 
 # -- rules -----------------------------------------------------------------------------------------
-def alert_rule_create(*, owner=None, group=None, cameras=(), channels=(), by=None, **fields) -> AlertRule:
+def alert_rule_create(*, owner=None, group=None, cameras=(), channels=(), escalation_steps=(), by=None,
+                      **fields) -> AlertRule:
     fields = _only(fields, RULE_FIELDS)
     rule = AlertRule(owner=owner, group=group, **fields)
     rule.full_clean()
     cameras, channels = alert_rule_check_targets(rule, list(cameras or ()), list(channels or ()))
+    steps = alert_rule_check_escalation(rule, list(escalation_steps or ()))
     with transaction.atomic():
         rule.save()
         rule.cameras.set(cameras)
         rule.channels.set(channels)
+        _escalation_steps_set(rule, steps)
         audit_record(actor=by or owner, action="rule.create", target=rule,
-                     changes=list(fields) + ["cameras", "channels"])
+                     changes=list(fields) + ["cameras", "channels"] + (["escalation_steps"] if steps else []))
     return rule
 
 
-def alert_rule_update(*, rule: AlertRule, cameras=None, channels=None, by=None, **fields) -> AlertRule:
+def alert_rule_update(*, rule: AlertRule, cameras=None, channels=None, escalation_steps=None, by=None,
+                      **fields) -> AlertRule:
+    """Change a rule; ``cameras``, ``channels`` and ``escalation_steps`` (the whole list) are kept when None."""
     fields = _only(fields, RULE_FIELDS)
     changed = [name for name, value in fields.items() if getattr(rule, name) != value]
     for name, value in fields.items():
@@ -142,10 +167,17 @@ def alert_rule_update(*, rule: AlertRule, cameras=None, channels=None, by=None, 
     cameras, channels = alert_rule_check_targets(rule, cameras, channels)
     changed += [name for name, old, new in (("cameras", old_cameras, cameras), ("channels", old_channels, channels))
                 if old != new]
+    steps = None
+    if escalation_steps is not None:
+        steps = alert_rule_check_escalation(rule, list(escalation_steps))
+        if steps != _escalation_steps_of(rule):
+            changed.append("escalation_steps")
     with transaction.atomic():
         rule.save()
         rule.cameras.set(cameras)
         rule.channels.set(channels)
+        if steps is not None:
+            _escalation_steps_set(rule, steps)
         if changed:
             audit_record(actor=by or rule.owner, action="rule.update", target=rule, changes=changed)
     return rule
@@ -176,6 +208,92 @@ def alert_rule_check_targets(rule: AlertRule, cameras: list, channels: list) -> 
     if errors:
         raise ValidationError(errors)
     return sorted(camera_ids), sorted(channel_ids)
+
+
+# -- escalation steps ------------------------------------------------------------------------------------
+def alert_rule_check_escalation(rule: AlertRule, steps: list) -> list[dict]:
+    """The rule's escalation steps, in order, checked: a ValidationError on ``escalation_steps`` otherwise.
+
+    Each step is a dict: ``after_minutes`` (1 to a day), ``channels`` (the rule owner's own),
+    ``users`` (active users who may view at least one camera the owner may view: anyone else answers
+    as if they did not exist) and ``group`` (for a user's rule, a group the owner belongs to). A step
+    names at least one recipient. Whether a recipient may view the event's camera is checked again
+    at every delivery attempt. Returns ``[{"after_minutes", "channels", "users", "group"}]`` with ids.
+    """
+    errors: list[str] = []
+    clean: list[dict] = []
+    own = set(NotificationChannel.objects.filter(owner_id=rule.owner_id, group_id=rule.group_id)
+              .values_list("id", flat=True))
+    shared = camera_ids_for_recipient(user=rule.owner if rule.owner_id else None,
+                                      group=rule.group if rule.group_id else None)
+    users_ok: dict[int, bool] = {}
+    for n, step in enumerate(steps, start=1):
+        step = dict(step or {})
+        unknown = set(step) - {"after_minutes", "channels", "users", "group"}
+        if unknown:
+            raise TypeError(f"Unexpected escalation step field(s): {sorted(unknown)}")
+        try:
+            minutes = int(step.get("after_minutes"))
+        except (TypeError, ValueError):
+            minutes = 0
+        channel_ids = sorted({int(getattr(c, "pk", c)) for c in step.get("channels") or ()})
+        user_ids = sorted({int(getattr(u, "pk", u)) for u in step.get("users") or ()})
+        group = step.get("group")
+        group_id = int(getattr(group, "pk", group)) if group not in (None, "") else None
+        if not 1 <= minutes <= MAX_ESCALATION_MINUTES:
+            errors.append(f"Step {n}: after_minutes must be between 1 and {MAX_ESCALATION_MINUTES}.")
+        foreign = [c for c in channel_ids if c not in own]
+        if foreign:
+            errors.append(f"Step {n}: no channel with id(s) {foreign} belongs to the rule's owner.")
+        for user_id in user_ids:
+            if user_id not in users_ok:
+                user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+                users_ok[user_id] = user is not None and bool(camera_ids_for_recipient(user=user) & shared)
+        strangers = [u for u in user_ids if not users_ok[u]]
+        if strangers:
+            errors.append(f"Step {n}: no user with id(s) {strangers} may view the rule owner's cameras.")
+        if group_id is not None and not _group_allowed(rule, group_id):
+            errors.append(f"Step {n}: no group with id {group_id} that the rule's owner belongs to.")
+        if not (channel_ids or user_ids or group_id):
+            errors.append(f"Step {n}: name at least one recipient (a channel, a user or a group).")
+        clean.append({"after_minutes": minutes, "channels": channel_ids, "users": user_ids, "group": group_id})
+    if errors:
+        raise ValidationError({"escalation_steps": errors})
+    return clean
+
+
+def _group_allowed(rule: AlertRule, group_id: int) -> bool:
+    """A user's rule may escalate to a group its owner belongs to; a group's rule (admin) to any group."""
+    if rule.owner_id:
+        return rule.owner.groups.filter(pk=group_id).exists()
+    return Group.objects.filter(pk=group_id).exists()
+
+
+def _escalation_steps_of(rule: AlertRule) -> list[dict]:
+    if rule.pk is None:
+        return []
+    return [{"after_minutes": s.after_minutes, "channels": sorted(c.pk for c in s.channels.all()),
+             "users": sorted(u.pk for u in s.users.all()), "group": s.group_id}
+            for s in EscalationStep.objects.filter(rule=rule).prefetch_related("channels", "users").order_by("order")]
+
+
+def _escalation_steps_set(rule: AlertRule, steps: list[dict]) -> None:
+    """Steps 1..n become ``steps``; a step kept at its place keeps its id (and what it already fired)."""
+    getattr(rule, "_prefetched_objects_cache", {}).pop("escalation_steps", None)
+    existing = list(EscalationStep.objects.filter(rule=rule).order_by("order", "id"))
+    EscalationStep.objects.filter(pk__in=[s.pk for s in existing[len(steps):]]).delete()
+    for order, spec in enumerate(steps, start=1):
+        step = existing[order - 1] if order <= len(existing) else EscalationStep(rule=rule)
+        step.order, step.after_minutes, step.group_id = order, spec["after_minutes"], spec["group"]
+        step.full_clean(exclude=["rule"])
+        step.save()
+        step.channels.set(spec["channels"])
+        step.users.set(spec["users"])
+
+
+def alert_escalation_steps_changed(*, rule: AlertRule, by) -> None:
+    """Admin: the rule's escalation steps were edited inline (saved by the admin's formset): audited."""
+    audit_record(actor=by, action="rule.update", target=rule, changes=["escalation_steps"])
 
 
 # -- routing -----------------------------------------------------------------------------------------
@@ -361,9 +479,10 @@ def _attach_earlier_suppressed(*, delivery: Delivery, slot: dict, now) -> int:
     ).update(reported_in=delivery)
 
 
-def _delivery_create(*, channel, recipient, recipient_group, mode, by=None, max_attempts=None) -> Delivery:
+def _delivery_create(*, channel, recipient, recipient_group, mode, by=None, max_attempts=None,
+                     medium=None) -> Delivery:
     return Delivery.objects.create(
-        channel=channel, medium=channel.kind if channel is not None else Delivery.Medium.IN_APP,
+        channel=channel, medium=medium or (channel.kind if channel is not None else Delivery.Medium.IN_APP),
         recipient=recipient, recipient_group=recipient_group, requested_by=by, mode=mode,
         status=Delivery.Status.PENDING, max_attempts=max_attempts or settings.ALERT_MAX_ATTEMPTS,
         next_attempt_at=timezone.now(),
@@ -383,6 +502,94 @@ def _queue_on_commit(delivery_id: int, countdown: float | None = None) -> None:
             log.exception("Could not queue alert delivery %s; the digest beat will retry it", delivery_id)
 
     transaction.on_commit(queue)
+
+
+# -- escalation ------------------------------------------------------------------------------------------
+def alerts_escalate(*, now=None) -> list[int]:
+    """Fire the escalation steps that are due; returns the new delivery ids. Safe to run twice.
+
+    For each critical or high event still ``new`` (not acknowledged, resolved or a false alarm) that
+    started less than ``ALERT_ESCALATION_MAX_AGE_HOURS`` ago, and each enabled rule with steps that
+    applies to it (severity, cameras, the owner may view the camera): step 1 is due ``after_minutes``
+    after the event started, each later step ``after_minutes`` after the previous one fired. During
+    the rule's quiet hours (unless critical ones pass) a due step waits for their end.
+    """
+    now = now or timezone.now()
+    rules = rules_for_escalation()
+    if not rules:
+        return []
+    events = events_unacknowledged(since=now - timedelta(hours=settings.ALERT_ESCALATION_MAX_AGE_HOURS))
+    if not events:
+        return []
+    fired = escalations_fired(event_ids=[e.pk for e in events])
+    viewable = _Viewable()
+    made: list[int] = []
+    for event in events:
+        for rule in rules:
+            if not _rule_applies(rule, event, viewable) or rule.quiet_until(now, event.severity) is not None:
+                continue
+            since = event.started_at
+            for step in rule.escalation_steps.all():
+                fired_at = fired.get((event.pk, step.pk))
+                if fired_at is not None:
+                    since = fired_at
+                    continue
+                if now >= since + timedelta(minutes=step.after_minutes):
+                    made += _escalation_fire(event, rule, step, now)
+                break
+    return made
+
+
+def _rule_applies(rule: AlertRule, event, viewable: _Viewable) -> bool:
+    if not rule.accepts_severity(event.severity):
+        return False
+    if not rule.all_cameras and event.camera_id not in {c.pk for c in rule.cameras.all()}:
+        return False
+    return event.camera_id in viewable.of(user=rule.owner if rule.owner_id else None,
+                                          group=rule.group if rule.group_id else None)
+
+
+def _escalation_fire(event, rule: AlertRule, step: EscalationStep, now) -> list[int]:
+    """Record the step as fired for the event (once: unique) and queue a delivery per recipient."""
+    made = []
+    with transaction.atomic():
+        # An operator acknowledging it meanwhile wins: the event row is locked and read again.
+        current = AnomalyEvent.objects.select_for_update().filter(pk=event.pk).first()
+        if (current is None or current.status != AnomalyEvent.Status.NEW or current.acknowledged_at is not None
+                or current.severity not in ESCALATION_SEVERITIES):
+            return []
+        escalation = Escalation(event=current, step=step, rule=rule, order=step.order, after_minutes=step.after_minutes,
+                                unacknowledged_minutes=max(0, int((now - current.started_at).total_seconds() // 60)),
+                                fired_at=now)
+        try:
+            with transaction.atomic():
+                escalation.save()
+        except IntegrityError:
+            return []  # another run fired it
+        kind = alert_kind(current)
+        group = rule.group if rule.group_id else None
+        targets: list[tuple] = []
+        for channel in step.channels.all():  # enabled ones (selectors.rules_for_escalation)
+            if channel.owner_id == rule.owner_id and channel.group_id == rule.group_id:
+                targets.append((channel, None, channel.owner if channel.owner_id else None, group))
+        users = {u.pk: u for u in step.users.all() if u.is_active}
+        if step.group_id:
+            users.update({u.pk: u for u in group_members(step.group)})
+        for user in users.values():
+            if user.email:
+                targets.append((None, Delivery.Medium.EMAIL, user, None))
+            targets.append((None, Delivery.Medium.IN_APP, user, None))
+        for channel, medium, recipient, recipient_group in targets:
+            delivery = _delivery_create(channel=channel, recipient=recipient, recipient_group=recipient_group,
+                                        mode=Delivery.Mode.ESCALATION, medium=medium)
+            AlertItem.objects.create(event=current, channel=channel, recipient=recipient,
+                                     recipient_group=recipient_group, camera_id=current.camera_id, kind=kind,
+                                     severity=current.severity, state=AlertItem.State.DELIVERED, delivery=delivery,
+                                     escalation=escalation)
+            _queue_on_commit(delivery.pk)
+            made.append(delivery.pk)
+    log.info("Escalation: event %s step %d of rule %s: %d deliveries", event.pk, step.order, rule.pk, len(made))
+    return made
 
 
 # -- digests and recovery --------------------------------------------------------------------------------
@@ -546,15 +753,17 @@ def _render(delivery: Delivery, allowed: set[int] | None = None) -> transports.M
         earlier = [i for i in reported if not (i.original and i.original.delivery_id == delivery.pk)
                    and (allowed is None or i.camera_id in allowed)]
         Delivery.objects.filter(pk=delivery.pk).update(reported_count=len(earlier))
-    items = list(delivery.items.filter(state=AlertItem.State.DELIVERED).select_related("event__camera")
+    items = list(delivery.items.filter(state=AlertItem.State.DELIVERED).select_related("event__camera", "escalation")
                  .order_by("event__started_at", "id"))
     if not items:
         raise PermanentSendError("The delivery has no events left (they were deleted).")
     reports = messages.summarize_reports(earlier)
+    escalation = items[0].escalation if delivery.mode == Delivery.Mode.ESCALATION else None
     if delivery.medium == Delivery.Medium.IN_APP:
         return messages.render_in_app(delivery=delivery, item=items[0], similar=similar.get(items[0].pk, 0),
-                                      reports=reports)
-    return messages.render_alert(delivery=delivery, items=items, similar=dict(similar), reports=reports)
+                                      reports=reports, escalation=escalation)
+    return messages.render_alert(delivery=delivery, items=items, similar=dict(similar), reports=reports,
+                                 escalation=escalation)
 
 
 def _transport(delivery: Delivery, message: transports.Message) -> None:
@@ -562,6 +771,14 @@ def _transport(delivery: Delivery, message: transports.Message) -> None:
         transports.send_in_app(group=user_group(delivery.recipient_id), message=message)
         return
     channel = delivery.channel
+    if channel is None and delivery.mode == Delivery.Mode.ESCALATION and delivery.medium == Delivery.Medium.EMAIL:
+        # An escalation to a user (not through a channel): their account's address. (A deleted channel's
+        # escalation items went with it, so such a delivery never gets here.)
+        recipient = delivery.recipient
+        if recipient is None or not recipient.is_active or not recipient.email:
+            raise PermanentSendError("The recipient has no email address (or was deactivated).")
+        transports.send_email(address=recipient.email, message=message)
+        return
     if channel is None:
         raise PermanentSendError("The channel was deleted.")
     if not channel.enabled and delivery.mode != Delivery.Mode.TEST:

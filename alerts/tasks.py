@@ -2,7 +2,13 @@
 
 from celery import shared_task
 
-from .services import alert_delivery_attempt, alerts_digest_build, alerts_requeue_overdue, alerts_route_events
+from .services import (
+    alert_delivery_attempt,
+    alerts_digest_build,
+    alerts_escalate,
+    alerts_requeue_overdue,
+    alerts_route_events,
+)
 
 
 @shared_task
@@ -23,3 +29,9 @@ def alerts_route(event_ids: list[str]) -> int:
     """Route stored (or updated) events to the people responsible for their cameras. Safe to run twice."""
     alerts_route_events(event_ids=event_ids)
     return len(event_ids)
+
+
+@shared_task
+def alerts_escalation() -> list[int]:
+    """Beat (every ALERT_ESCALATION_CHECK_SECONDS): fire the escalation steps that are due. Safe to run twice."""
+    return alerts_escalate()

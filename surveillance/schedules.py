@@ -17,6 +17,10 @@ def beat_schedules() -> dict[str, dict]:
             "task": "alerts.tasks.alerts_digest",
             "every": settings.ALERT_DIGEST_SECONDS,
         },
+        "alerts-escalation": {
+            "task": "alerts.tasks.alerts_escalation",
+            "every": settings.ALERT_ESCALATION_CHECK_SECONDS,
+        },
         "events-clips-retention": {
             "task": "events.tasks.events_clips_retention",
             "every": settings.CLIP_RETENTION_CHECK_SECONDS,

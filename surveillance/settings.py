@@ -489,3 +489,25 @@ WORKER_MAX_MODELS = envint("WORKER_MAX_MODELS", 4)
 # every record. docs/reliability.md, "Bounds".
 EVENT_BACKLOG_MAX = envint("EVENT_BACKLOG_MAX", 1000)
 EVENT_LOG_MAX_MB = envfloat("EVENT_LOG_MAX_MB", 1024.0)
+
+# --- Alert escalation (issue 17) ---
+# A critical or high event nobody acknowledged goes to the next recipients of each rule's escalation
+# steps (docs/alerts.md, "Escalation"). The beat checks every ALERT_ESCALATION_CHECK_SECONDS (the
+# interval of the `alerts-escalation` schedule when first created; then edit it in the admin). Events
+# that started more than ALERT_ESCALATION_MAX_AGE_HOURS ago no longer escalate.
+ALERT_ESCALATION_CHECK_SECONDS = envint("ALERT_ESCALATION_CHECK_SECONDS", 30)
+ALERT_ESCALATION_MAX_AGE_HOURS = envfloat("ALERT_ESCALATION_MAX_AGE_HOURS", 24.0)
+
+# --- Description queue (issue 17) ---
+# Each inference worker has one queue of VLM description requests for all its cameras (inference/describe_queue.py,
+# docs/detection.md "The description queue"): DESCRIBE_CONCURRENCY requests run at once, the most severe and most
+# anomalous first; at most DESCRIBE_QUEUE_MAX wait (at the bound the lowest-priority one is dropped, counted); at
+# most DESCRIBE_PER_CAMERA_PER_MINUTE requests of one camera a minute (0: no budget; one over it is dropped,
+# counted); a request not started within DESCRIBE_DEADLINE_SECONDS is dropped (counted) and the event goes on
+# without it. An episode is described when it opens and again when its peak rises by a fifth, at most once every
+# DESCRIBE_REPEAT_SECONDS.
+DESCRIBE_CONCURRENCY = envint("DESCRIBE_CONCURRENCY", 2)
+DESCRIBE_QUEUE_MAX = envint("DESCRIBE_QUEUE_MAX", 64)
+DESCRIBE_PER_CAMERA_PER_MINUTE = envint("DESCRIBE_PER_CAMERA_PER_MINUTE", 6)
+DESCRIBE_DEADLINE_SECONDS = envfloat("DESCRIBE_DEADLINE_SECONDS", 10.0)
+DESCRIBE_REPEAT_SECONDS = envfloat("DESCRIBE_REPEAT_SECONDS", 5.0)
