@@ -8,6 +8,7 @@ the same detector classes, so live and offline scores agree.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import math
 import threading
@@ -107,6 +108,21 @@ def _objects_now(details: dict, width: int, height: int, frame_ts: float, wall: 
             for obj, x1, y1, x2, y2 in reported_objects(details)]
 
 
+def _frames_describer(vlm) -> tuple[Callable | None, dict]:
+    """The backend's ``describe_frames(frames, prompt)`` (a model server's: several frames in one
+    request; through the pool's SharedVLM its backend's), with ``raise_errors`` where it takes it (the
+    describe queue then tells timeouts and failures apart); (None, {}) when it has none."""
+    backend = getattr(vlm, "backend", vlm)
+    fn = getattr(backend, "describe_frames", None)
+    if not callable(fn):
+        return None, {}
+    try:
+        takes = "raise_errors" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return fn, ({"raise_errors": True} if takes else {})
+
+
 class Callbacks:
     """What the loop tells the outside world. Subclass and override what you need."""
 
@@ -142,6 +158,19 @@ class Episode:
     peak_objects: list = field(default_factory=list)  # labelled boxes (x, y, w, h) on the peak frame
     objects: dict = field(default_factory=dict)  # track id -> what was seen of it (see add_objects)
     object_terms: dict = field(default_factory=dict)  # (term, track) -> the strongest anomaly term
+    # Descriptions through the worker's describe queue (see E2ESystem._request_description).
+    phase: str = "open"  # "open" -> "closing" (close_episode) -> "closed" (its final record emitted)
+    answer: object = None  # the latest description that arrived (VLMAnswer)
+    answer_score: float = 0.0  # the peak score that description was asked for
+    emitted_answer: object = None  # the description the last emitted record carried
+    requested_score: float = 0.0  # the peak score of the latest request
+    requested_at: float | None = None  # when (clock) it was asked for
+    describing: int = 0  # its requests waiting or running
+    vlm_error: str = ""  # why the last request gave nothing (while no description arrived)
+    severity: str = "low"  # the latest decision's severity (the queue's priority)
+    snapshot: str = ""
+    clip: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, ts: float, result: DetectorResult, image: np.ndarray, scale: float) -> None:
         self.add_objects(ts, result.details, image, scale)
@@ -228,6 +257,10 @@ class E2ESystem:
         reconnect_max: float = 30.0,
         live_rate: Callable[[], float] | None = None,
         offline_after: float | None = 10.0,
+        describe_queue=None,
+        describe_repeat_seconds: float = 5.0,
+        describe_peak_gain: float = 0.2,
+        describe_deadline: float | None = None,
     ):
         self.config = config
         self.camera_id = config.get("id")
@@ -249,6 +282,16 @@ class E2ESystem:
         # (severity high, details.kind "camera_offline") through the normal event path; frames
         # coming back close it. None: never.
         self.offline_after = offline_after
+        # The worker's description queue (inference/describe_queue.py): with one, the VLM describes an
+        # episode when it opens, again when its peak rises by ``describe_peak_gain`` (at most once per
+        # ``describe_repeat_seconds``), and at its close only when no description arrived; each
+        # description that arrives re-emits the event's record. Without one: at the close, in the
+        # episode executor, as before.
+        self.describe_queue = describe_queue if vlm is not None else None
+        self.describe_repeat_seconds = float(describe_repeat_seconds)
+        self.describe_peak_gain = float(describe_peak_gain)
+        self.describe_deadline = describe_deadline
+        self._describe_frames_fn, self._describe_frames_kw = _frames_describer(vlm)
         self._down_since: float | None = None
         self._was_running = False
         self._offline_record: dict | None = None
@@ -318,9 +361,16 @@ class E2ESystem:
             self.callbacks.on_anomaly_started(self.camera_id, ep)
             # The event exists from the first anomalous frame: operators see it at once.
             decision = self.agent.decide(self._summary(ep, None))
-            self._emit(ep, decision, answer=None, snapshot=self._snapshot(ep))
+            ep.severity, ep.snapshot = decision.severity, self._snapshot(ep)
+            self._emit(ep, decision, answer=None, snapshot=ep.snapshot)
+            if self.describe_queue is not None:
+                self._request_description(ep, "open")
             return
         ep.add(frame.timestamp, result, frame.image, scale)
+        if (self.describe_queue is not None and ep.peak_ts == frame.timestamp
+                and ep.peak_score >= ep.requested_score * (1.0 + self.describe_peak_gain)
+                and (ep.requested_at is None or now - ep.requested_at >= self.describe_repeat_seconds)):
+            self._request_description(ep, "peak")  # a new peak clearly above the one asked about
         quiet = frame.timestamp - ep.last_above_ts
         if quiet >= self.close_after or frame.timestamp - ep.started_ts >= MAX_EVENT_SECONDS:
             self.close_episode(now)
@@ -330,6 +380,7 @@ class E2ESystem:
         if ep is None:
             return
         ep.ended_wall = self.clock() if now is None else now
+        ep.phase = "closing"  # a description arriving now is left to _finalise
         if self.executor is not None:
             self._pending = [f for f in self._pending if not f.done()]
             try:
@@ -344,6 +395,8 @@ class E2ESystem:
 
     def _finalise(self, ep: Episode) -> None:
         """Describe the peak frame, decide, and record the closed event (off the frame loop)."""
+        if self.describe_queue is not None:
+            return self._finalise_queued(ep)
         answer = None
         if self.vlm is not None and ep.peak_image is not None:
             try:
@@ -356,6 +409,95 @@ class E2ESystem:
         self._crops(ep)
         self._emit(ep, decision, answer=answer, snapshot=self._snapshot(ep), clip=clip)
         self.callbacks.on_anomaly_ended(self.camera_id, ep)
+
+    # -- descriptions through the worker's queue -------------------------------------------
+    def _finalise_queued(self, ep: Episode) -> None:
+        """Close with the latest description; without one (and none on its way), ask for one with a
+        deadline and record the closed event now: when it arrives, the record is emitted again."""
+        with ep.lock:
+            answer, ask = ep.answer, ep.answer is None and ep.describing == 0
+        if ask:
+            self._request_description(ep, "close")
+        decision = self.agent.decide(self._summary(ep, answer))
+        clip = self._clip(ep)
+        self._crops(ep)
+        snapshot = self._snapshot(ep)
+        with ep.lock:
+            ep.phase, ep.clip, ep.snapshot, ep.severity = "closed", clip, snapshot, decision.severity
+            ep.emitted_answer = answer
+            self._emit(ep, decision, answer=answer, snapshot=snapshot, clip=clip)
+        if ep.answer is not answer:  # one arrived while this ran: record it too
+            self._describe_update(ep)
+        self.callbacks.on_anomaly_ended(self.camera_id, ep)
+
+    def _description_frames(self, ep: Episode) -> list:
+        """What is sent, oldest first: a frame about a second before the peak and one about a second
+        after it (from the clip's frames, when kept and already seen) around the peak frame, for a
+        backend with ``describe_frames``; the peak frame alone otherwise."""
+        if self._describe_frames_fn is None:
+            return [ep.peak_image]
+        clip = list(ep.clip_frames)
+        before = [image for ts, image in clip if ts <= ep.peak_ts - 0.8]
+        after = [image for ts, image in clip if ts >= ep.peak_ts + 0.8]
+        return before[-1:] + [ep.peak_image] + after[:1]
+
+    def _request_description(self, ep: Episode, why: str) -> None:
+        """Queue a description of the episode's peak (never waits: the queue's threads run it)."""
+        if ep.peak_image is None:
+            return
+        frames, peak = self._description_frames(ep), ep.peak_image
+        prompt, score = self.config.get("vlm_prompt", ""), ep.peak_score
+        with ep.lock:
+            ep.requested_score, ep.requested_at = score, self.clock()
+            ep.describing += 1
+
+        def run():
+            if self._describe_frames_fn is not None:
+                return self._describe_frames_fn(frames, prompt, **self._describe_frames_kw)
+            return self.vlm.describe(peak, prompt)
+
+        def done(answer, reason):
+            self._described(ep, score, answer, reason, why)
+
+        self.describe_queue.submit(self.camera_id, run, done, severity=ep.severity,
+                                   score=score / self.threshold if self.threshold > 0 else score,
+                                   deadline=self.describe_deadline, key=(self.camera_id, ep.id))
+
+    def _described(self, ep: Episode, score: float, answer, reason: str, why: str) -> None:
+        """A request's outcome (in a queue thread, or the caller's when refused at once)."""
+        with ep.lock:
+            ep.describing -= 1
+            if answer is None:
+                if reason != "superseded" and ep.answer is None:
+                    ep.vlm_error = reason
+                    log.info("Camera %s: no description of episode %s (%s request): %s",
+                             self.camera_id, ep.id, why, reason)
+                return
+            if ep.answer is not None and score < ep.answer_score:
+                return  # an older peak's description, late: the newer one stays
+            ep.answer, ep.answer_score, ep.vlm_error = answer, score, ""
+        self._describe_update(ep)
+
+    def _describe_update(self, ep: Episode) -> None:
+        """Emit the episode's record again with its latest description and the decision it leads to
+        (open: the event stays open; closed: the final record, its clip kept). While closing,
+        ``_finalise`` uses it instead."""
+        answer = ep.answer
+        if answer is None or ep.phase == "closing":
+            return
+        try:
+            decision = self.agent.decide(self._summary(ep, answer))
+        except Exception:
+            log.exception("Camera %s: the agent failed on a description of episode %s", self.camera_id, ep.id)
+            return
+        with ep.lock:
+            if ep.answer is not answer or ep.emitted_answer is answer or ep.phase == "closing":
+                return  # a newer one is on its way, this one is out already, or _finalise takes it
+            ep.severity, ep.emitted_answer = decision.severity, answer
+            try:
+                self._emit(ep, decision, answer=answer, snapshot=ep.snapshot, clip=ep.clip)
+            except Exception:
+                log.exception("Camera %s: could not record the description of episode %s", self.camera_id, ep.id)
 
     def _summary(self, ep: Episode, answer) -> EpisodeSummary:
         return EpisodeSummary(
@@ -424,7 +566,8 @@ class E2ESystem:
                 "score_curve": ep.curve(),
                 "vlm": {"summary": answer.summary, "threat_level": answer.threat_level,
                         "objects": answer.objects} if answer else None,
-                "detector_details": ep.peak_details,
+                "detector_details": {**ep.peak_details, "vlm_error": ep.vlm_error} if ep.vlm_error and not answer
+                else ep.peak_details,
             }),
         }
         self.callbacks.on_event(self.camera_id, record)

@@ -49,9 +49,10 @@ class OpenAIVLM(VLMBackend):
             raise ValueError(f"describe_batch: {len(images)} images but {len(prompts)} prompts")
         return [self.describe_frames([image], prompt) for image, prompt in zip(images, prompts)]
 
-    def describe_frames(self, frames, prompt: str) -> VLMAnswer | None:
+    def describe_frames(self, frames, prompt: str, *, raise_errors: bool = False) -> VLMAnswer | None:
         """One answer about ``frames`` (the key frame, or frames around it in time order); None when
-        the server gave none (the reason is logged and kept in ``last_error``)."""
+        the server gave none (the reason is logged and kept in ``last_error``). ``raise_errors``: raise
+        the ``ChatError`` instead (counted the same way), for a caller that tells timeouts apart."""
         frames = [f for f in frames if f is not None]
         if not frames:
             return None
@@ -67,6 +68,8 @@ class OpenAIVLM(VLMBackend):
                 self.failures += 1
                 self.last_error = str(exc)
             logger.warning("VLM: %s", exc)
+            if raise_errors:
+                raise
             return None
         return parse_answer(reply.text)
 

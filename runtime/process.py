@@ -16,6 +16,7 @@ from pathlib import Path
 from django.conf import settings
 
 from cameras.backends import make_detector, resolve
+from inference.describe_queue import DescribeQueue
 from inference.e2e import E2ESystem
 from inference.executors import BoundedExecutor
 from inference.manager import MultiCameraManager
@@ -48,8 +49,18 @@ def _model_server(params) -> dict:
     return {**(params or {}), "allowed_networks": model_server_networks, "networks_where": WHERE["model server"]}
 
 
-def create_manager(worker: str, logger: EventLogger, pool: ResourcePool) -> MultiCameraManager:
-    """A manager whose cameras log events to ``logger`` and share the models in ``pool``."""
+def create_describe_queue() -> DescribeQueue:
+    """The worker's one queue of VLM descriptions, shared by all its cameras (docs/detection.md)."""
+    return DescribeQueue(settings.DESCRIBE_CONCURRENCY, settings.DESCRIBE_QUEUE_MAX,
+                         settings.DESCRIBE_PER_CAMERA_PER_MINUTE, settings.DESCRIBE_DEADLINE_SECONDS)
+
+
+def create_manager(worker: str, logger: EventLogger, pool: ResourcePool,
+                   describe_queue: DescribeQueue | None = None) -> MultiCameraManager:
+    """A manager whose cameras log events to ``logger``, share the models in ``pool`` and have their
+    episodes described through ``describe_queue`` (one is made when not given; ``shutdown`` closes it)."""
+    if describe_queue is None:
+        describe_queue = create_describe_queue()
     db_writer = BoundedExecutor(1, settings.WORKER_DB_WRITER_QUEUE, "db-writer")
     callbacks = WorkerCallbacks(worker, logger, db_writer)
 
@@ -88,6 +99,8 @@ def create_manager(worker: str, logger: EventLogger, pool: ResourcePool) -> Mult
             reconnect_max=settings.SOURCE_RECONNECT_MAX_SECONDS,
             offline_after=settings.CAMERA_OFFLINE_SECONDS,
             live_rate=lambda: callbacks.frames.rate(config["id"]),
+            describe_queue=describe_queue,
+            describe_repeat_seconds=settings.DESCRIBE_REPEAT_SECONDS,
         )
 
     def live_frames() -> dict:
@@ -95,7 +108,7 @@ def create_manager(worker: str, logger: EventLogger, pool: ResourcePool) -> Mult
         return {"live_frames": {"encoded": frames.encoded, "sent": frames.sent, "dropped": frames.dropped}}
 
     stats = StatsPublisher(worker, settings.WORKER_HEARTBEAT_SECONDS * settings.METRICS_SNAPSHOT_HEARTBEATS,
-                           extra=live_frames)
+                           extra=live_frames, describe_queue=describe_queue)
     manager = MultiCameraManager(
         store=DjangoCameraStore(worker),
         lease=RedisLease(worker, settings.CAMERA_LEASE_SECONDS),
@@ -105,6 +118,7 @@ def create_manager(worker: str, logger: EventLogger, pool: ResourcePool) -> Mult
         publish_stats=stats.publish,
     )
     manager.callbacks = callbacks
+    manager.describe_queue = describe_queue
     return manager
 
 
@@ -174,6 +188,9 @@ def shutdown() -> None:
         _manager = _logger = None
     if manager is not None:
         manager.close()
+        describe_queue = getattr(manager, "describe_queue", None)
+        if describe_queue is not None:  # after the cameras' last episodes: what still waits is dropped
+            describe_queue.close()
         scores = getattr(getattr(manager, "callbacks", None), "scores", None)
         if scores is not None:
             scores.close()  # the score history still held in memory
