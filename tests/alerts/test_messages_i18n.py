@@ -173,3 +173,15 @@ def test_a_group_channel_uses_the_site_language_and_time_zone(camera, route, run
     run_queued()
     message = [m for m in mail.outbox if m.to == ["shift@example.com"]][0]
     assert message.subject.startswith("[CRITICAL]") and "03:04:05 UTC" in message.body
+
+
+def test_an_escalation_reads_in_korean():
+    from types import SimpleNamespace
+
+    from django.utils import translation
+
+    from alerts.messages import escalation_line
+
+    with translation.override("ko"):
+        assert escalation_line(SimpleNamespace(order=2, unacknowledged_minutes=25)) == \
+            "에스컬레이션 2단계: 25분 동안 확인되지 않음."
