@@ -180,6 +180,7 @@ def stats_overview(*, camera_ids: list[int] | None = None) -> dict:
         "age_s": round(max(0.0, now - doc.get("at", now)), 3),
         "cameras": sorted(int(c) for c in doc.get("cameras", {})),
         "live_frames": doc.get("live_frames", {}),
+        "describe_queue": {k: v for k, v in (doc.get("describe_queue") or {}).items() if not isinstance(v, dict)},
     } for name, doc in sorted(figures.workers.items())]
     return {
         "at": _iso(now),
@@ -269,8 +270,25 @@ class SurveillanceCollector:
                                        "Seconds since the worker last published its figures.", labels=["worker"])
         live_frames = CounterMetricFamily("surveillance_worker_live_frames", "Live-stream frames encoded, sent to "
                                           "subscribers, or dropped, by the worker.", labels=["worker", "outcome"])
+        describe = CounterMetricFamily(
+            "surveillance_worker_describe_requests", "VLM description requests of the worker's description queue by "
+            "outcome (submitted, started, completed, failed, timeouts, dropped_budget, dropped_bound, "
+            "dropped_deadline, superseded).", labels=["worker", "outcome"])
+        describe_waiting = GaugeMetricFamily("surveillance_worker_describe_waiting",
+                                             "Description requests waiting in the worker's queue.", labels=["worker"])
+        describe_wait = HistogramMetricFamily("surveillance_worker_describe_wait_seconds",
+                                              "How long description requests waited before they started.",
+                                              labels=["worker"])
         now = time.time()
         for worker, doc in sorted(figures.workers.items()):
+            queue = doc.get("describe_queue") or {}
+            for outcome in DESCRIBE_OUTCOMES:
+                if isinstance(queue.get(outcome), (int, float)):
+                    describe.add_metric([worker, outcome], queue[outcome])
+            if queue:
+                describe_waiting.add_metric([worker], queue.get("waiting", 0))
+            if isinstance(queue.get("wait_s"), dict):
+                describe_wait.add_metric([worker], _buckets(queue["wait_s"]), queue["wait_s"].get("sum", 0.0))
             cams = doc.get("cameras", {})
             worker_cameras.add_metric([worker], len(cams))
             worker_age.add_metric([worker], max(0.0, now - float(doc.get("at", now))))
@@ -291,8 +309,12 @@ class SurveillanceCollector:
                     detector.add_metric(labels, _buckets(f["detector_ms"], 1000.0),
                                         f["detector_ms"].get("sum", 0.0) / 1000.0)
         yield from (state, subscribers, alerts, fps, frames, events, lag_last, lag, detector, started,
-                    worker_cameras, worker_age, live_frames)
+                    worker_cameras, worker_age, live_frames, describe, describe_waiting, describe_wait)
 
+
+#: The description queue's counters turned into surveillance_worker_describe_requests{outcome}.
+DESCRIBE_OUTCOMES = ("submitted", "started", "completed", "failed", "timeouts", "dropped_budget", "dropped_bound",
+                     "dropped_deadline", "superseded")
 
 COLLECTOR = SurveillanceCollector()
 _registered: list[bool] = []
@@ -361,6 +383,11 @@ class StatsWorkerSerializer(serializers.Serializer):
     cameras = serializers.ListField(child=serializers.IntegerField())
     live_frames = serializers.DictField(child=serializers.IntegerField(),
                                         help_text="Live-stream frames encoded, sent and dropped.")
+    describe_queue = serializers.DictField(
+        child=serializers.FloatField(allow_null=True), required=False,
+        help_text="The description queue: waiting, running, requests_per_minute, wait_s_p50/p95/p99 and the "
+                  "counters (submitted, completed, failed, timeouts, dropped_budget, dropped_bound, "
+                  "dropped_deadline, superseded).")
 
 
 class StatsCameraSerializer(serializers.Serializer):

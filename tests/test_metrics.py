@@ -342,3 +342,31 @@ def test_scrapes_cost_a_bounded_number_of_queries(client, api_as, staff, redis_c
     with django_assert_max_num_queries(2):  # the cameras and the alert counts
         client.get("/metrics", **auth)
     assert Camera.objects.count() == 25
+
+
+def test_the_description_queue_figures_reach_metrics_and_stats(client, db, redis_client, settings):
+    """A real DescribeQueue's figures, published by the worker, become worker-level series."""
+    import threading
+
+    from inference.describe_queue import DescribeQueue
+
+    settings.METRICS_TOKEN = ""
+    queue = DescribeQueue(concurrency=1, max_size=4, per_camera_per_minute=0)
+    done = threading.Event()
+    try:
+        queue.submit(1, lambda: "a person", lambda answer, reason: done.set(), severity="high", score=0.9,
+                     deadline=5.0)
+        assert done.wait(5)
+        StatsPublisher(WORKER, ttl=30, client=redis_client, describe_queue=queue).publish({})
+    finally:
+        queue.close()
+    families = _families(client.get("/metrics", REMOTE_ADDR="127.0.0.1"))
+    family = "surveillance_worker_describe_requests"
+    assert _sample(families, family, family + "_total", worker=WORKER, outcome="completed") == 1
+    assert _sample(families, family, family + "_total", worker=WORKER, outcome="dropped_deadline") == 0
+    wait = "surveillance_worker_describe_wait_seconds"
+    assert families[wait].type == "histogram" and _sample(families, wait, wait + "_count", worker=WORKER) == 1
+    staff = UserFactory(is_staff=True)
+    client.force_login(staff)
+    workers = client.get("/api/v1/stats/").json()["workers"]
+    assert next(w for w in workers if w["name"] == WORKER)["describe_queue"]["completed"] == 1
