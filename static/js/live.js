@@ -1,7 +1,17 @@
 /* The pages' one connection to /ws/stream/ (docs/websocket.md): the session cookie authenticates it.
- * Reconnects with backoff and subscribes again; frames come as binary messages and are shown as blobs. */
+ * Reconnects with backoff and subscribes again; frames come as binary messages and are shown as blobs.
+ * Keepalive (docs/websocket.md, "Keepalive"): the server pings the socket and the browser answers by
+ * itself; the page also sends {"action": "ping"} when it has heard nothing for a while, and drops a
+ * socket that stays silent after that (a dead network never closes it otherwise). */
 (function () {
   "use strict";
+
+  const KEEPALIVE_MS = 30000;     // silent this long: send a ping
+  const DEAD_MS = 75000;          // silent this long: the connection is dead, reconnect
+  const STABLE_MS = 30000;        // open this long: the next drop reconnects quickly again
+  const MAX_BACKOFF_MS = 30000;
+  const CLOSE_UNAUTHENTICATED = 4401;  // signed out, password changed, account deactivated
+  const CLOSE_RATE_LIMITED = 4429;
 
   class LiveStream {
     constructor() {
@@ -9,6 +19,7 @@
       this.handlers = {};
       this.backoff = 1000;
       this.connect();
+      window.addEventListener("online", () => this.reconnectNow());
     }
 
     on(type, fn) {
@@ -23,15 +34,18 @@
     }
 
     connect() {
+      clearTimeout(this.retry);
       const scheme = location.protocol === "https:" ? "wss:" : "ws:";
       const ws = (this.ws = new WebSocket(`${scheme}//${location.host}/ws/stream/`));
       ws.binaryType = "arraybuffer";
       ws.onopen = () => {
-        this.backoff = 1000;
+        this.openedAt = this.heardAt = Date.now();
+        this.keepalive = setInterval(() => this.checkAlive(ws), KEEPALIVE_MS / 3);
         this.emit("open", {});
         for (const [camera, options] of this.subs) this.send({ action: "subscribe", camera, ...options });
       };
       ws.onmessage = (m) => {
+        this.heardAt = Date.now();
         if (typeof m.data === "string") {
           const message = JSON.parse(m.data);
           this.emit(message.type, message);
@@ -43,11 +57,52 @@
         header.blob = new Blob([new Uint8Array(m.data, 4 + n)], { type: "image/jpeg" });
         this.emit("frame", header);
       };
-      ws.onclose = () => {
-        this.emit("close", {});
-        setTimeout(() => this.connect(), this.backoff);
-        this.backoff = Math.min(this.backoff * 2, 15000);
-      };
+      ws.onclose = (event) => this.closed(ws, event.code);
+    }
+
+    /* Ping a quiet socket; give up on one that stays silent (its onclose may come minutes later). */
+    checkAlive(ws) {
+      if (ws !== this.ws) return;
+      const quiet = Date.now() - this.heardAt;
+      if (quiet >= DEAD_MS) {
+        ws.onclose = null;
+        ws.close();
+        this.closed(ws, 0);
+      } else if (quiet >= KEEPALIVE_MS) {
+        this.send({ action: "ping" });
+      }
+    }
+
+    closed(ws, code) {
+      if (ws !== this.ws) return;
+      clearInterval(this.keepalive);
+      this.emit("close", { code });
+      // Only a socket that stayed up a while resets the backoff: one closed right after opening
+      // (a server error, a refused handshake) must not be retried every second.
+      if (this.openedAt && Date.now() - this.openedAt >= STABLE_MS) this.backoff = 1000;
+      this.openedAt = 0;
+      if (code === CLOSE_UNAUTHENTICATED) {
+        // The session is over: reload once, the server shows the sign-in page. Never in a loop.
+        const last = Number(sessionStorage.getItem("live-reloaded-at") || 0);
+        if (Date.now() - last > 60000) {
+          sessionStorage.setItem("live-reloaded-at", String(Date.now()));
+          location.reload();
+          return;
+        }
+        this.backoff = MAX_BACKOFF_MS;
+      } else if (code === CLOSE_RATE_LIMITED) {
+        this.backoff = MAX_BACKOFF_MS;
+      }
+      const wait = this.backoff * (0.75 + Math.random() / 2);  // jitter: not every page at once
+      this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
+      this.retry = setTimeout(() => this.connect(), wait);
+    }
+
+    /* The network is back: reconnect now instead of waiting out the backoff. */
+    reconnectNow() {
+      if (this.ws && this.ws.readyState <= WebSocket.OPEN) return;
+      this.backoff = 1000;
+      this.connect();
     }
 
     send(message) {
