@@ -19,14 +19,29 @@ def dataset(relative: str) -> Path:
     return path
 
 
+def clear_cache() -> None:
+    """Delete this test run's cache keys (its KEY_PREFIX) only: ``cache.clear()`` would FLUSHDB the Redis
+    database every test run on the machine shares, wiping another run's throttle counters and token
+    revocations in the middle of its tests."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    prefix = settings.CACHES["default"].get("KEY_PREFIX") or ""
+    if not prefix:
+        cache.clear()
+        return
+    client = cache._cache.get_client(write=True)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start:start + 500])
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache():
     """Throttle counters and other cached state never leak between tests."""
-    from django.core.cache import cache
-
-    cache.clear()
+    clear_cache()
     yield
-    cache.clear()
+    clear_cache()
 
 
 @pytest.fixture(autouse=True)

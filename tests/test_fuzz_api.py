@@ -36,7 +36,6 @@ import os
 
 import pytest
 import schemathesis
-from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.test import Client
@@ -49,6 +48,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 from siteconfig.selectors import site_settings_clear_cache
 
+from tests.conftest import clear_cache
 from tests.factories import EventFactory, UserFactory, role_users
 
 pytestmark = pytest.mark.django_db
@@ -160,7 +160,7 @@ def fuzz_operation(operation, *, ids: dict, user, mode: GenerationMode, examples
         except Rollback:
             pass
         finally:
-            cache.clear()
+            clear_cache()
             site_settings_clear_cache()  # the process's copy of the settings row may be one rolled back
 
     run()
