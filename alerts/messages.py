@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
@@ -19,6 +20,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
 
+from events.describe import label_name
 from events.serializers import EventOutputSerializer
 from events.severity import SEVERITIES
 
@@ -84,12 +86,71 @@ def event_url(event) -> str:
     return f"{settings.SITE_URL.rstrip('/')}/events/{event.pk}/"
 
 
+#: What a zone rule that fired says, by the zone's kind (inference/zone_specs.py KINDS).
+ZONE_PHRASES = {
+    "forbidden": gettext_noop("In the forbidden zone '%(name)s'."),
+    "loiter": gettext_noop("Loitering in the zone '%(name)s'."),
+    "line": gettext_noop("Crossed the line '%(name)s'."),
+}
+ZONE_PHRASE = gettext_noop("In the zone '%(name)s'.")
+MAX_ZONES = 3
+
+
+def event_zones(event) -> list[dict]:
+    """The zones the detector reported for the event (``details["zones"]``, or the worker's
+    ``details["detector_details"]["zones"]``): ``[{"name", "kind", ...}]``, each name once."""
+    details = event.details if isinstance(event.details, dict) else {}
+    inner = details.get("detector_details")
+    zones = details.get("zones") or (inner.get("zones") if isinstance(inner, dict) else None)
+    seen, found = set(), []
+    for zone in zones if isinstance(zones, list) else ():
+        if not isinstance(zone, dict) or not str(zone.get("name") or "").strip():
+            continue
+        name = str(zone["name"]).strip()[:60]
+        if name not in seen:
+            seen.add(name)
+            found.append({**zone, "name": name})
+    return found
+
+
+def event_seen(event) -> str:
+    """What the detector saw, in the active language: the objects (events/describe.py, else the
+    labels) and the zones that fired ("A person behaving unusually. In the forbidden zone 'fence'.");
+    "" when it reported neither."""
+    parts = []
+    objects = event.sentence
+    labels = [label_name(x) for x in getattr(event, "label_list", [])]
+    if not objects and labels:
+        objects = _("Seen: %(labels)s.") % {"labels": ", ".join(labels)}
+    if objects:
+        parts.append(objects)
+    for zone in event_zones(event)[:MAX_ZONES]:
+        phrase = ZONE_PHRASES.get(str(zone.get("kind") or zone.get("rule") or ""), ZONE_PHRASE)
+        parts.append(_(phrase) % {"name": zone["name"]})
+    return " ".join(parts)
+
+
 def event_summary(event) -> str:
     lines = (event.description or "").strip().splitlines()
-    text = lines[0].strip() if lines else event.sentence  # without a VLM: what the objects detector saw
+    text = lines[0].strip() if lines else event_seen(event)  # without a VLM: what the detector saw
     if not text:
         text = _("Anomaly detected")
     return text if len(text) <= 140 else text[:139] + "…"
+
+
+def carries_description(delivery, event) -> bool:
+    """Whether a sent message already told the event's description (its first line: the summary)."""
+    description = (event.description or "").strip()
+    if not description or delivery.status != delivery.Status.SENT:
+        return False
+    return event_summary(event) in f"{delivery.subject}\n{delivery.body}"
+
+
+def message_id(delivery) -> str:
+    """The email Message-ID of a delivery, the same at every attempt (a follow-up refers to it)."""
+    host = urlsplit(settings.SITE_URL).hostname or "localhost"
+    stamp = int(delivery.created_at.timestamp()) if delivery.created_at else 0
+    return f"<alert-{delivery.pk}.{stamp}@{host}>"
 
 
 def event_title(event) -> str:
@@ -196,10 +257,13 @@ def _render_alert(*, delivery, items, similar, reports, language, escalation=Non
                 "severity": _severity_tag(event.severity), "camera": event.camera.name,
                 "when": _when(event.started_at)},
             "",
-            (event.description or "").strip() or event.sentence or _("Anomaly detected."),
+            (event.description or "").strip() or event_seen(event) or _("Anomaly detected."),
             "",
             _("Open: %(url)s") % {"url": event_url(event)},
         ]
+        seen = event_seen(event) if (event.description or "").strip() else ""
+        if seen:  # the description, then what the detector saw
+            lines[4:4] = [seen, ""]
         if similar.get(item.pk):
             lines.append(_("(+%(count)d similar within %(minutes)d min, not sent separately)") % {
                 "count": similar[item.pk], "minutes": window_min})
@@ -224,7 +288,7 @@ def _render_alert(*, delivery, items, similar, reports, language, escalation=Non
         payload["event"] = payload["events"][0]
     if escalation is not None:
         payload["escalation"] = escalation_json(escalation)
-    return Message(subject=subject[:300], text=text, payload=payload)
+    return Message(subject=subject[:300], text=text, payload=payload, headers={"Message-ID": message_id(delivery)})
 
 
 def render_in_app(*, delivery, item, similar: int, reports: list[dict], escalation=None) -> Message:
@@ -249,6 +313,75 @@ def render_in_app(*, delivery, item, similar: int, reports: list[dict], escalati
     if escalation is not None:
         payload["escalation"] = escalation_json(escalation)
     return Message(subject=payload["title"][:300], text=payload["title"], payload=payload)
+
+
+def render_follow_up(*, delivery, first, item, previous_severity: str) -> Message:
+    """A follow-up to the immediate alert ``first`` (two-stage alerts), in the recipient's language.
+
+    Push channels get a short message linked to the first: the email is a reply to it (the same
+    subject with "Re:", ``In-Reply-To`` and ``References`` naming its Message-ID), the webhook JSON
+    says ``"type": "follow_up"``, ``"kind"`` and ``"follow_up_of"`` (the first delivery's id), Apprise
+    gets "Update: <description>". In-app gets the first notification again, updated: the same
+    ``delivery`` id (the first's) with the new title, and ``"update": true``.
+    """
+    event = item.event
+    kind = delivery.follow_up_kind or delivery.FollowUpKind.DESCRIPTION
+    description = (event.description or "").strip()
+    with recipient_locale(recipient_of(delivery)):
+        language = translation.get_language()
+        lines = []
+        if kind == delivery.FollowUpKind.DESCRIPTION and description:
+            lines.append(_("Update: %(description)s") % {"description": description})
+        if event.severity != previous_severity or kind == delivery.FollowUpKind.SEVERITY:
+            lines.append(_("Severity now %(severity)s (was %(previous)s).") % {
+                "severity": _severity(event.severity), "previous": _severity(previous_severity)})
+        lines += ["", _("Open: %(url)s") % {"url": event_url(event)}]
+        text = "\n".join(lines)
+        if delivery.medium == delivery.Medium.IN_APP:
+            title = event_title(event)
+        else:
+            first_subject = (first.subject if first is not None else "") or (
+                _("[%(severity)s] %(camera)s: %(summary)s") % {
+                    "severity": _severity_tag(event.severity), "camera": event.camera.name,
+                    "summary": event_summary(event)})
+            title = first_subject if first_subject.startswith("Re: ") else f"Re: {first_subject}"
+    first_id = first.pk if first is not None else None
+    if delivery.medium == delivery.Medium.IN_APP:
+        payload = {
+            "event": str(event.pk),
+            "camera": event.camera_id,
+            "camera_name": event.camera.name,
+            "severity": event.severity,
+            "title": title,
+            "url": event_url(event),
+            "delivery": first_id if first_id is not None else delivery.pk,  # the notification it updates
+            "similar_suppressed": first.suppressed_count if first is not None else 0,
+            "earlier_suppressed": first.reported_count if first is not None else 0,
+            "language": language,
+            "update": True,
+            "kind": kind,
+            "follow_up_of": first_id,
+            "follow_up": delivery.pk,
+            "text": lines[0],
+        }
+        return Message(subject=title[:300], text=title, payload=payload)
+    payload = {
+        "type": "follow_up",
+        "kind": kind,
+        "follow_up_of": first_id,
+        "delivery": delivery.pk,
+        "severity": event.severity,
+        "previous_severity": previous_severity,
+        "description": description,
+        "event": event_json(event),
+        "subject": title,
+        "text": text,
+        "language": language,
+    }
+    headers = {"Message-ID": message_id(delivery)}
+    if first is not None:
+        headers["In-Reply-To"] = headers["References"] = message_id(first)
+    return Message(subject=title[:300], text=text, payload=payload, headers=headers)
 
 
 def render_test(*, delivery, channel) -> Message:

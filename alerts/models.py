@@ -229,6 +229,11 @@ class Delivery(models.Model):
         DIGEST = "digest"
         TEST = "test"
         ESCALATION = "escalation"  # a critical or high event left unacknowledged: see EscalationStep
+        FOLLOW_UP = "follow_up"  # what came after an immediate alert (its description, its final severity)
+
+    class FollowUpKind(models.TextChoices):
+        DESCRIPTION = "description"  # the VLM's description arrived after the first alert went out
+        SEVERITY = "severity"        # the final decision changed the severity the recipient was told
 
     class Medium(models.TextChoices):
         EMAIL = "email"
@@ -259,6 +264,11 @@ class Delivery(models.Model):
         default=0, help_text="Earlier suppressed alerts this message reports.")
     subject = models.CharField(max_length=300, blank=True, default="")
     body = models.TextField(blank=True, default="")
+    follow_up_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="follow_ups",
+                                     help_text="Follow-ups: the immediate alert this message completes.")
+    follow_up_kind = models.CharField(max_length=16, blank=True, default="", choices=FollowUpKind.choices,
+                                      help_text="Follow-ups: what it tells (the description, or a new severity).")
     events = models.ManyToManyField("events.AnomalyEvent", through="AlertItem", through_fields=("delivery", "event"),
                                     related_name="alert_deliveries")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -267,6 +277,11 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "deliveries"
+        constraints = [
+            # One follow-up of each kind per first alert: routing the same update twice sends once.
+            models.UniqueConstraint(fields=["follow_up_of", "follow_up_kind"], condition=Q(follow_up_of__isnull=False),
+                                    name="alerts_delivery_one_follow_up_per_kind"),
+        ]
         indexes = [
             models.Index(fields=["recipient", "-created_at"]),
             models.Index(fields=["status", "next_attempt_at"]),
@@ -313,6 +328,8 @@ class AlertItem(models.Model):
     delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="items")
     escalation = models.ForeignKey("Escalation", null=True, blank=True, on_delete=models.CASCADE, related_name="items",
                                    help_text="Sent by this escalation (outside routing: never suppressed or queued).")
+    follow_up = models.BooleanField(
+        default=False, help_text="Part of a follow-up to an alert already sent (outside routing: never suppressed).")
     original = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="similar")
     reported_in = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="reported_items")
@@ -322,10 +339,10 @@ class AlertItem(models.Model):
         ordering = ["created_at", "id"]
         constraints = [
             models.UniqueConstraint(fields=["event", "channel", "severity"],
-                                    condition=Q(channel__isnull=False, escalation__isnull=True),
+                                    condition=Q(channel__isnull=False, escalation__isnull=True, follow_up=False),
                                     name="alerts_item_once_per_channel"),
             models.UniqueConstraint(fields=["event", "recipient", "severity"],
-                                    condition=Q(channel__isnull=True, escalation__isnull=True),
+                                    condition=Q(channel__isnull=True, escalation__isnull=True, follow_up=False),
                                     name="alerts_item_once_in_app"),
         ]
         indexes = [

@@ -98,8 +98,32 @@ def group_members(group: Group) -> list:
 
 
 def alert_item_existing_severities(*, event_id, slot: dict) -> list[str]:
-    return list(AlertItem.objects.filter(event_id=event_id, escalation__isnull=True, **slot)
+    return list(AlertItem.objects.filter(event_id=event_id, escalation__isnull=True, follow_up=False, **slot)
                 .values_list("severity", flat=True))
+
+
+def alert_items_first_immediate(*, event_id) -> list[AlertItem]:
+    """Every immediate alert of the event (routing's own, not an escalation's), oldest first, with its delivery.
+
+    Two-stage alerts: what arrives for the event after one of them (the description, the final
+    severity) is a follow-up to it, not a second alert.
+    """
+    return list(
+        AlertItem.objects.filter(event_id=event_id, escalation__isnull=True, follow_up=False,
+                                 state=AlertItem.State.DELIVERED, delivery__mode=Delivery.Mode.IMMEDIATE)
+        .select_related("delivery", "channel__owner", "recipient", "recipient_group")
+        .order_by("delivery__created_at", "id")
+    )
+
+
+def follow_ups_of(*, delivery_id: int) -> list[Delivery]:
+    """The follow-ups of one alert, oldest first, with the severity each was routed at (``told``)."""
+    deliveries = list(Delivery.objects.filter(follow_up_of_id=delivery_id).order_by("created_at", "id"))
+    told = dict(AlertItem.objects.filter(delivery__in=deliveries, follow_up=True)
+                .values_list("delivery_id", "severity"))
+    for d in deliveries:
+        d.told = told.get(d.pk, "")
+    return deliveries
 
 
 def alert_item_original(*, slot: dict, camera_id: int, kind: str, severity: str, since) -> AlertItem | None:
@@ -107,7 +131,7 @@ def alert_item_original(*, slot: dict, camera_id: int, kind: str, severity: str,
     return (
         AlertItem.objects.filter(**slot, camera_id=camera_id, kind=kind, severity=severity, original__isnull=True,
                                  state=AlertItem.State.DELIVERED, delivery__created_at__gte=since,
-                                 escalation__isnull=True)
+                                 escalation__isnull=True, follow_up=False)
         .exclude(delivery__status=Delivery.Status.FAILED)
         .order_by("-delivery__created_at", "-id")
         .first()

@@ -94,7 +94,7 @@ class DeliveryOutputSerializer(serializers.ModelSerializer):
         model = Delivery
         fields = ("id", "channel", "channel_name", "medium", "mode", "status", "events", "attempts", "max_attempts",
                   "next_attempt_at", "error", "sent_at", "suppressed_count", "reported_count", "subject", "body",
-                  "created_at", "updated_at")
+                  "follow_up_of", "follow_up_kind", "created_at", "updated_at")
         read_only_fields = fields
 
     def get_events(self, delivery) -> list[str]:

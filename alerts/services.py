@@ -16,6 +16,10 @@ Routing (``alerts_route_events``), called after events are stored or updated:
    once (a delivery queued on commit, see ``alert_urgency``); the rest, and
    anything held by quiet hours, wait for the digest beat (``alerts_digest_build``), which
    sends one message per channel. In-app notifications are always immediate.
+5. two-stage alerts: once a slot had an immediate alert about the event, what the event brings
+   later (its description, its final severity) is a follow-up linked to that alert (``_follow_up``:
+   a delivery of mode ``follow_up``, at most one of each kind per alert), not a second alert; only
+   a raise to critical is routed again as an alert.
 
 Every delivery is a row; failed attempts are retried with exponential backoff up to
 ``max_attempts`` and then marked failed. Every attempt (the first, a retry, a re-queued one)
@@ -64,11 +68,13 @@ from .selectors import (
     alert_item_existing_severities,
     alert_item_original,
     alert_items_due,
+    alert_items_first_immediate,
     camera_ids_for_recipient,
     channels_with_due_items,
     deliveries_overdue,
     escalations_fired,
     events_unacknowledged,
+    follow_ups_of,
     group_members,
     rules_for_escalation,
     rules_for_routing,
@@ -354,8 +360,22 @@ def alerts_route_events(*, event_ids: list) -> None:
     # One transaction for the batch: a digest built meanwhile sees all of its events or none.
     with transaction.atomic():
         for event in events:
-            for target in _targets_for(event, rules, viewable, members, now).values():
-                _route_one(event, target, now)
+            # Two-stage alerts: a slot that already had an immediate alert about the event gets a
+            # follow-up (the description, the final severity), not a second alert; only a raise to
+            # critical is routed again as an alert.
+            firsts = {_slot_key(i): i for i in alert_items_first_immediate(event_id=event.pk)}
+            for key, target in _targets_for(event, rules, viewable, members, now).items():
+                first = firsts.pop(key, None)
+                if first is not None and not (event.severity == "critical" and first.severity != "critical"):
+                    _follow_up(event, first)
+                else:
+                    _route_one(event, target, now)
+            for first in firsts.values():
+                # No rule takes the event any more (e.g. its final severity fell under the rule's
+                # minimum): who was alerted still hears that it was lowered, if they may view the camera.
+                lowered = severity_rank(event.severity) < severity_rank(first.severity)
+                if lowered and _may_follow_up(first, event, viewable):
+                    _follow_up(event, first)
 
 
 def _targets_for(event, rules, viewable: _Viewable, members: dict, now) -> dict[tuple, _Target]:
@@ -460,6 +480,64 @@ def _route_one(event, target: _Target, now) -> AlertItem | None:
     return item
 
 
+def _slot_key(item: AlertItem) -> tuple:
+    """The ``_targets_for`` key of an item's slot."""
+    return ("c", item.channel_id) if item.channel_id else ("u", item.recipient_id)
+
+
+def _may_follow_up(first: AlertItem, event, viewable: _Viewable) -> bool:
+    """A slot outside today's targets: its channel still enabled, its recipient still allowed to view the camera."""
+    if first.channel_id and not first.channel.enabled:
+        return False
+    if first.recipient_id:
+        if not first.recipient.is_active:
+            return False
+        return event.camera_id in viewable.of(user=first.recipient)
+    if first.recipient_group_id:
+        return event.camera_id in viewable.of(group=first.recipient_group)
+    return False
+
+
+def _follow_up(event, first: AlertItem) -> Delivery | None:
+    """A follow-up to the immediate alert ``first`` when the event brings what it did not say. Safe to call twice.
+
+    * ``description``: the event has a description the first alert did not carry (at most one per alert);
+    * ``severity``: the event is closed (its final decision) with a severity other than the one the
+      recipient was last told (at most one per alert).
+
+    Nothing when the first alert was cancelled or failed (the recipient never had it).
+    """
+    # Locked: two routings of the same event at once decide one after the other, each seeing the
+    # follow-ups the other made (the second waits for the first's commit).
+    alert = Delivery.objects.select_for_update().filter(pk=first.delivery_id).first()
+    if alert is None or alert.status in (Delivery.Status.CANCELLED, Delivery.Status.FAILED):
+        return None
+    earlier = follow_ups_of(delivery_id=alert.pk)
+    done = {d.follow_up_kind for d in earlier}
+    told = next((d.told for d in reversed(earlier) if d.told and d.status != Delivery.Status.CANCELLED),
+                first.severity)
+    if ((event.description or "").strip() and Delivery.FollowUpKind.DESCRIPTION not in done
+            and not messages.carries_description(alert, event)):
+        kind = Delivery.FollowUpKind.DESCRIPTION
+    elif event.ended_at is not None and event.severity != told and Delivery.FollowUpKind.SEVERITY not in done:
+        kind = Delivery.FollowUpKind.SEVERITY
+    else:
+        return None
+    try:
+        with transaction.atomic():
+            delivery = _delivery_create(channel=first.channel, recipient=first.recipient,
+                                        recipient_group=first.recipient_group, mode=Delivery.Mode.FOLLOW_UP,
+                                        medium=alert.medium, follow_up_of=alert, follow_up_kind=kind)
+    except IntegrityError:
+        return None  # a concurrent routing of the same update made it
+    AlertItem.objects.create(event=event, channel=first.channel, recipient=first.recipient,
+                             recipient_group=first.recipient_group, camera_id=event.camera_id, kind=first.kind,
+                             severity=event.severity, state=AlertItem.State.DELIVERED, delivery=delivery,
+                             follow_up=True)
+    _queue_on_commit(delivery.pk)
+    return delivery
+
+
 def _save_once(item: AlertItem) -> bool:
     """Insert the item unless a concurrent routing of the same event already did (unique per slot/severity)."""
     try:
@@ -480,12 +558,12 @@ def _attach_earlier_suppressed(*, delivery: Delivery, slot: dict, now) -> int:
 
 
 def _delivery_create(*, channel, recipient, recipient_group, mode, by=None, max_attempts=None,
-                     medium=None) -> Delivery:
+                     medium=None, follow_up_of=None, follow_up_kind="") -> Delivery:
     return Delivery.objects.create(
         channel=channel, medium=medium or (channel.kind if channel is not None else Delivery.Medium.IN_APP),
         recipient=recipient, recipient_group=recipient_group, requested_by=by, mode=mode,
         status=Delivery.Status.PENDING, max_attempts=max_attempts or settings.ALERT_MAX_ATTEMPTS,
-        next_attempt_at=timezone.now(),
+        next_attempt_at=timezone.now(), follow_up_of=follow_up_of, follow_up_kind=follow_up_kind,
     )
 
 
@@ -685,6 +763,16 @@ def alert_delivery_attempt(*, delivery_id: int) -> float | None:
         if why:
             log.info("Alert delivery %s: %s", delivery_id, why)
             return None
+    if delivery.mode == Delivery.Mode.FOLLOW_UP:
+        why, wait = _follow_up_hold(delivery, now)
+        if wait is not None:
+            return _follow_up_postpone(delivery, wait)
+        if why:
+            Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.SENDING).update(
+                status=Delivery.Status.CANCELLED, error=why, next_attempt_at=None, claimed_at=None,
+                updated_at=timezone.now())
+            log.info("Alert delivery %s: %s", delivery_id, why)
+            return None
     message = None
     try:
         message = _render(delivery, allowed)
@@ -720,6 +808,49 @@ def _attempt_failed(delivery: Delivery, message, error: str, *, permanent: bool)
     return None
 
 
+#: A follow-up waits for its first alert (still being sent or retried) at most this long, then gives up.
+FOLLOW_UP_MAX_WAIT = timedelta(hours=1)
+
+
+def _follow_up_hold(delivery: Delivery, now) -> tuple[str, float | None]:
+    """Whether a follow-up may go now: ("", None) yes; (why, None) never (cancel it); ("", seconds) later.
+
+    It goes after its first alert only: while the first is still being sent (or retried) it waits;
+    when the first was cancelled or failed (the recipient never had it), or already carried the
+    description it would bring (the first was sent after the description arrived), it is not sent.
+    """
+    first = delivery.follow_up_of
+    if first is None:
+        return "Cancelled: the alert this follow-up completes was deleted; nothing was sent.", None
+    first = Delivery.objects.filter(pk=first.pk).first()
+    if first is None or first.status in (Delivery.Status.CANCELLED, Delivery.Status.FAILED):
+        state = first.status if first is not None else "deleted"
+        return (f"Cancelled: the alert this follow-up completes (delivery {delivery.follow_up_of_id}) was not "
+                f"delivered ({state}); nothing was sent."), None
+    if first.status != Delivery.Status.SENT:
+        if now - delivery.created_at > FOLLOW_UP_MAX_WAIT:
+            return (f"Cancelled: the alert this follow-up completes (delivery {first.pk}) was still not sent "
+                    f"after {int(FOLLOW_UP_MAX_WAIT.total_seconds() // 60)} minutes; nothing was sent."), None
+        return "", max(1.0, float(settings.ALERT_RETRY_BASE_SECONDS))
+    if delivery.follow_up_kind == Delivery.FollowUpKind.DESCRIPTION:
+        item = delivery.items.select_related("event").first()
+        if item is not None and messages.carries_description(first, item.event):
+            return ("Cancelled: the alert this follow-up completes already carried the description; "
+                    "nothing was sent."), None
+    return "", None
+
+
+def _follow_up_postpone(delivery: Delivery, wait: float) -> float:
+    """The first alert is not sent yet: try again in ``wait`` seconds (not counted as an attempt)."""
+    with transaction.atomic():
+        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
+            status=Delivery.Status.PENDING, attempts=F("attempts") - 1, claimed_at=None,
+            next_attempt_at=timezone.now() + timedelta(seconds=wait), updated_at=timezone.now())
+        _queue_on_commit(delivery.pk, countdown=wait)
+    log.info("Alert delivery %s: a follow-up waits %.3g s for its first alert", delivery.pk, wait)
+    return wait
+
+
 def _withhold_unviewable(delivery: Delivery, allowed: set[int]) -> str:
     """Withhold the delivery's events whose camera the recipient may no longer view (state ``withheld``).
 
@@ -744,6 +875,8 @@ def _render(delivery: Delivery, allowed: set[int] | None = None) -> transports.M
         if delivery.channel is None:
             raise PermanentSendError("The channel was deleted.")
         return messages.render_test(delivery=delivery, channel=delivery.channel)
+    if delivery.mode == Delivery.Mode.FOLLOW_UP:
+        return _render_follow_up(delivery)
     with transaction.atomic():
         # Duplicates suppressed so far against this message are counted in it ("+N similar").
         AlertItem.objects.filter(original__delivery=delivery, state=AlertItem.State.SUPPRESSED,
@@ -764,6 +897,20 @@ def _render(delivery: Delivery, allowed: set[int] | None = None) -> transports.M
                                       reports=reports, escalation=escalation)
     return messages.render_alert(delivery=delivery, items=items, similar=dict(similar), reports=reports,
                                  escalation=escalation)
+
+
+def _render_follow_up(delivery: Delivery) -> transports.Message:
+    item = delivery.items.filter(state=AlertItem.State.DELIVERED).select_related("event__camera").first()
+    if item is None:
+        raise PermanentSendError("The delivery has no events left (they were deleted).")
+    first = delivery.follow_up_of
+    # The severity the recipient was told before this follow-up: the latest earlier one's, else the first's.
+    previous = next((d.told for d in reversed(follow_ups_of(delivery_id=first.pk))
+                     if d.pk < delivery.pk and d.told and d.status != Delivery.Status.CANCELLED), "") if first else ""
+    if not previous and first is not None:
+        previous = first.items.filter(follow_up=False).values_list("severity", flat=True).first() or ""
+    return messages.render_follow_up(delivery=delivery, first=first, item=item,
+                                     previous_severity=previous or item.event.severity)
 
 
 def _transport(delivery: Delivery, message: transports.Message) -> None:

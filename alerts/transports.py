@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 
 from inference.addresses import AddressNotAllowed, check_host, connections_checked
 from siteconfig.selectors import WHERE, webhook_networks
@@ -38,6 +38,8 @@ class Message:
     subject: str
     text: str
     payload: dict = field(default_factory=dict)  # the webhook JSON / in-app payload
+    #: Email: extra headers (our own ``Message-ID``; a follow-up's ``In-Reply-To`` and ``References``).
+    headers: dict = field(default_factory=dict)
 
 
 def sign(secret: str, timestamp: int | str, body: bytes) -> str:
@@ -91,7 +93,8 @@ def send_email(*, address: str, message: Message) -> None:
     if not address:
         raise SendError("The channel has no email address.")
     try:
-        send_mail(message.subject, message.text, settings.DEFAULT_FROM_EMAIL, [address], fail_silently=False)
+        EmailMessage(message.subject, message.text, settings.DEFAULT_FROM_EMAIL, [address],
+                     headers=dict(message.headers) or None).send(fail_silently=False)
     except Exception as exc:  # SMTP errors, connection refused...
         raise SendError(f"{type(exc).__name__}: {exc}"[:1000]) from exc
 

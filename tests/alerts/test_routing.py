@@ -171,7 +171,12 @@ def test_an_update_that_does_not_raise_severity_does_not_alert_again(camera, own
         with django_capture_on_commit_callbacks(execute=True):
             event_records_store([{**record, "severity": severity, "ended_at": timezone.now().isoformat(),
                                   "description": "Closed."}])
-    assert Delivery.objects.count() == 1 and len(alert_queue) == 1
+    assert Delivery.objects.filter(mode="immediate").count() == 1  # no second alert
+    # What the updates told came as follow-ups to it (test_two_stage.py): the description once, and the
+    # final severity once (medium); the last store (high again) sends nothing more.
+    follow_ups = Delivery.objects.filter(mode="follow_up").order_by("id")
+    assert [d.follow_up_kind for d in follow_ups] == ["description", "severity"]
+    assert len(alert_queue) == 3
 
 
 def test_a_raised_severity_is_routed_at_the_new_one(camera, owner, inbox, route, digest, run_queued):
