@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+from importlib import import_module
 
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
 from django.core.cache import cache
+from django.utils.crypto import constant_time_compare
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.utils import aware_utcnow
 
 from siteconfig.selectors import trusted_proxies
 
@@ -73,3 +81,40 @@ def access_token_revoked(token) -> bool:
         return True
     before = found.get(keys[1])
     return before is not None and float(token.get("iat", 0)) <= float(before)
+
+
+def token_user(token):
+    """``(user, "")`` while a socket's JWT access token still authenticates its user, reloaded from the
+    database; else ``(None, why)``: the token expired, was revoked (logout, logout everywhere), or its
+    user was deactivated or removed. A database or Redis error is raised, never taken as an answer."""
+    try:
+        token.check_exp(current_time=aware_utcnow())
+    except TokenError:
+        return None, "Your token expired. Connect again with a fresh access token."
+    if access_token_revoked(token):
+        return None, "Your token was revoked (logged out). Log in again."
+    try:
+        return JWTAuthentication().get_user(token), ""
+    except AuthenticationFailed as exc:
+        return None, f"You can no longer sign in with this token ({exc.detail}). Log in again."
+
+
+def session_user(session_key, user_id):
+    """``(user, "")`` while the session still signs in user ``user_id``, reloaded from the database; else
+    ``(None, why)``: logged out or expired (no such session), the password changed (the session's auth
+    hash no longer matches, as ``django.contrib.auth.get_user`` checks it), or the user was deactivated or
+    removed. Read-only: unlike ``get_user`` it never flushes or cycles the session."""
+    if not session_key:
+        return None, "You are not signed in. Sign in again."
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
+    if str(session.get(SESSION_KEY)) != str(user_id):
+        return None, "You were signed out. Sign in again."
+    backend = session.get(BACKEND_SESSION_KEY)
+    user = load_backend(backend).get_user(user_id) if backend in settings.AUTHENTICATION_BACKENDS else None
+    if user is None:  # ModelBackend gives no inactive user
+        return None, "Your account was deactivated. Sign in again."
+    stored = session.get(HASH_SESSION_KEY) or ""
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    if not stored or not any(constant_time_compare(stored, h) for h in hashes):
+        return None, "Your password was changed. Sign in again."
+    return user, ""

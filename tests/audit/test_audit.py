@@ -200,7 +200,8 @@ def test_alert_channels_and_rules_edited_in_the_admin_go_through_the_services(cl
     channel = NotificationChannel.objects.get(name="Ops hook")
     response = client.post("/admin/alerts/alertrule/add/", {
         "name": "All high", "owner": staff.pk, "enabled": "on", "all_cameras": "on", "min_severity": "high",
-        "time_zone": "", "channels": [channel.pk], "notify_in_app": "on"})
+        "time_zone": "", "channels": [channel.pk], "notify_in_app": "on",
+        "escalation_steps-TOTAL_FORMS": "0", "escalation_steps-INITIAL_FORMS": "0"})  # the steps' inline
     assert response.status_code == 302, response.content.decode()[:3000]
     assert AuditEntry.objects.filter(action="rule.create", actor=staff).count() == 1
     from alerts.models import AlertRule
