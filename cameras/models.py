@@ -6,6 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from inference.addresses import check_host
+from inference.agent import check_allowed_actions
 from inference.modelfiles import ModelPathNotAllowed, check_model_root
 from inference.openai_chat import check_params
 from inference.source_urls import validate_source_url as check_source_url
@@ -208,7 +209,8 @@ class Camera(models.Model):
         on a network the site allows for model servers."""
         errors = {}
         for field, backend, what, extra in (("vlm_params", self.vlm_backend, "VLM", ()),
-                                            ("agent_params", self.agent_policy, "agent", ("rules",))):
+                                            ("agent_params", self.agent_policy, "agent",
+                                             ("rules", "allowed_actions"))):
             if backend != "openai":
                 continue
             params = self.model_server_params(field)
@@ -263,6 +265,11 @@ class Camera(models.Model):
                                    "threshold": self.threshold})
             except (TypeError, ValueError) as exc:
                 raise ValidationError({"detector_params": f"Not accepted by '{self.detector}': {exc}"}) from exc
+        if isinstance(self.agent_params, dict) and self.agent_policy in ("llm", "openai"):
+            try:
+                check_allowed_actions(self.agent_params.get("allowed_actions"))
+            except ValueError as exc:
+                raise ValidationError({"agent_params": str(exc)}) from exc
         if isinstance(self.agent_params, dict) and self.agent_policy == "rules":
             try:
                 resolve("agent", "rules")(**self.agent_params)

@@ -140,9 +140,19 @@ def _event_context(request, event) -> dict:
         "frame_size": size if len(size) == 2 and all(size) else None,
         "regions": regions,
         "decision": event.decision if isinstance(event.decision, dict) else {},
+        "decision_inputs": _inputs_shown(event.decision),
         "duration": (event.ended_at - event.started_at).total_seconds() if event.ended_at else None,
         "hide_camera": request.GET.get("hide_camera") == "1",
     }
+
+
+def _inputs_shown(decision) -> list[tuple[str, str]]:
+    """The decision's inputs (its trace) as (name, text) pairs for the page."""
+    inputs = decision.get("inputs") if isinstance(decision, dict) else None
+    if not isinstance(inputs, dict):
+        return []
+    return [(str(name).replace("_", " "), ", ".join(map(str, value)) if isinstance(value, list) else str(value))
+            for name, value in inputs.items()]
 
 
 @login_required

@@ -38,6 +38,68 @@ __all__ = [
 ACTIONS = ("record", "notify", "alert_now", "escalate")
 
 
+#: What an LLM policy may ask for at each severity (a camera's ``agent_params["allowed_actions"]`` narrows
+#: or widens it): actions outside it are dropped, with a reason. ``record`` is always allowed.
+DEFAULT_ALLOWED_ACTIONS = {
+    "low": ["record"],
+    "medium": ["record", "notify"],
+    "high": ["record", "notify", "alert_now"],
+    "critical": ["record", "notify", "alert_now", "escalate"],
+}
+
+
+def check_allowed_actions(value) -> dict[str, list[str]]:
+    """The per-severity allow-list, DEFAULT_ALLOWED_ACTIONS filled in; ValueError naming a bad entry."""
+    if value is None:
+        return {k: list(v) for k, v in DEFAULT_ALLOWED_ACTIONS.items()}
+    if not isinstance(value, dict):
+        raise ValueError("allowed_actions must be an object: severity -> list of actions")
+    out = {k: list(v) for k, v in DEFAULT_ALLOWED_ACTIONS.items()}
+    for severity, actions in value.items():
+        if severity not in THREAT_LEVELS:
+            raise ValueError(f"allowed_actions: unknown severity {severity!r} (one of {', '.join(THREAT_LEVELS)})")
+        if not isinstance(actions, list) or any(a not in ACTIONS for a in actions):
+            raise ValueError(f"allowed_actions[{severity!r}] must be a list of {', '.join(ACTIONS)}")
+        out[severity] = sorted(set(actions) | {"record"}, key=ACTIONS.index)
+    return out
+
+
+def bound_decision(decision: Decision, allowed: dict[str, list[str]]) -> Decision:
+    """``decision`` with the actions its severity does not allow dropped, each drop given as a reason."""
+    permitted = allowed.get(decision.severity, ["record"])
+    kept = [a for a in decision.actions if a in permitted]
+    dropped = [a for a in decision.actions if a not in permitted]
+    if "record" not in kept:
+        kept.insert(0, "record")
+    reasons = list(decision.reasons)
+    if dropped:
+        reasons.append(f"not allowed at {decision.severity} on this camera, dropped: {', '.join(dropped)} "
+                       f"(allowed: {', '.join(permitted)})")
+    return Decision(severity=decision.severity, actions=kept, reasons=reasons, policy=decision.policy,
+                    inputs=decision.inputs)
+
+
+def decision_inputs(episode: EpisodeSummary) -> dict:
+    """What a decision was made from, for the event's trace (small, JSON-ready)."""
+    inputs = {"peak_score": round(float(episode.peak_score), 4), "mean_score": round(float(episode.mean_score), 4),
+              "threshold": round(float(episode.threshold), 4), "duration_s": round(float(episode.duration), 1)}
+    answer = episode.answer
+    if answer is not None:
+        inputs["description"] = answer.summary[:300]
+        if answer.threat_level:
+            inputs["vlm_threat_level"] = answer.threat_level
+        if answer.objects:
+            inputs["vlm_objects"] = [str(o)[:40] for o in answer.objects[:10]]
+    details = episode.details if isinstance(episode.details, dict) else {}
+    zones = details.get("zones")
+    if isinstance(zones, (list, tuple)) and zones:
+        inputs["zones"] = [f"{z.get('name')} ({z.get('kind') or z.get('rule')})" for z in zones[:10] if isinstance(z, dict)]
+    labels = details.get("labels")
+    if isinstance(labels, (list, tuple)) and labels:
+        inputs["labels"] = [str(label)[:40] for label in labels[:10]]
+    return inputs
+
+
 def actions_for(severity: str) -> list[str]:
     """The standard actions of a severity: always record; notify from medium;
     alert_now from high; escalate at critical."""
@@ -311,7 +373,8 @@ class RulePolicy(AgentPolicy):
                 reasons.append(f"{what} (at least {minimum}); keeps {_name(level)}")
 
         severity = _name(level)
-        return Decision(severity=severity, actions=actions_for(severity), reasons=reasons, policy=self.name)
+        return Decision(severity=severity, actions=actions_for(severity), reasons=reasons, policy=self.name,
+                        inputs=decision_inputs(episode))
 
 
 # --------------------------------------------------------------------------- LLM policy
@@ -445,6 +508,7 @@ class LLMPolicy(AgentPolicy):
         self.max_new_tokens = int(params.get("max_new_tokens", 128))
         self.use_chat_template = bool(params.get("use_chat_template", True))
         self.fallback = RulePolicy(**(params.get("rules") or {}))
+        self.allowed_actions = check_allowed_actions(params.get("allowed_actions"))
         self.generate_calls = 0
         self.fallbacks = 0
 
@@ -507,11 +571,13 @@ class LLMPolicy(AgentPolicy):
             problem = f"generation failed ({type(exc).__name__}: {exc})"
         decision = parse_decision(text, policy=self.name) if text is not None else None
         if decision is not None:
-            return decision
+            decision.inputs = decision_inputs(episode)
+            return bound_decision(decision, self.allowed_actions)
         if problem is None:
             snippet = re.sub(r"\s+", " ", text or "").strip()[:80]
             problem = f"answer was not a valid JSON decision ({snippet!r})"
         self.fallbacks += 1
         fallback = self.fallback.decide(episode)
         reasons = [f"LLM policy: {problem}; fell back to the rule policy"] + fallback.reasons
-        return Decision(severity=fallback.severity, actions=fallback.actions, reasons=reasons, policy=self.fallback.name)
+        return Decision(severity=fallback.severity, actions=fallback.actions, reasons=reasons, policy=self.fallback.name,
+                        inputs=decision_inputs(episode))

@@ -143,14 +143,20 @@ class Decision:
     actions: list[str]
     reasons: list[str]
     policy: str
+    #: What the policy decided from (the trace an operator reads): scores, duration, the description,
+    #: zones and objects. Filled by ``inference.agent.decision_inputs``.
+    inputs: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "severity": self.severity,
             "actions": list(self.actions),
             "reasons": list(self.reasons),
             "policy": self.policy,
         }
+        if self.inputs:
+            out["inputs"] = dict(self.inputs)
+        return out
 
 
 @dataclass

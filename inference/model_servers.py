@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from .agent import LLMPolicy, RulePolicy, episode_prompt
+from .agent import LLMPolicy, RulePolicy, check_allowed_actions, episode_prompt
 from .base import VLMAnswer, VLMBackend
 from .openai_chat import CLIENT_PARAMS, ChatError, client_from
 from .vlm import build_prompt, parse_answer
@@ -91,6 +91,7 @@ class OpenAIPolicy(LLMPolicy):
         self.params = params
         self.client = client_from(params, what="agent")
         self.fallback = RulePolicy(**(params.get("rules") or {}))
+        self.allowed_actions = check_allowed_actions(params.get("allowed_actions"))
         self.generate_calls = 0
         self.fallbacks = 0
 

@@ -242,7 +242,8 @@ def test_llm_policy_uses_a_valid_answer(tiny_lm_path, monkeypatch):
 
     monkeypatch.setattr(policy, "_generate", fake_generate)
     d = policy.decide(ep(peak=0.6, summary="a man holds a gun", objects=["gun"]))
-    assert d == Decision(severity="critical", actions=["record", "escalate"], reasons=["armed person"], policy="llm")
+    assert (d.severity, d.actions, d.reasons, d.policy) == ("critical", ["record", "escalate"], ["armed person"], "llm")
+    assert d.inputs["description"] == "a man holds a gun" and d.inputs["vlm_objects"] == ["gun"]
     assert "a man holds a gun" in prompts[0] and '"severity"' in prompts[0]
 
 

@@ -87,3 +87,33 @@ def test_the_agent_falls_back_to_the_rules_with_the_reason(server, setup, proble
     decision = resolve("agent", "openai")(**config(server)).decide(episode())
     assert decision.policy == "rules" and problem in decision.reasons[0]
     assert "fell back to the rule policy" in decision.reasons[0]
+
+
+def test_an_llm_answer_is_bounded_by_the_allow_list_and_says_so(server):
+    server.reply = '{"severity": "low", "actions": ["alert_now", "escalate"], "reasons": ["just to be safe"]}'
+    decision = resolve("agent", "openai")(**config(server)).decide(episode())
+    assert decision.severity == "low" and decision.actions == ["record"]
+    assert "not allowed at low on this camera, dropped: alert_now, escalate" in decision.reasons[-1]
+    # A camera may allow more (here: paging at medium) and the trace records what the decision came from.
+    server.reply = '{"severity": "medium", "actions": ["notify", "alert_now"], "reasons": ["person down"]}'
+    policy = resolve("agent", "openai")(**config(server, allowed_actions={"medium": ["notify", "alert_now"]}))
+    decision = policy.decide(episode())
+    assert decision.actions == ["record", "notify", "alert_now"]
+    assert decision.inputs == {"peak_score": 0.9, "mean_score": 0.7, "threshold": 0.5, "duration_s": 6.0,
+                               "description": "A person is lying on the ground.", "vlm_threat_level": "high"}
+    assert decision.as_dict()["inputs"]["description"] == "A person is lying on the ground."
+
+
+@pytest.mark.parametrize("allowed,message", [
+    ({"urgent": ["notify"]}, "unknown severity 'urgent'"),
+    ({"high": ["page"]}, "must be a list of record, notify, alert_now, escalate"),
+    (["notify"], "must be an object"),
+])
+def test_a_bad_allow_list_is_named(server, allowed, message):
+    with pytest.raises(ValueError, match=message):
+        resolve("agent", "openai")(**config(server, allowed_actions=allowed))
+
+
+def test_the_rule_policy_records_its_inputs_too():
+    decision = resolve("agent", "rules")().decide(episode())
+    assert decision.inputs["peak_score"] == 0.9 and decision.inputs["description"].startswith("A person")
