@@ -21,6 +21,7 @@ BENCHMARKS = {
     "latency": "bench.latency",
     "torch": "bench.torch_batch",
     "objects": "bench.objects",
+    "describe": "bench.describe",
 }
 
 

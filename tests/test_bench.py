@@ -86,3 +86,31 @@ def test_push_latencies_count_each_events_first_message_and_its_close_within_the
     assert sorted(round(v, 3) for v in pushed["first"]) == [0.3, 0.6]
     assert [round(v, 3) for v in pushed["closed"]] == [0.5] and pushed["described"] == 1
     assert event_push_latencies(messages, [1, 2], since=t0 + 1, until=t0 + 10)["first"] == [pytest.approx(0.3)]
+
+
+def test_description_latencies_time_each_events_first_described_message_and_count_the_undescribed_by_reason():
+    from bench.describe import description_latencies
+
+    t0 = 1_800_000_000.0
+
+    def event(eid, started, description="", vlm_error=None, camera=1):
+        details = {"detector_details": {"vlm_error": vlm_error}} if vlm_error else {"detector_details": {}}
+        return {"type": "event", "event": {"id": eid, "camera": camera, "description": description,
+                                           "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
+                                           "details": details}}
+
+    messages = [
+        (t0 + 0.4, event("a", t0)),
+        (t0 + 1.5, event("a", t0, description="A man falls.")),  # described 1.5 s after it opened
+        (t0 + 3.0, event("a", t0, description="A man lies on the ground.")),  # a later one: not counted
+        (t0 + 2.2, event("b", t0 + 2)),
+        (t0 + 4.0, event("b", t0 + 2, vlm_error="budget")),  # no description: its reason
+        (t0 + 5.0, event("c", t0 + 3, vlm_error="timeout: the VLM model server did not answer within 20 s")),
+        (t0 + 5.5, event("d", t0 + 4)),  # nothing recorded yet
+        (t0 + 6.0, event("e", t0 + 4, description="Someone runs.", camera=9)),  # another camera
+        (t0 + 1.0, event("f", t0 - 5, description="Before the window.")),
+        (t0 + 1.0, {"type": "subscribed", "camera": 1}),
+    ]
+    got = description_latencies(messages, [1, 2], since=t0, until=t0 + 10)
+    assert got["events"] == 4 and [round(v, 3) for v in got["described"]] == [1.5]
+    assert got["missing"] == {"budget": 1, "timeout": 1, "none recorded": 1}
