@@ -151,7 +151,11 @@ def _inputs_shown(decision) -> list[tuple[str, str]]:
     inputs = decision.get("inputs") if isinstance(decision, dict) else None
     if not isinstance(inputs, dict):
         return []
-    return [(str(name).replace("_", " "), ", ".join(map(str, value)) if isinstance(value, list) else str(value))
+    def label(name) -> str:
+        name = str(name)
+        return (name[:-2] + " (s)" if name.endswith("_s") else name).replace("_", " ")
+
+    return [(label(name), ", ".join(map(str, value)) if isinstance(value, list) else str(value))
             for name, value in inputs.items()]
 
 
