@@ -172,6 +172,16 @@ class Batcher:
             fut.set_result(result)
 
 
+def _close_quietly(obj) -> None:
+    """``obj.close()`` where it has one; a failure is logged, never raised (the pool goes on)."""
+    close = getattr(obj, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception:  # pragma: no cover
+            logger.exception("closing %r failed", obj)
+
+
 def config_key(config: dict | None) -> str:
     """Canonical JSON of a config: the same settings give the same key whatever the key order."""
     return json.dumps(config or {}, sort_keys=True, separators=(",", ":"), default=str)
@@ -450,12 +460,7 @@ class ResourcePool:
             logger.info("model pool: evicted %s %r (no camera uses it)", key[0], key[1])
             if shared is not None:
                 shared.close()
-            close = getattr(obj, "close", None)
-            if callable(close):
-                try:
-                    close()
-                except Exception:  # pragma: no cover
-                    logger.exception("closing %r failed", obj)
+            _close_quietly(obj)
 
     def _make_room(self, key: tuple, group) -> None:
         """Before loading a new model: evict idle ones so that it fits (best effort, outside the lock)."""
@@ -624,12 +629,7 @@ class ResourcePool:
         for s in shared:
             s.close()
         for obj in objects:
-            close = getattr(obj, "close", None)
-            if callable(close):
-                try:
-                    close()
-                except Exception:  # pragma: no cover
-                    logger.exception("closing %r failed", obj)
+            _close_quietly(obj)
 
     def __enter__(self):
         return self

@@ -63,6 +63,16 @@ def site(db):
 
 
 @pytest.fixture
+def server():
+    """A real local OpenAI-compatible chat-completions server (tests/chat_server.py), closed after the test."""
+    from tests.chat_server import ChatServer
+
+    s = ChatServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture
 def camera(db):
     return CameraFactory()
 

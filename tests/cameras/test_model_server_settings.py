@@ -7,16 +7,8 @@ from django.core.exceptions import ValidationError
 
 from cameras import live
 from cameras.models import Camera
-from tests.chat_server import ChatServer
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def server():
-    s = ChatServer()
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from inference.base import Detector, DetectorResult, Frame, FrameSource
 from inference.describe_queue import DescribeQueue
 from inference.e2e import Callbacks, E2ESystem
 from inference.model_servers import OpenAIVLM
-from tests.chat_server import ChatServer
 
 LOOPBACK = parse_networks("127.0.0.0/8")
 FPS = 20.0
@@ -62,13 +61,6 @@ class Recorder(Callbacks):
     def records(self):
         with self.lock:
             return [r for _, r in self.events if r.get("details", {}).get("kind") != "camera_offline"]
-
-
-@pytest.fixture
-def server():
-    s = ChatServer()
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -6,16 +6,8 @@ import pytest
 from inference.addresses import parse_networks
 from inference.base import EpisodeSummary, VLMAnswer
 from inference.registry import resolve
-from tests.chat_server import ChatServer
 
 LOOPBACK = parse_networks("127.0.0.0/8")
-
-
-@pytest.fixture
-def server():
-    s = ChatServer()
-    yield s
-    s.close()
 
 
 def config(server, **extra):

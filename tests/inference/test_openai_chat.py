@@ -8,16 +8,8 @@ import pytest
 
 from inference.addresses import parse_networks
 from inference.openai_chat import ChatClient, ChatError, check_base_url
-from tests.chat_server import ChatServer
 
 LOOPBACK = parse_networks("127.0.0.0/8")
-
-
-@pytest.fixture
-def server():
-    s = ChatServer()
-    yield s
-    s.close()
 
 
 def client(server, **kwargs):
