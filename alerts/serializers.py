@@ -89,6 +89,10 @@ class RuleOutputSerializer(serializers.ModelSerializer):
 class DeliveryOutputSerializer(serializers.ModelSerializer):
     channel_name = serializers.CharField(source="channel.name", read_only=True, allow_null=True, default=None)
     events = serializers.SerializerMethodField()
+    # Blank for everything but follow-ups: the schema's enum must say so.
+    follow_up_kind = serializers.ChoiceField(choices=Delivery.FollowUpKind.choices, allow_blank=True, read_only=True,
+                                             help_text="Follow-ups: what it tells (description or severity); "
+                                                       "empty for other deliveries.")
 
     class Meta:
         model = Delivery
