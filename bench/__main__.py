@@ -1,6 +1,6 @@
 """`make bench`: run every benchmark, print a summary, update docs/BENCHMARKS.md.
 
-    python -m bench            # all benchmarks (about 15 minutes here, 11.5 of them `cameras`)
+    python -m bench            # all benchmarks (about 19 minutes here, 11.5 of them `cameras`, 3.5 `describe`)
     python -m bench --quick    # all of them shorter (about 5 minutes)
     python -m bench ws         # only the named ones
 """
