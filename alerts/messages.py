@@ -291,6 +291,22 @@ def _render_alert(*, delivery, items, similar, reports, language, escalation=Non
     return Message(subject=subject[:300], text=text, payload=payload, headers={"Message-ID": message_id(delivery)})
 
 
+def _in_app_payload(event, *, title: str, delivery_id: int, similar: int, earlier: int, language: str) -> dict:
+    """The ``notification`` message an open page receives about ``event`` (an alert or its update)."""
+    return {
+        "event": str(event.pk),
+        "camera": event.camera_id,
+        "camera_name": event.camera.name,
+        "severity": event.severity,
+        "title": title,
+        "url": event_url(event),
+        "delivery": delivery_id,
+        "similar_suppressed": similar,
+        "earlier_suppressed": earlier,
+        "language": language,
+    }
+
+
 def render_in_app(*, delivery, item, similar: int, reports: list[dict], escalation=None) -> Message:
     event = item.event
     with recipient_locale(recipient_of(delivery)):
@@ -298,18 +314,8 @@ def render_in_app(*, delivery, item, similar: int, reports: list[dict], escalati
         if escalation is not None:
             title = _("Escalation (step %(step)d): %(subject)s") % {"step": escalation.order, "subject": title}
         language = translation.get_language()
-    payload = {
-        "event": str(event.pk),
-        "camera": event.camera_id,
-        "camera_name": event.camera.name,
-        "severity": event.severity,
-        "title": title,
-        "url": event_url(event),
-        "delivery": delivery.pk,
-        "similar_suppressed": similar,
-        "earlier_suppressed": sum(r["count"] for r in reports),
-        "language": language,
-    }
+    payload = _in_app_payload(event, title=title, delivery_id=delivery.pk, similar=similar,
+                              earlier=sum(r["count"] for r in reports), language=language)
     if escalation is not None:
         payload["escalation"] = escalation_json(escalation)
     return Message(subject=payload["title"][:300], text=payload["title"], payload=payload)
@@ -347,23 +353,17 @@ def render_follow_up(*, delivery, first, item, previous_severity: str) -> Messag
             title = first_subject if first_subject.startswith("Re: ") else f"Re: {first_subject}"
     first_id = first.pk if first is not None else None
     if delivery.medium == delivery.Medium.IN_APP:
-        payload = {
-            "event": str(event.pk),
-            "camera": event.camera_id,
-            "camera_name": event.camera.name,
-            "severity": event.severity,
-            "title": title,
-            "url": event_url(event),
-            "delivery": first_id if first_id is not None else delivery.pk,  # the notification it updates
-            "similar_suppressed": first.suppressed_count if first is not None else 0,
-            "earlier_suppressed": first.reported_count if first is not None else 0,
-            "language": language,
+        payload = _in_app_payload(
+            event, title=title, delivery_id=first_id if first_id is not None else delivery.pk,  # the one it updates
+            similar=first.suppressed_count if first is not None else 0,
+            earlier=first.reported_count if first is not None else 0, language=language)
+        payload.update({
             "update": True,
             "kind": kind,
             "follow_up_of": first_id,
             "follow_up": delivery.pk,
             "text": lines[0],
-        }
+        })
         return Message(subject=title[:300], text=title, payload=payload)
     payload = {
         "type": "follow_up",
