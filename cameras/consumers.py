@@ -26,8 +26,10 @@ log = logging.getLogger(__name__)
 
 FPS_TIERS = (1, 5, 10, 30)
 CLOSE_UNAUTHENTICATED = 4401
-#: The socket's authority could not be re-checked (the database or Redis failed): it is closed, never
-#: left open unchecked. Application close codes are 1000 or 3000-4999, hence not 1011.
+#: The server could not do its part for the socket (the database or Redis failed): its authority could
+#: not be re-checked, or it could not join the live groups of its user or of a camera it subscribed
+#: to. It is closed, never left open unchecked or half subscribed (silent): the client connects again,
+#: with backoff, and subscribes again. Application close codes are 1000 or 3000-4999, hence not 1011.
 CLOSE_RECHECK_FAILED = 4503
 #: Closed after WS_RATE_LIMIT_CLOSE_AFTER messages in a row were refused by the rate limit.
 CLOSE_RATE_LIMITED = 4429
@@ -81,17 +83,26 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.bucket = TokenBucket(rate=settings.WS_MESSAGES_PER_SECOND, burst=settings.WS_MESSAGE_BURST)
         self.refused_in_row = 0
         self.closing = False
+        self.keeper = None
         await self.accept()
-        await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
+        try:
+            await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
+        except Exception:
+            # Redis unreachable (or coming back): a socket outside its groups would stay open and silent.
+            return await self._server_trouble("joining the user's live group")
         self.keeper = asyncio.ensure_future(self._keep())
 
     async def disconnect(self, code):
         if not hasattr(self, "subs"):
             return
-        self.keeper.cancel()
-        for camera_id in list(self.subs):
-            await self._leave(camera_id)
-        await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
+        if self.keeper is not None:
+            self.keeper.cancel()
+        try:
+            for camera_id in list(self.subs):
+                await self._leave(camera_id)
+            await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
+        except Exception as exc:  # Redis down: the memberships expire (group_expiry), the watchers (WATCH_TTL)
+            log.warning("WebSocket of user %s: leaving its live groups failed: %s", self.user.pk, exc)
 
     # -- client messages ----------------------------------------------------------------
     async def receive(self, text_data=None, bytes_data=None):
@@ -102,9 +113,11 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.refused_in_row = 0
         try:
             await self._handle(text_data, bytes_data)
-        except Exception:  # one bad message must never kill the connection
-            log.exception("WebSocket message of user %s failed", self.user.pk)
-            await self._error("server_error", "The server could not handle this message; the connection is fine.")
+        except Exception:
+            # Bad input is answered in _handle, never raised: what raises is the server's side (the
+            # database or Redis failing, e.g. half-way through a subscription). The socket's state is
+            # then unknown to the client, so it is closed (4503) and the client starts again cleanly.
+            await self._server_trouble("handling a message")
 
     async def _rate_limited(self):
         self.refused_in_row += 1
@@ -235,6 +248,13 @@ class StreamConsumer(AsyncWebsocketConsumer):
                       self.user.pk, CLOSE_RECHECK_FAILED)
         await self._shut(CLOSE_RECHECK_FAILED, "server_error",
                          "The server could not re-check your access; connect again.")
+
+    async def _server_trouble(self, doing: str):
+        """The database or Redis failed while ``doing``: close (4503) rather than stay open half done."""
+        log.warning("WebSocket of user %s: %s failed; closing it (code %s)", self.user.pk, doing,
+                    CLOSE_RECHECK_FAILED, exc_info=True)
+        await self._shut(CLOSE_RECHECK_FAILED, "server_error",
+                         "The server is failing for a moment (database or Redis); connect again and subscribe again.")
 
     async def _rejoin(self):
         await self.channel_layer.group_add(user_group(self.user.pk), self.channel_name)

@@ -12,12 +12,15 @@ from any Origin (a page of another site that was given a token may use it, as it
 with it). See docs/websocket.md, "Connecting".
 """
 
+import logging
 from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.contrib.auth.models import AnonymousUser
+
+log = logging.getLogger(__name__)
 
 
 @database_sync_to_async
@@ -32,6 +35,9 @@ def _user_and_token(raw: str):
         token = auth.get_validated_token(raw)
         return auth.get_user(token), token
     except (InvalidToken, TokenError, AuthenticationFailed):
+        return AnonymousUser(), None
+    except Exception as exc:  # the revocation list (Redis) or the user (database) unreachable: refused
+        log.warning("WebSocket token check failed, the socket is refused (the client connects again): %s", exc)
         return AnonymousUser(), None
 
 

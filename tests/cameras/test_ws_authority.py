@@ -196,3 +196,58 @@ async def test_a_redis_error_during_the_recheck_closes_the_socket(viewer, settin
     # The revocation list lives in the cache (Redis): point it at a port where nothing listens.
     settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}}
     await assert_closed(comm, consumers.CLOSE_RECHECK_FAILED, "server_error")
+
+
+# -- Redis failing while a socket joins its groups: closed (4503), never left open and silent ----------------
+# After a Redis restart a socket that could not join its user's group, or a camera's, would stay open
+# receiving nothing (the client believes it is subscribed): it is closed so that the client connects and
+# subscribes again (docs/websocket.md, close codes).
+class _FailingGroupAdd:
+    """The real channel layer, whose group_add fails for the groups ``failing(group)`` names."""
+
+    def __init__(self, layer, failing):
+        self.layer, self.failing = layer, failing
+
+    def __getattr__(self, name):
+        return getattr(self.layer, name)
+
+    async def group_add(self, group, channel):
+        if self.failing(group):
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        return await self.layer.group_add(group, channel)
+
+
+@pytest.fixture
+def failing_group_add(monkeypatch):
+    import channels.consumer
+
+    def install(failing):
+        real = get_channel_layer()
+        monkeypatch.setattr(channels.consumer, "get_channel_layer", lambda alias: _FailingGroupAdd(real, failing))
+    return install
+
+
+async def test_a_socket_that_cannot_join_its_user_group_is_closed(viewer, failing_group_add):
+    failing_group_add(lambda group: group == user_group(viewer.pk))
+    comm = WebsocketCommunicator(application, f"/ws/stream/?token={AccessToken.for_user(viewer)}")
+    connected, _ = await comm.connect()
+    assert connected  # accepted first: the close code and its reason reach the client
+    await assert_closed(comm, consumers.CLOSE_RECHECK_FAILED, "server_error")
+
+
+async def test_a_subscription_that_cannot_join_the_camera_group_closes_the_socket(camera, viewer, failing_group_add):
+    from cameras.groups import camera_group
+
+    failing_group_add(lambda group: group == camera_group(camera.id))
+    comm = await token_socket(viewer)
+    await comm.send_json_to({"action": "subscribe", "camera": camera.id, "frames": False})
+    await assert_closed(comm, consumers.CLOSE_RECHECK_FAILED, "server_error")
+
+
+async def test_a_token_that_cannot_be_checked_is_refused_without_a_traceback(viewer, settings, caplog):
+    # The revocation list (the cache, Redis) is unreachable while the socket connects: refused, a warning.
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}}
+    comm = WebsocketCommunicator(application, f"/ws/stream/?token={AccessToken.for_user(viewer)}")
+    connected, code = await comm.connect()
+    assert not connected and code == consumers.CLOSE_UNAUTHENTICATED
+    assert "token check failed" in caplog.text and "Traceback" not in caplog.text
