@@ -39,7 +39,9 @@ detections. Each has a raw level ``r`` (a z or a log ratio, unbounded) and a val
                 ``speed_sd_floor`` (0.25). Faster: ``r = z``, value
                 ``sigmoid((z - speed_z) / z_scale)`` (2.5, 0.5). Slower counts only for the
                 groups of ``slow_groups`` (vehicles, bicycles, motorcycles: stopped where they
-                always move) once the track has stood still for ``slow_after`` (5 s):
+                always move) once the track has stood still for ``slow_after`` (5 s), and only
+                in a cell where the group's own learned moves carry the statistics (weight at
+                least 1/2): before that, or where only people were learned, a stopped car is parked:
                 ``r = -z``, value ``slow_weight`` (0.8) x the same sigmoid. People stopping is
                 ordinary (standing too long is ``dwell``, lying is ``person_down``).
 ``direction``   moving faster than ``dir_min_speed`` (0.3 heights/s), the share ``p`` of the
@@ -518,7 +520,8 @@ class ObjectNormal:
             fast = _sigmoid((z - float(p["speed_z"])) / float(p["z_scale"]))
             numbers = {"ratio": round(ratio, 3), "speed_rel": round(sr, 3), "usual": round(usual, 3),
                        "z": round(z, 3), "source": source}
-            if z >= 0 or g not in p["slow_groups"] or float(tr.stationary_s) < float(p["slow_after"]):
+            if (z >= 0 or g not in p["slow_groups"] or float(tr.stationary_s) < float(p["slow_after"])
+                    or not self._moves_here(g, row, col)):
                 add("speed", z, fast if z >= 0 else 0.0,
                     f"{label} at {ratio:.1f}x the usual speed of {source}", numbers)
             else:
@@ -600,6 +603,16 @@ class ObjectNormal:
         s = max(seen, near)
         rate = (s + 0.5) / (self.frames_learned + 1.0)
         return math.log(float(self.params["rare_rate"]) / rate), seen, s, rate
+
+    def _moves_here(self, g: str, row: int, col: int) -> bool:
+        """Whether this cell's statistics of group ``g`` are mostly its own learned moves (their
+        weight in ``_speed_stats`` at least 1/2): only then is a vehicle standing still here unusual.
+        Anywhere else (nothing learned yet, or only people's speeds) a stopped car is parked."""
+        S = self._stats.get(g)
+        if S is None:
+            return False
+        n = float(S["speed_n"][row, col])
+        return n / (n + float(self.params["speed_prior"])) >= 0.5
 
     def _speed_stats(self, g: str, row: int, col: int) -> tuple[float, float, str]:
         """(mean, sd) of log(speed_rel + offset) for group ``g`` in a cell, shrunk towards the

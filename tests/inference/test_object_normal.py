@@ -272,3 +272,51 @@ def test_wording():
     assert duration(3 * 3600 + 60) == "3 h 1 min"
     assert set(TERMS) >= {"rare_class", "speed", "left_behind", "person_down", "dwell"}
     assert math.isclose(ObjectNormal().params["learn_below"], 0.4)
+
+
+# -- a vehicle standing still: unusual only where vehicles were learned moving ------------------------------
+def traffic(t: float) -> list[Det]:
+    """Cars driving right along the bottom row (foot y 420, row 5), 60 px tall, at 3 body heights a
+    second (180 px/s), one every 4 s."""
+    cars = []
+    for k in range(int(t // 4) + 1):
+        x = 20 + 180 * (t - 4 * k)
+        if 20 <= x <= 620:
+            cars.append(box_at("car", x, 420, 60, w=110))
+    return cars
+
+
+@pytest.fixture(scope="module")
+def street_state() -> dict:
+    model = ObjectNormal(grid=(8, 6))
+    model.fit(tracked(walkers(seed=21, n_frames=LEARN_FRAMES, extra=traffic)))
+    return json.loads(json.dumps(model.state_dict()))
+
+
+def slow_terms(results) -> list[dict]:
+    return [d for d in terms_of(results, "speed") if "still for" in d["explain"] and d["value"] > 0]
+
+
+def test_a_car_stopped_in_the_lane_where_cars_always_drive(street_state):
+    model = ObjectNormal(grid=(8, 6))
+    model.load_state_dict(street_state)
+    stopped = lambda t: [box_at("car", 330, 420, 60, w=110)]  # noqa: E731 - stands in the lane for 12 s
+    slow = slow_terms(run(model, walkers(seed=22, n_frames=60, extra=stopped)))
+    assert slow and max(d["value"] for d in slow) > 0.5
+    assert "the usual speed of vehicles here" in max(slow, key=lambda d: d["value"])["explain"]
+
+
+def test_a_parked_car_where_no_car_was_learned_moving_is_not_slow(street_state, model):
+    parked = lambda t: [box_at("car", 330, 250, 60, w=110)]  # noqa: E731 - on the people's path, 12 s
+    street = ObjectNormal(grid=(8, 6))
+    street.load_state_dict(street_state)
+    for m in (street, model):  # cars learned elsewhere only; cars never learned (people only)
+        assert not slow_terms(run(m, walkers(seed=23, n_frames=60, extra=parked)))
+
+
+def test_a_fresh_model_does_not_alarm_on_parked_cars():
+    # A new camera over a car park: nothing learned, every car still. Parked, not "0.0x the usual speed".
+    parked = lambda t: [box_at("car", 150, 420, 60, w=110), box_at("truck", 480, 400, 90, w=150)]  # noqa: E731
+    results = [ObjectNormal().update(*f) for f in tracked(walkers(seed=24, n_frames=60, extra=parked))]
+    assert max(s for s, _ in results) < 0.3
+    assert not slow_terms(results)
