@@ -205,6 +205,22 @@ def test_open_event_explains_that_the_clip_comes_later(client, owner, camera):
     assert "its clip is stored when it ends" in html and "still going on" in html
 
 
+@pytest.mark.parametrize("vlm, ended, says", [
+    ("none", False, "this camera has no vision-language model"),  # none will come: say so, and how to set one
+    ("none", True, "this camera has no vision-language model"),
+    ("openai", False, "The description is on its way"),  # asked when it opens and at its peak
+    ("openai", True, "The model gave no description for this event."),
+])
+def test_event_page_says_why_there_is_no_description(client, owner, camera, vlm, ended, says):
+    camera.vlm_backend = vlm
+    camera.save(update_fields=["vlm_backend"])
+    event = EventFactory(camera=camera, description="", ended_at=timezone.now() if ended else None)
+    client.force_login(owner)
+    html = client.get(reverse("event-page", args=[event.pk])).content.decode()
+    assert says in html
+    assert "when the event ends" not in html  # descriptions no longer wait for the end (description queue)
+
+
 # -- my alerts --------------------------------------------------------------------------------------
 def test_my_alerts_lists_own_channels_and_rules_and_sends_a_test(client, viewer, camera, other_camera, outsider,
                                                                  mailoutbox, django_assert_max_num_queries):
