@@ -8,10 +8,22 @@
   const camera = Number(root.dataset.camera);
   const curve = S.json("curve");
 
-  const xs = curve.points.map(([dt]) => curve.start + dt);
-  C.timeChart(document.getElementById("chart-event"),
-    [C.scoreSeries(C.labels.score), C.thresholdSeries(C.labels.threshold)],
-    [xs, curve.points.map(([, score]) => score), xs.map(() => curve.threshold)], { threshold: curve.threshold });
+  /* The curve grows while the event goes on: redrawn from each update of the event. One point (an
+     event that has just opened) is drawn as a dot in a 10 s window, not as an empty chart. */
+  let points = curve.points;
+  const data = () => {
+    const xs = points.map(([dt]) => curve.start + dt);
+    return [xs, points.map(([, score]) => score), xs.map(() => curve.threshold)];
+  };
+  const xRange = () => {
+    if (!points.length) return [curve.start - 5, curve.start + 5];
+    const first = curve.start + points[0][0], last = curve.start + points[points.length - 1][0];
+    return last - first < 1 ? [first - 5, last + 5] : [first, last];
+  };
+  const score = C.scoreSeries(C.labels.score);
+  score.points = { show: (u) => u.data[0].length < 3, size: 7 };
+  const chart = C.timeChart(document.getElementById("chart-event"),
+    [score, C.thresholdSeries(C.labels.threshold)], data(), { threshold: curve.threshold, xRange });
 
   async function refresh(id, url) {
     const element = await S.fragment(url, eventId);
@@ -25,6 +37,8 @@
   live.on("close", () => { delete root.dataset.live; });
   live.on("event", async (m) => {
     if (m.event.id !== eventId) return;
+    const next = m.event.details && m.event.details.score_curve;
+    if (Array.isArray(next) && next.length) { points = next; chart.setData(data()); }
     await refresh("event-actions", root.dataset.actionsUrl);
     await refresh("event-analysis", root.dataset.analysisUrl);
     if (m.event.clip && root.dataset.hasClip !== "1") location.reload();  // the event ended: show its clip
