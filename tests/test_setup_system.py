@@ -61,3 +61,15 @@ def test_admin_password_from_the_environment(data_dir, monkeypatch):
     assert "password 'chosen-by-the-operator-1'" in setup()
     assert "chosen-by-the-operator-1" not in setup()
     assert "password 'chosen-by-the-operator-1'" in setup("--reset-password")
+
+
+def test_the_administrator_gets_an_in_app_rule_for_high_and_critical_once(data_dir):
+    from alerts.models import AlertRule
+
+    first = setup()
+    rule = AlertRule.objects.get(owner__username="admin")
+    assert (rule.all_cameras, rule.min_severity, rule.notify_in_app, rule.enabled) == (True, "high", True, True)
+    assert f"Alert rule '{rule.name}' created" in first
+    rule.delete()  # the administrator did not want it: a later run does not bring it back
+    assert "Alert rule" not in setup()
+    assert not AlertRule.objects.exists()

@@ -12,11 +12,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from alerts.services import alert_rule_create
 from cameras.models import Camera
 from cameras.services import camera_create, camera_start
 from surveillance.schedules import ensure_beat_schedules
 
 DEMO_SOURCE = "demo://"
+DEFAULT_RULE = "High and critical, every camera, in the browser"
 #: Real footage for a second, file camera where this machine has it (the developers' and CI's do).
 SAMPLE_VIDEO = Path(os.getenv("SAMPLE_VIDEO", settings.BASE_DIR.parent / "shared" / "datasets" / "pets-walkway"
                               / "vtest.avi"))
@@ -44,6 +46,11 @@ class Command(BaseCommand):
             _keep_password(password_file, password)
             self.stdout.write(f"Created the administrator '{username}'.")
             self._print_login(username, password)
+            # So that the first high or critical event reaches the administrator's open pages: without a
+            # rule nobody is alerted. Made with the administrator only (a rule deleted later stays deleted).
+            rule = alert_rule_create(owner=admin, by=admin, name=DEFAULT_RULE, all_cameras=True,
+                                     min_severity="high", notify_in_app=True)
+            self.stdout.write(f"Alert rule '{rule.name}' created for '{username}' (My alerts, or the admin, to change it).")
         elif reset_password:
             password = os.getenv("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
             admin.set_password(password)
