@@ -241,12 +241,20 @@ def _render_alert(*, delivery, items, similar, reports, language, escalation=Non
             "count": n, "levels": by_level}
         lines = [ngettext("%(count)d event since the last digest:", "%(count)d events since the last digest:", n)
                  % {"count": n}, ""]
-        for item, event in events:
-            extra = " " + _("(+%(count)d similar)") % {"count": similar[item.pk]} if similar.get(item.pk) else ""
-            lines.append("- " + _("[%(severity)s] %(camera)s at %(when)s: %(summary)s") % {
-                "severity": _severity_tag(event.severity), "camera": event.camera.name,
-                "when": _when(event.started_at), "summary": event_summary(event)} + extra)
-            lines.append(f"  {event_url(event)}")
+        for incident, members in _by_incident(events):
+            indent = ""
+            if incident is not None:  # several events of one incident: listed together under it
+                lines.append("- " + ngettext(
+                    "Incident #%(number)d in area %(area)s: %(count)d event",
+                    "Incident #%(number)d in area %(area)s: %(count)d events", len(members)) % {
+                    "number": incident.pk, "area": incident.area.name, "count": len(members)})
+                indent = "  "
+            for item, event in members:
+                extra = " " + _("(+%(count)d similar)") % {"count": similar[item.pk]} if similar.get(item.pk) else ""
+                lines.append(indent + "- " + _("[%(severity)s] %(camera)s at %(when)s: %(summary)s") % {
+                    "severity": _severity_tag(event.severity), "camera": event.camera.name,
+                    "when": _when(event.started_at), "summary": event_summary(event)} + extra)
+                lines.append(f"{indent}  {event_url(event)}")
         kind = "digest"
     else:
         item, event = events[0]
@@ -291,6 +299,18 @@ def _render_alert(*, delivery, items, similar, reports, language, escalation=Non
     return Message(subject=subject[:300], text=text, payload=payload, headers={"Message-ID": message_id(delivery)})
 
 
+def _by_incident(events: list[tuple]) -> list[tuple]:
+    """A digest's (item, event) pairs in order, those of one incident together: [(incident or None, pairs)].
+
+    An incident with one event here is not named (the line is the event's, as without incidents)."""
+    groups: dict[tuple, list] = {}
+    for item, event in events:
+        key = ("incident", event.incident_id) if event.incident_id else ("item", item.pk)
+        groups.setdefault(key, []).append((item, event))
+    return [(members[0][1].incident if key[0] == "incident" and len(members) > 1 else None, members)
+            for key, members in groups.items()]
+
+
 def _in_app_payload(event, *, title: str, delivery_id: int, similar: int, earlier: int, language: str) -> dict:
     """The ``notification`` message an open page receives about ``event`` (an alert or its update)."""
     return {
@@ -321,42 +341,70 @@ def render_in_app(*, delivery, item, similar: int, reports: list[dict], escalati
     return Message(subject=payload["title"][:300], text=payload["title"], payload=payload)
 
 
-def render_follow_up(*, delivery, first, item, previous_severity: str) -> Message:
+def incident_line(event) -> str:
+    """"Also on camera Door (area Yard): high – <what was seen>." in the active language (incident follow-ups)."""
+    values = {"camera": event.camera.name, "severity": _severity(event.severity), "summary": event_summary(event)}
+    incident = event.incident if event.incident_id else None
+    if incident is None:  # its area (and so the incident) was deleted since
+        return _("Also on camera %(camera)s: %(severity)s – %(summary)s") % values
+    return _("Also on camera %(camera)s (area %(area)s): %(severity)s – %(summary)s") % {
+        **values, "area": incident.area.name}
+
+
+def incident_json(event) -> dict | None:
+    incident = event.incident if event.incident_id else None
+    if incident is None:
+        return None
+    return {"id": incident.pk, "area": incident.area_id, "area_name": incident.area.name}
+
+
+def render_follow_up(*, delivery, first, item, previous_severity: str, head=None, reply: bool = True) -> Message:
     """A follow-up to the immediate alert ``first`` (two-stage alerts), in the recipient's language.
 
     Push channels get a short message linked to the first: the email is a reply to it (the same
     subject with "Re:", ``In-Reply-To`` and ``References`` naming its Message-ID), the webhook JSON
     says ``"type": "follow_up"``, ``"kind"`` and ``"follow_up_of"`` (the first delivery's id), Apprise
     gets "Update: <description>". In-app gets the first notification again, updated: the same
-    ``delivery`` id (the first's) with the new title, and ``"update": true``.
+    ``delivery`` id (the thread's ``head``: the first's, or the alert an incident follow-up ``first``
+    follows) with the new title, and ``"update": true``.
+
+    Kind ``incident`` (another event of the incident the first alert was about): "Also on camera
+    <name> (area <area>): <severity> – <what>" and the event's link. ``reply`` False (the recipient
+    may no longer view the head's camera): the subject is the event's own, not a reply to the head's.
     """
     event = item.event
+    head = head or first
     kind = delivery.follow_up_kind or delivery.FollowUpKind.DESCRIPTION
     description = (event.description or "").strip()
     with recipient_locale(recipient_of(delivery)):
         language = translation.get_language()
         lines = []
-        if kind == delivery.FollowUpKind.DESCRIPTION and description:
-            lines.append(_("Update: %(description)s") % {"description": description})
-        if event.severity != previous_severity or kind == delivery.FollowUpKind.SEVERITY:
-            lines.append(_("Severity now %(severity)s (was %(previous)s).") % {
-                "severity": _severity(event.severity), "previous": _severity(previous_severity)})
+        if kind == delivery.FollowUpKind.INCIDENT:
+            lines.append(incident_line(event))
+        else:
+            if kind == delivery.FollowUpKind.DESCRIPTION and description:
+                lines.append(_("Update: %(description)s") % {"description": description})
+            if event.severity != previous_severity or kind == delivery.FollowUpKind.SEVERITY:
+                lines.append(_("Severity now %(severity)s (was %(previous)s).") % {
+                    "severity": _severity(event.severity), "previous": _severity(previous_severity)})
         lines += ["", _("Open: %(url)s") % {"url": event_url(event)}]
         text = "\n".join(lines)
+        own_subject = _("[%(severity)s] %(camera)s: %(summary)s") % {
+            "severity": _severity_tag(event.severity), "camera": event.camera.name, "summary": event_summary(event)}
         if delivery.medium == delivery.Medium.IN_APP:
-            title = event_title(event)
+            title = lines[0] if kind == delivery.FollowUpKind.INCIDENT else event_title(event)
+        elif not reply:
+            title = own_subject
         else:
-            first_subject = (first.subject if first is not None else "") or (
-                _("[%(severity)s] %(camera)s: %(summary)s") % {
-                    "severity": _severity_tag(event.severity), "camera": event.camera.name,
-                    "summary": event_summary(event)})
+            first_subject = (first.subject if first is not None else "") or own_subject
             title = first_subject if first_subject.startswith("Re: ") else f"Re: {first_subject}"
     first_id = first.pk if first is not None else None
+    incident = incident_json(event)
     if delivery.medium == delivery.Medium.IN_APP:
         payload = _in_app_payload(
-            event, title=title, delivery_id=first_id if first_id is not None else delivery.pk,  # the one it updates
-            similar=first.suppressed_count if first is not None else 0,
-            earlier=first.reported_count if first is not None else 0, language=language)
+            event, title=title, delivery_id=head.pk if head is not None else delivery.pk,  # the one it updates
+            similar=head.suppressed_count if head is not None else 0,
+            earlier=head.reported_count if head is not None else 0, language=language)
         payload.update({
             "update": True,
             "kind": kind,
@@ -364,23 +412,29 @@ def render_follow_up(*, delivery, first, item, previous_severity: str) -> Messag
             "follow_up": delivery.pk,
             "text": lines[0],
         })
+        if incident is not None:
+            payload["incident"] = incident
         return Message(subject=title[:300], text=title, payload=payload)
     payload = {
         "type": "follow_up",
         "kind": kind,
         "follow_up_of": first_id,
+        "thread": head.pk if head is not None else None,
         "delivery": delivery.pk,
         "severity": event.severity,
         "previous_severity": previous_severity,
         "description": description,
         "event": event_json(event),
+        "incident": incident,
         "subject": title,
         "text": text,
         "language": language,
     }
     headers = {"Message-ID": message_id(delivery)}
     if first is not None:
-        headers["In-Reply-To"] = headers["References"] = message_id(first)
+        headers["In-Reply-To"] = message_id(first)
+        # The thread from its head: mail clients group an incident's replies under the first alert.
+        headers["References"] = " ".join(dict.fromkeys(message_id(d) for d in (head, first) if d is not None))
     return Message(subject=title[:300], text=text, payload=payload, headers=headers)
 
 

@@ -234,6 +234,7 @@ class Delivery(models.Model):
     class FollowUpKind(models.TextChoices):
         DESCRIPTION = "description"  # the VLM's description arrived after the first alert went out
         SEVERITY = "severity"        # the final decision changed the severity the recipient was told
+        INCIDENT = "incident"        # another event of the same incident (docs/alerts.md, "Incidents")
 
     class Medium(models.TextChoices):
         EMAIL = "email"
@@ -268,7 +269,8 @@ class Delivery(models.Model):
                                      related_name="follow_ups",
                                      help_text="Follow-ups: the immediate alert this message completes.")
     follow_up_kind = models.CharField(max_length=16, blank=True, default="", choices=FollowUpKind.choices,
-                                      help_text="Follow-ups: what it tells (the description, or a new severity).")
+                                      help_text="Follow-ups: what it tells (the description, a new severity, or "
+                                                "another event of the same incident).")
     events = models.ManyToManyField("events.AnomalyEvent", through="AlertItem", through_fields=("delivery", "event"),
                                     related_name="alert_deliveries")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -278,8 +280,10 @@ class Delivery(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "deliveries"
         constraints = [
-            # One follow-up of each kind per first alert: routing the same update twice sends once.
-            models.UniqueConstraint(fields=["follow_up_of", "follow_up_kind"], condition=Q(follow_up_of__isnull=False),
+            # One follow-up of each kind per first alert: routing the same update twice sends once. An
+            # incident's thread has one per later event (made under the first alert's lock: services._incident_join).
+            models.UniqueConstraint(fields=["follow_up_of", "follow_up_kind"],
+                                    condition=Q(follow_up_of__isnull=False) & ~Q(follow_up_kind="incident"),
                                     name="alerts_delivery_one_follow_up_per_kind"),
         ]
         indexes = [

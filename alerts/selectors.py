@@ -116,9 +116,42 @@ def alert_items_first_immediate(*, event_id) -> list[AlertItem]:
     )
 
 
+def alert_items_incident_thread(*, incident_id: int, slot: dict) -> list[AlertItem]:
+    """The immediate alerts one slot had about the events of an incident, oldest first, with their deliveries.
+
+    Incidents: the first of them heads the slot's thread (later events of the incident are follow-ups
+    to it); alerts that were cancelled or failed (the recipient never had them) do not count.
+    """
+    return list(
+        AlertItem.objects.filter(event__incident_id=incident_id, escalation__isnull=True, follow_up=False,
+                                 state=AlertItem.State.DELIVERED, delivery__mode=Delivery.Mode.IMMEDIATE, **slot)
+        .exclude(delivery__status__in=(Delivery.Status.CANCELLED, Delivery.Status.FAILED))
+        .select_related("delivery", "channel__owner", "recipient", "recipient_group")
+        .order_by("delivery__created_at", "id")
+    )
+
+
+def alert_items_incident_joined(*, event_id) -> list[AlertItem]:
+    """The event's incident follow-ups (one per slot whose thread it joined), oldest first.
+
+    What the event brings later (its description, its final severity) follows up on these, as it
+    would on an immediate alert of its own.
+    """
+    return list(
+        AlertItem.objects.filter(event_id=event_id, escalation__isnull=True, follow_up=True,
+                                 delivery__mode=Delivery.Mode.FOLLOW_UP,
+                                 delivery__follow_up_kind=Delivery.FollowUpKind.INCIDENT)
+        .select_related("delivery", "channel__owner", "recipient", "recipient_group")
+        .order_by("delivery__created_at", "id")
+    )
+
+
 def follow_ups_of(*, delivery_id: int) -> list[Delivery]:
-    """The follow-ups of one alert, oldest first, with the severity each was routed at (``told``)."""
-    deliveries = list(Delivery.objects.filter(follow_up_of_id=delivery_id).order_by("created_at", "id"))
+    """The follow-ups of one alert about its own event, oldest first, with the severity each was routed at
+    (``told``). An incident's thread (follow-ups about its other events, kind ``incident``) is left out:
+    they tell of other events."""
+    deliveries = list(Delivery.objects.filter(follow_up_of_id=delivery_id)
+                      .exclude(follow_up_kind=Delivery.FollowUpKind.INCIDENT).order_by("created_at", "id"))
     told = dict(AlertItem.objects.filter(delivery__in=deliveries, follow_up=True)
                 .values_list("delivery_id", "severity"))
     for d in deliveries:

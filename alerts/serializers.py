@@ -91,8 +91,9 @@ class DeliveryOutputSerializer(serializers.ModelSerializer):
     events = serializers.SerializerMethodField()
     # Blank for everything but follow-ups: the schema's enum must say so.
     follow_up_kind = serializers.ChoiceField(choices=Delivery.FollowUpKind.choices, allow_blank=True, read_only=True,
-                                             help_text="Follow-ups: what it tells (description or severity); "
-                                                       "empty for other deliveries.")
+                                             help_text="Follow-ups: what it tells (description, severity, or "
+                                                       "incident: another event of the same incident); empty "
+                                                       "for other deliveries.")
 
     class Meta:
         model = Delivery

@@ -20,6 +20,10 @@ Routing (``alerts_route_events``), called after events are stored or updated:
    later (its description, its final severity) is a follow-up linked to that alert (``_follow_up``:
    a delivery of mode ``follow_up``, at most one of each kind per alert), not a second alert; only
    a raise to critical is routed again as an alert.
+6. incidents: an event of an incident (events of the cameras of one area within its window), in a
+   slot that already had an immediate alert about an earlier event of the incident, is an
+   ``incident`` follow-up to that alert (``_route_in_incident``: one thread per incident and slot),
+   not a full alert; a raise of what the slot was told of the incident to critical still is one.
 
 Every delivery is a row; failed attempts are retried with exponential backoff up to
 ``max_attempts`` and then marked failed. Every attempt (the first, a retry, a re-queued one)
@@ -69,6 +73,8 @@ from .selectors import (
     alert_item_original,
     alert_items_due,
     alert_items_first_immediate,
+    alert_items_incident_joined,
+    alert_items_incident_thread,
     camera_ids_for_recipient,
     channels_with_due_items,
     deliveries_overdue,
@@ -364,13 +370,19 @@ def alerts_route_events(*, event_ids: list) -> None:
             # follow-up (the description, the final severity), not a second alert; only a raise to
             # critical is routed again as an alert.
             firsts = {_slot_key(i): i for i in alert_items_first_immediate(event_id=event.pk)}
+            # Incidents: the slots whose thread the event already joined (an incident follow-up about it).
+            joined = ({_slot_key(i): i for i in alert_items_incident_joined(event_id=event.pk)}
+                      if event.incident_id else {})
+            joined = {key: item for key, item in joined.items() if key not in firsts}
             for key, target in _targets_for(event, rules, viewable, members, now).items():
-                first = firsts.pop(key, None)
+                first, join = firsts.pop(key, None), joined.pop(key, None)
                 if first is not None and not (event.severity == "critical" and first.severity != "critical"):
                     _follow_up(event, first)
+                elif first is None and event.incident_id:
+                    _route_in_incident(event, target, join, now)
                 else:
                     _route_one(event, target, now)
-            for first in firsts.values():
+            for first in (*firsts.values(), *joined.values()):
                 # No rule takes the event any more (e.g. its final severity fell under the rule's
                 # minimum): who was alerted still hears that it was lowered, if they may view the camera.
                 lowered = severity_rank(event.severity) < severity_rank(first.severity)
@@ -444,7 +456,28 @@ def alert_urgency(event) -> str:
     return "immediate" if known & set(URGENT_ACTIONS) else "digest"
 
 
-def _route_one(event, target: _Target, now) -> AlertItem | None:
+def _route_in_incident(event, target: _Target, join: AlertItem | None, now) -> AlertItem | Delivery | None:
+    """Route an event of an incident to a slot that had no immediate alert of its own about it.
+
+    The slot's thread is its first immediate alert about an event of the incident (its head). The
+    event joins it as an ``incident`` follow-up instead of a full alert (``_route_one`` with the
+    head, after the usual suppression, severity and urgency rules); once joined, what it brings
+    later (description, final severity) follows up on that follow-up. Exception, as for one event:
+    an event raising what the slot was told of the incident to critical goes out as a full alert
+    (its own follow-ups then follow it). A slot without a thread (e.g. a recipient who may view
+    only this camera) gets a full alert, which heads its thread.
+    """
+    thread = alert_items_incident_thread(incident_id=event.incident_id, slot=target.slot)
+    if event.severity == "critical" and not any(item.severity == "critical" for item in thread):
+        return _route_one(event, target, now)
+    if join is not None:
+        return _follow_up(event, join)
+    return _route_one(event, target, now, thread=thread[0] if thread else None)
+
+
+def _route_one(event, target: _Target, now, thread: AlertItem | None = None) -> AlertItem | None:
+    """Route the event to one slot: suppressed, queued for the digest, or an immediate alert (or, with
+    ``thread``, the head of the slot's incident thread: an ``incident`` follow-up to it)."""
     rank = severity_rank(event.severity)
     slot = target.slot
     if any(severity_rank(s) >= rank for s in alert_item_existing_severities(event_id=event.pk, slot=slot)):
@@ -469,6 +502,10 @@ def _route_one(event, target: _Target, now) -> AlertItem | None:
     if not immediate:
         item.state = AlertItem.State.QUEUED
         return item if _save_once(item) else None
+    if thread is not None:
+        joined = _incident_join(event, thread, target, kind)
+        if joined is not None:
+            return joined
     delivery = _delivery_create(channel=target.channel, recipient=target.recipient,
                                 recipient_group=target.recipient_group, mode=Delivery.Mode.IMMEDIATE)
     item.state, item.delivery = AlertItem.State.DELIVERED, delivery
@@ -536,6 +573,32 @@ def _follow_up(event, first: AlertItem) -> Delivery | None:
                              follow_up=True)
     _queue_on_commit(delivery.pk)
     return delivery
+
+
+def _incident_join(event, head: AlertItem, target: _Target, kind: str) -> AlertItem | None:
+    """An ``incident`` follow-up about ``event`` to the alert heading the slot's incident thread. Safe to call twice.
+
+    None when that alert was cancelled or failed meanwhile (the caller sends a full alert instead).
+    The head's delivery is locked: two routings of the event at once decide one after the other, and
+    the second finds the follow-up the first made (one per event and slot).
+    """
+    alert = Delivery.objects.select_for_update().filter(pk=head.delivery_id).first()
+    if alert is None or alert.status in (Delivery.Status.CANCELLED, Delivery.Status.FAILED):
+        return None
+    existing = AlertItem.objects.filter(event_id=event.pk, follow_up=True, escalation__isnull=True,
+                                        delivery__follow_up_kind=Delivery.FollowUpKind.INCIDENT,
+                                        **target.slot).first()
+    if existing is not None:
+        return existing
+    delivery = _delivery_create(channel=target.channel, recipient=target.recipient,
+                                recipient_group=target.recipient_group, mode=Delivery.Mode.FOLLOW_UP,
+                                medium=alert.medium, follow_up_of=alert, follow_up_kind=Delivery.FollowUpKind.INCIDENT)
+    item = AlertItem.objects.create(event=event, channel=target.channel, recipient=target.recipient,
+                                    recipient_group=target.recipient_group, camera_id=event.camera_id, kind=kind,
+                                    severity=event.severity, state=AlertItem.State.DELIVERED, delivery=delivery,
+                                    follow_up=True)
+    _queue_on_commit(delivery.pk)
+    return item
 
 
 def _save_once(item: AlertItem) -> bool:
@@ -876,7 +939,7 @@ def _render(delivery: Delivery, allowed: set[int] | None = None) -> transports.M
             raise PermanentSendError("The channel was deleted.")
         return messages.render_test(delivery=delivery, channel=delivery.channel)
     if delivery.mode == Delivery.Mode.FOLLOW_UP:
-        return _render_follow_up(delivery)
+        return _render_follow_up(delivery, allowed)
     with transaction.atomic():
         # Duplicates suppressed so far against this message are counted in it ("+N similar").
         AlertItem.objects.filter(original__delivery=delivery, state=AlertItem.State.SUPPRESSED,
@@ -886,7 +949,8 @@ def _render(delivery: Delivery, allowed: set[int] | None = None) -> transports.M
         earlier = [i for i in reported if not (i.original and i.original.delivery_id == delivery.pk)
                    and (allowed is None or i.camera_id in allowed)]
         Delivery.objects.filter(pk=delivery.pk).update(reported_count=len(earlier))
-    items = list(delivery.items.filter(state=AlertItem.State.DELIVERED).select_related("event__camera", "escalation")
+    items = list(delivery.items.filter(state=AlertItem.State.DELIVERED)
+                 .select_related("event__camera", "event__incident__area", "escalation")
                  .order_by("event__started_at", "id"))
     if not items:
         raise PermanentSendError("The delivery has no events left (they were deleted).")
@@ -899,18 +963,28 @@ def _render(delivery: Delivery, allowed: set[int] | None = None) -> transports.M
                                  escalation=escalation)
 
 
-def _render_follow_up(delivery: Delivery) -> transports.Message:
-    item = delivery.items.filter(state=AlertItem.State.DELIVERED).select_related("event__camera").first()
+def _render_follow_up(delivery: Delivery, allowed: set[int] | None = None) -> transports.Message:
+    item = (delivery.items.filter(state=AlertItem.State.DELIVERED)
+            .select_related("event__camera", "event__incident__area").first())
     if item is None:
         raise PermanentSendError("The delivery has no events left (they were deleted).")
     first = delivery.follow_up_of
-    # The severity the recipient was told before this follow-up: the latest earlier one's, else the first's.
+    # The severity the recipient was told before this follow-up: the latest earlier one's, else the first's
+    # (whose own item is a follow-up's when the first is an incident follow-up: the event's place in the thread).
     previous = next((d.told for d in reversed(follow_ups_of(delivery_id=first.pk))
                      if d.pk < delivery.pk and d.told and d.status != Delivery.Status.CANCELLED), "") if first else ""
     if not previous and first is not None:
-        previous = first.items.filter(follow_up=False).values_list("severity", flat=True).first() or ""
+        previous = first.items.filter(follow_up=first.mode == Delivery.Mode.FOLLOW_UP).values_list(
+            "severity", flat=True).first() or ""
+    # The thread's head: the alert an in-app update replaces. Its subject is replied to only while the
+    # recipient may still view its camera (an incident's head is about another camera).
+    head = first
+    while head is not None and head.mode == Delivery.Mode.FOLLOW_UP and head.follow_up_of_id:
+        head = head.follow_up_of
+    head_cameras = set(head.items.values_list("camera_id", flat=True)) if head is not None else set()
+    reply = allowed is None or head_cameras <= allowed
     return messages.render_follow_up(delivery=delivery, first=first, item=item,
-                                     previous_severity=previous or item.event.severity)
+                                     previous_severity=previous or item.event.severity, head=head, reply=reply)
 
 
 def _transport(delivery: Delivery, message: transports.Message) -> None:

@@ -1,12 +1,48 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db.models import Count
 from guardian.admin import GuardedModelAdmin
 
 from siteconfig.forms import secret_params_form
 
-from .models import Camera, DetectorVersion, LearningJob
+from .models import Area, Camera, DetectorVersion, LearningJob
 from .learning import detector_version_restore
-from .services import camera_create, camera_delete, camera_model_test, camera_start, camera_stop, camera_update
+from .services import (
+    AREA_FIELDS,
+    area_create,
+    area_update,
+    camera_create,
+    camera_delete,
+    camera_model_test,
+    camera_start,
+    camera_stop,
+    camera_update,
+)
+
+
+@admin.register(Area)
+class AreaAdmin(admin.ModelAdmin):
+    """Areas: cameras grouped together; their events within the window make one incident (docs/alerts.md)."""
+
+    list_display = ("name", "camera_count", "incident_window_seconds", "description")
+    search_fields = ("name", "description")
+    fields = AREA_FIELDS
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(camera_count=Count("cameras"))
+
+    @admin.display(description="Cameras", ordering="camera_count")
+    def camera_count(self, area):
+        return area.camera_count
+
+    def save_model(self, request, obj, form, change):
+        """Through the services (audited)."""
+        if change:
+            area_update(area=Area.objects.get(pk=obj.pk), by=request.user,
+                        **{name: form.cleaned_data[name] for name in form.changed_data if name in AREA_FIELDS})
+        else:
+            obj.pk = area_create(by=request.user, **{name: form.cleaned_data[name] for name in AREA_FIELDS
+                                                      if name in form.cleaned_data}).pk
 
 
 @admin.register(Camera)
@@ -14,15 +50,16 @@ class CameraAdmin(GuardedModelAdmin):
     """Cameras, their settings and live state; surveillance/admin.py adds the workers' live figures."""
 
     form = secret_params_form(Camera, ("vlm_params", "agent_params"))
-    list_display = ("name", "enabled", "state", "last_frame_at", "detector", "vlm_backend", "worker")
-    list_filter = ("enabled", "state", "detector", "vlm_backend")
+    list_display = ("name", "area", "enabled", "state", "last_frame_at", "detector", "vlm_backend", "worker")
+    list_filter = ("enabled", "state", "area", "detector", "vlm_backend")
+    list_select_related = ("area",)
     search_fields = ("name",)
     readonly_fields = (
         "state", "state_changed_at", "last_frame_at", "measured_fps", "last_error", "worker", "heartbeat_at",
         "created_at", "updated_at", "active_detector_version",
     )
     fieldsets = (
-        (None, {"fields": ("name", "source_url", "enabled")}),
+        (None, {"fields": ("name", "source_url", "enabled", "area")}),
         ("Analysis", {"fields": ("analysis_fps", "stream_fps", "detector", "detector_params", "zones", "threshold",
                                  "event_close_seconds")}),
         ("Description and decision", {"fields": ("vlm_backend", "vlm_model_path", "vlm_params", "vlm_prompt",

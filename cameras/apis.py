@@ -22,6 +22,9 @@ from .selectors import (
     camera_current_picture,
     CHANGE,
     OPERATE,
+    area_camera_ids_for_user,
+    area_get_for_user,
+    area_list_for_user,
     camera_get_for_user,
     camera_ids_for_user,
     camera_list_for_user,
@@ -30,6 +33,8 @@ from .selectors import (
     user_has_camera_perm,
 )
 from .serializers import (
+    AreaInputSerializer,
+    AreaOutputSerializer,
     CameraInputSerializer,
     CameraOutputSerializer,
     CameraStatusSerializer,
@@ -39,7 +44,16 @@ from .serializers import (
     LearnJsonSerializer,
     LearnUploadSerializer,
 )
-from .services import camera_create, camera_delete, camera_model_test, camera_start, camera_stop, camera_update
+from .services import (
+    area_create,
+    area_update,
+    camera_create,
+    camera_delete,
+    camera_model_test,
+    camera_start,
+    camera_stop,
+    camera_update,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +87,7 @@ class CameraListCreateApi(ListAPIView):
     def post(self, request):
         if not (request.user.is_staff or request.user.has_perm("cameras.add_camera")):
             raise PermissionDenied("You need the 'add_camera' permission to create cameras.")
-        data = CameraInputSerializer(data=request.data)
+        data = CameraInputSerializer(data=request.data, context={"user": request.user})
         data.is_valid(raise_exception=True)
         camera = camera_create(by=request.user, **data.validated_data)
         return Response(_out(request, camera), status=status.HTTP_201_CREATED)
@@ -95,7 +109,7 @@ class CameraDetailApi(APIView):
 
     def _update(self, request, camera_id, partial):
         camera = _camera_or_404(request, camera_id, CHANGE)
-        data = CameraInputSerializer(camera, data=request.data, partial=partial)
+        data = CameraInputSerializer(camera, data=request.data, partial=partial, context={"user": request.user})
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         enabled = fields.pop("enabled", None)
@@ -164,6 +178,59 @@ class CameraStatusApi(APIView):
     def get(self, request, camera_id):
         camera = _camera_or_404(request, camera_id)
         return Response(CameraStatusSerializer(camera, context={"objects": tracked_objects(camera)}).data)
+
+
+# -- areas ---------------------------------------------------------------------------------------------------
+def _area_out(request, area) -> dict:
+    return AreaOutputSerializer(area, context={"cameras": area_camera_ids_for_user(request.user)}).data
+
+
+def _staff_only(request, what: str) -> None:
+    if not request.user.is_staff:
+        raise PermissionDenied(f"Only staff may {what} areas.")
+
+
+class AreaListCreateApi(ListAPIView):
+    """Areas (cameras a site groups together; their events make incidents): those holding a camera you may
+    view (staff: all), each with its cameras you may view. Creating one is for staff."""
+
+    serializer_class = AreaOutputSerializer
+
+    def get_queryset(self):
+        return area_list_for_user(self.request.user)
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "cameras": area_camera_ids_for_user(self.request.user)}
+
+    @extend_schema(request=AreaInputSerializer, responses={201: AreaOutputSerializer})
+    def post(self, request):
+        _staff_only(request, "create")
+        data = AreaInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        area = area_create(by=request.user, **data.validated_data)
+        return Response(_area_out(request, area), status=status.HTTP_201_CREATED)
+
+
+class AreaDetailApi(APIView):
+    serializer_class = AreaOutputSerializer
+
+    def _area_or_404(self, request, area_id):
+        area = area_get_for_user(request.user, area_id)
+        if area is None:
+            raise Http404("No area with that id, or it holds no camera you may view.")
+        return area
+
+    def get(self, request, area_id):
+        return Response(_area_out(request, self._area_or_404(request, area_id)))
+
+    @extend_schema(request=AreaInputSerializer, responses=AreaOutputSerializer)
+    def patch(self, request, area_id):
+        area = self._area_or_404(request, area_id)
+        _staff_only(request, "change")
+        data = AreaInputSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        area = area_update(area=area, by=request.user, **data.validated_data)
+        return Response(_area_out(request, area))
 
 
 # -- learning what is normal ------------------------------------------------------------------------------

@@ -120,6 +120,39 @@ def default_event_close_seconds():
     return settings.CAMERA_DEFAULTS["event_close_seconds"]
 
 
+def default_incident_window_seconds():
+    return settings.INCIDENT_WINDOW_SECONDS
+
+
+#: The longest incident window an area may have (a day).
+MAX_INCIDENT_WINDOW_SECONDS = 24 * 3600
+
+
+class Area(models.Model):
+    """Cameras a site groups together (a yard, a floor): their events within the window make one incident.
+
+    Events of the area's cameras that start within ``incident_window_seconds`` of the incident's
+    events become one ``events.Incident``, with one alert thread per recipient (docs/alerts.md,
+    "Incidents"). A camera belongs to at most one area.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True, default="", max_length=2000)
+    incident_window_seconds = models.PositiveIntegerField(
+        default=default_incident_window_seconds,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_INCIDENT_WINDOW_SECONDS)],
+        help_text="Events of the area's cameras that start within this many seconds of the last one of an "
+                  "incident join it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self):
+        return self.name
+
+
 DEFAULT_VLM_PROMPT = (
     "You are watching a fixed security camera. Describe what is happening in this frame, "
     "especially anything unusual or dangerous."
@@ -172,6 +205,10 @@ class Camera(models.Model):
     vlm_prompt = models.TextField(blank=True, default=DEFAULT_VLM_PROMPT, max_length=4000)
     agent_policy = models.CharField(max_length=50, default="rules", validators=[validate_agent_policy])
     agent_params = models.JSONField(default=dict, blank=True, validators=[validate_json_object])
+    area = models.ForeignKey(
+        Area, on_delete=models.SET_NULL, null=True, blank=True, related_name="cameras",
+        help_text="The area the camera belongs to: its events and those of the area's other cameras within the "
+                  "area's window make one incident.")
     active_detector_version = models.ForeignKey(
         "DetectorVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False,
         help_text="The learned detector state the camera runs with (set by learning and restore).",

@@ -8,7 +8,7 @@ from django.db.models import Q, QuerySet
 from guardian.shortcuts import get_objects_for_user
 
 from . import live
-from .models import Camera, DetectorVersion, LearningJob
+from .models import Area, Camera, DetectorVersion, LearningJob
 
 PICTURE_POLL_SECONDS = 0.2
 
@@ -43,6 +43,34 @@ def camera_get_for_user(user, camera_id) -> Camera | None:
     except (TypeError, ValueError):
         return None
     return camera_list_for_user(user, VIEW).filter(pk=camera_id).first()
+
+
+# -- areas -------------------------------------------------------------------------------------------------
+def area_list_for_user(user) -> QuerySet:
+    """Areas holding a camera the user may view; staff see every area."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return Area.objects.none()
+    if user.is_staff:
+        return Area.objects.all()
+    return Area.objects.filter(pk__in=camera_list_for_user(user).filter(area__isnull=False).values("area_id"))
+
+
+def area_get_for_user(user, area_id) -> Area | None:
+    """The area if the user may see it, else None (callers answer 404 or "no such area": no existence leak)."""
+    try:
+        area_id = int(area_id)
+    except (TypeError, ValueError):
+        return None
+    return area_list_for_user(user).filter(pk=area_id).first()
+
+
+def area_camera_ids_for_user(user) -> dict[int, list[int]]:
+    """{area id: the ids of its cameras the user may view}, for every area holding one."""
+    found: dict[int, list[int]] = {}
+    for area_id, camera_id in (camera_list_for_user(user).filter(area__isnull=False)
+                               .order_by("id").values_list("area_id", "id")):
+        found.setdefault(area_id, []).append(camera_id)
+    return found
 
 
 def cameras_needing_dispatch(*, stale_before) -> QuerySet:

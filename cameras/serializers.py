@@ -6,7 +6,8 @@ from rest_framework import serializers
 from inference.openai_chat import mask_secrets
 from inference.source_urls import mask_credentials
 
-from .models import Camera, DetectorVersion, LearningJob
+from .models import MAX_INCIDENT_WINDOW_SECONDS, Area, Camera, DetectorVersion, LearningJob
+from .selectors import area_get_for_user
 
 CONFIG_FIELDS = (
     "name", "source_url", "analysis_fps", "stream_fps", "detector", "detector_params", "zones", "threshold",
@@ -55,10 +56,23 @@ class CameraInputSerializer(serializers.ModelSerializer):
 
     serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping,
                                 models.JSONField: JSONValueField}
+    area = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=2**63 - 1,
+        help_text="The area the camera belongs to (GET /api/v1/areas/: one you may see), or null for none.")
 
     class Meta:
         model = Camera
-        fields = CONFIG_FIELDS + ("enabled",)
+        fields = CONFIG_FIELDS + ("enabled", "area")
+
+    def validate_area(self, value) -> Area | None:
+        """An area the user may see (``context["user"]``): any for staff, else one holding a camera they may
+        view. Any other id is answered as if it did not exist."""
+        if value is None:
+            return None
+        area = area_get_for_user(self.context.get("user"), value)
+        if area is None:
+            raise serializers.ValidationError(f"No area with id {value}.")
+        return area
 
 
 class CameraOutputSerializer(serializers.ModelSerializer):
@@ -86,7 +100,31 @@ class CameraOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Camera
-        fields = ("id",) + CONFIG_FIELDS + LIVE_FIELDS + ("created_at", "updated_at")
+        fields = ("id",) + CONFIG_FIELDS + ("area",) + LIVE_FIELDS + ("created_at", "updated_at")
+        read_only_fields = fields
+
+
+# -- areas -------------------------------------------------------------------------------------------------
+class AreaInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    incident_window_seconds = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_INCIDENT_WINDOW_SECONDS,
+        help_text="Events of the area's cameras that start within this many seconds of an incident's events "
+                  "join it (default: the INCIDENT_WINDOW_SECONDS setting).")
+
+
+class AreaOutputSerializer(serializers.ModelSerializer):
+    """The view passes ``context["cameras"]``: {area id: the ids of its cameras the user may view}."""
+
+    cameras = serializers.SerializerMethodField(help_text="The area's cameras you may view, by id.")
+
+    def get_cameras(self, area) -> list[int]:
+        return self.context.get("cameras", {}).get(area.pk, [])
+
+    class Meta:
+        model = Area
+        fields = ("id", "name", "description", "incident_window_seconds", "cameras", "created_at", "updated_at")
         read_only_fields = fields
 
 

@@ -24,7 +24,7 @@ from siteconfig.selectors import WHERE, model_server_networks
 from . import dispatch
 from .learning import detector_state_dir
 from .backends import resolve
-from .models import Camera
+from .models import Area, Camera
 from .selectors import camera_current_picture, cameras_needing_dispatch
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def camera_create(*, by, **fields) -> Camera:
 EDITABLE_FIELDS = (
     "name", "source_url", "analysis_fps", "stream_fps", "detector", "detector_params", "zones", "threshold",
     "event_close_seconds", "vlm_backend", "vlm_model_path", "vlm_params", "vlm_prompt", "agent_policy",
-    "agent_params",
+    "agent_params", "area",
 )
 #: Parameters that may hold a model server's API key: shown as ***, and *** sent back keeps the stored key.
 SECRET_PARAM_FIELDS = ("vlm_params", "agent_params")
@@ -89,6 +89,38 @@ def camera_update(*, camera: Camera, by, **fields) -> Camera:
             audit_record(actor=by, action="camera.update", target=current, changes=changed)
     # A running camera's worker notices the changed settings on its next heartbeat and restarts it.
     return current
+
+
+# -- areas: cameras a site groups together (their events make incidents: events.services.incidents_attach) -----
+AREA_FIELDS = ("name", "description", "incident_window_seconds")
+
+
+def area_create(*, by, **fields) -> Area:
+    unknown = sorted(set(fields) - set(AREA_FIELDS))
+    if unknown:
+        raise TypeError(f"area_create takes {AREA_FIELDS}, not {unknown}")
+    area = Area(**fields)
+    area.full_clean()
+    with transaction.atomic():
+        area.save()
+        audit_record(actor=by, action="area.create", target=area, changes=list(fields))
+    return area
+
+
+def area_update(*, area: Area, by, **fields) -> Area:
+    """Change the given fields of the area (a shorter window applies to the events stored from now on)."""
+    unknown = sorted(set(fields) - set(AREA_FIELDS))
+    if unknown:
+        raise TypeError(f"area_update takes {AREA_FIELDS}, not {unknown}")
+    changed = [name for name, value in fields.items() if getattr(area, name) != value]
+    for name in changed:
+        setattr(area, name, fields[name])
+    area.full_clean()
+    if changed:
+        with transaction.atomic():
+            area.save(update_fields=[*changed, "updated_at"])
+            audit_record(actor=by, action="area.update", target=area, changes=changed)
+    return area
 
 
 def camera_delete(*, camera: Camera, by) -> None:

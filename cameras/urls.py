@@ -3,6 +3,8 @@ from django.urls import path
 from . import apis
 
 urlpatterns = [
+    path("areas/", apis.AreaListCreateApi.as_view(), name="area-list"),
+    path("areas/<int:area_id>/", apis.AreaDetailApi.as_view(), name="area-detail"),
     path("cameras/", apis.CameraListCreateApi.as_view(), name="camera-list"),
     path("cameras/<int:camera_id>/", apis.CameraDetailApi.as_view(), name="camera-detail"),
     path("cameras/<int:camera_id>/start/", apis.CameraStartApi.as_view(), name="camera-start"),

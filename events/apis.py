@@ -15,8 +15,13 @@ from rest_framework.views import APIView
 from cameras.apis import ApiErrorSerializer, MediaContentNegotiation
 from cameras.selectors import OPERATE, camera_get_for_user, user_has_camera_perm
 
-from .selectors import event_get_for_user, event_list_for_user, event_thumbnails, score_history
-from .serializers import EventFilterSerializer, EventOutputSerializer, EventResolveInputSerializer
+from .selectors import event_get_for_user, event_list_for_user, event_thumbnails, incident_for_user, score_history
+from .serializers import (
+    EventFilterSerializer,
+    EventOutputSerializer,
+    EventResolveInputSerializer,
+    IncidentOutputSerializer,
+)
 from .services import event_acknowledge, event_resolve
 from .views import clip_content_type, media_file_response
 
@@ -60,6 +65,21 @@ class EventDetailApi(APIView):
     @extend_schema(responses=EventOutputSerializer)
     def get(self, request, event_id):
         return Response(_out(request, _event_or_404(request, event_id)))
+
+
+class IncidentDetailApi(APIView):
+    """An incident: events of the cameras of one area within the area's window (docs/alerts.md, "Incidents").
+
+    Only its events of cameras you may view are listed, and its count and severity are theirs; 404
+    when it does not exist or you may view none of its events.
+    """
+
+    @extend_schema(responses=IncidentOutputSerializer)
+    def get(self, request, incident_id):
+        incident = incident_for_user(request.user, incident_id)
+        if incident is None:
+            raise Http404("No incident with that id, or you may view none of its events.")
+        return Response(IncidentOutputSerializer(incident, context={"request": request}).data)
 
 
 class EventAcknowledgeApi(APIView):

@@ -1,8 +1,10 @@
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 from .describe import event_sentence
 from .severity import SEVERITIES
@@ -37,6 +39,8 @@ class AnomalyEvent(models.Model):
     #: A few seconds before the episode until it ended (capped): VP8 WebM, written by the worker.
     clip = models.FileField(upload_to="events/clips/", blank=True, default="")
     details = models.JSONField(default=dict, blank=True)
+    #: Set when the event is stored (events.services): the incident of its camera's area it belongs to.
+    incident = models.ForeignKey("Incident", null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
     #: The object labels seen in the episode, as ",bicycle,person," (filterable on every database; ``label_list``).
     labels = models.CharField(max_length=300, blank=True, default="")
     acknowledged_by = models.ForeignKey(
@@ -105,6 +109,54 @@ class AnomalyEvent(models.Model):
 
 
 assert tuple(AnomalyEvent.Severity.values) == SEVERITIES
+
+
+class Incident(models.Model):
+    """Events of the cameras of one area (``cameras.Area``) that started within the area's window of each other.
+
+    Made and kept up to date by ``events.services.event_records_store`` (``incidents_attach``): an
+    event of a camera in an area joins the area's incident whose events started within
+    ``incident_window_seconds`` of it, or opens a new one. ``opened_at`` and ``last_event_at`` are
+    the first and the latest start of its events, ``severity`` the highest of their severities and
+    ``event_count`` how many there are, all recomputed from the events whenever one of them is
+    stored. It is open until ``last_event_at`` plus the window has passed (``state``).
+    """
+
+    class State(models.TextChoices):
+        OPEN = "open"
+        CLOSED = "closed"
+
+    area = models.ForeignKey("cameras.Area", on_delete=models.CASCADE, related_name="incidents")
+    opened_at = models.DateTimeField(help_text="When its first event started.")
+    last_event_at = models.DateTimeField(help_text="When its latest event started.")
+    severity = models.CharField(max_length=10, choices=AnomalyEvent.Severity.choices,
+                                default=AnomalyEvent.Severity.LOW, help_text="The highest of its events'.")
+    event_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-last_event_at", "-id"]
+        indexes = [models.Index(fields=["area", "-last_event_at"], name="events_incident_area_last")]
+
+    def __str__(self):
+        return f"Incident #{self.pk} in {self.area_id} ({self.severity}, {self.event_count} events)"
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(seconds=self.area.incident_window_seconds)
+
+    @property
+    def closes_at(self):
+        """When it closes: an event of the area starting later opens a new incident."""
+        return self.last_event_at + self.window
+
+    def state_at(self, now=None) -> str:
+        return self.State.OPEN if (now or timezone.now()) < self.closes_at else self.State.CLOSED
+
+    @property
+    def state(self) -> str:
+        return self.state_at()
 
 
 class ScoreBucket(models.Model):

@@ -5,7 +5,8 @@ from django.db.models import BigIntegerField, ExpressionWrapper, F, FloatField, 
 
 from cameras.selectors import camera_list_for_user
 
-from .models import AnomalyEvent, ScoreBucket
+from .models import AnomalyEvent, Incident, ScoreBucket
+from .severity import severity_rank
 
 
 # What event lists show of the related rows: the camera's name and who acknowledged or resolved. Loading the
@@ -55,6 +56,28 @@ def event_thumbnails(event: AnomalyEvent) -> dict[int, dict]:
                 and name.startswith("events/objects/") and ".." not in name and "\\" not in name):
             out[track] = {"track": track, "label": str(obj.get("label") or ""), "thumbnail": name}
     return out
+
+
+def incident_for_user(user, incident_id) -> dict | None:
+    """An incident as the user may see it: None when it does not exist or holds no event the user may view.
+
+    ``{"incident", "area", "events", "event_count", "severity", "cameras"}``: ``events`` are its events
+    of cameras the user may view (oldest first), and the count, the highest severity and the camera
+    names are those of these events only: nothing is said of events of cameras the user may not view.
+    """
+    try:
+        incident_id = int(incident_id)
+    except (TypeError, ValueError):
+        return None
+    incident = Incident.objects.select_related("area").filter(pk=incident_id).first()
+    if incident is None:
+        return None
+    events = list(event_list_for_user(user).filter(incident=incident).order_by("started_at", "id"))
+    if not events:
+        return None
+    cameras = list(dict.fromkeys(event.camera.name for event in events))
+    return {"incident": incident, "area": incident.area, "events": events, "event_count": len(events),
+            "severity": max((event.severity for event in events), key=severity_rank), "cameras": cameras}
 
 
 def events_by_ids(event_ids) -> QuerySet:

@@ -3,7 +3,7 @@ from django.urls import get_script_prefix, reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import AnomalyEvent
+from .models import AnomalyEvent, Incident
 from .selectors import event_thumbnails
 
 
@@ -40,10 +40,12 @@ class EventOutputSerializer(serializers.ModelSerializer):
         fields = (
             "id", "camera", "camera_name", "started_at", "ended_at", "peak_score", "mean_score", "severity",
             "status", "description", "decision", "snapshot", "clip", "snapshot_url", "clip_url", "thumbnails",
-            "labels", "details", "acknowledged_by", "acknowledged_at",
+            "labels", "details", "incident", "acknowledged_by", "acknowledged_at",
             "resolved_by", "resolved_at", "created_at", "updated_at",
         )
         read_only_fields = fields
+        extra_kwargs = {"incident": {"help_text": "The incident of the camera's area the event belongs to "
+                                                  "(GET /api/v1/incidents/{id}/); null when none."}}
 
     def get_snapshot(self, event) -> str | None:
         return reverse("event-snapshot", args=[event.pk]) if event.snapshot else None
@@ -93,7 +95,7 @@ class EventOutputSerializer(serializers.ModelSerializer):
             "decision": event.decision, "snapshot": self.get_snapshot(event), "clip": self.get_clip(event),
             "snapshot_url": self.get_snapshot_url(event), "clip_url": self.get_clip_url(event),
             "thumbnails": self.get_thumbnails(event),
-            "labels": event.label_list, "details": event.details,
+            "labels": event.label_list, "details": event.details, "incident": event.incident_id,
             "acknowledged_by": event.acknowledged_by.username if event.acknowledged_by_id else None,
             "acknowledged_at": when(event.acknowledged_at),
             "resolved_by": event.resolved_by.username if event.resolved_by_id else None,
@@ -122,3 +124,26 @@ class EventFilterSerializer(serializers.Serializer):
 
 class EventResolveInputSerializer(serializers.Serializer):
     false_alarm = serializers.BooleanField(default=False)
+
+
+class IncidentAreaSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class IncidentOutputSerializer(serializers.Serializer):
+    """An incident as ``events.selectors.incident_for_user`` gives it: what the user may see of it."""
+
+    id = serializers.IntegerField(source="incident.pk")
+    area = IncidentAreaSerializer(help_text="The area whose cameras' events it groups.")
+    opened_at = serializers.DateTimeField(source="incident.opened_at", help_text="When its first event started.")
+    last_event_at = serializers.DateTimeField(source="incident.last_event_at",
+                                              help_text="When its latest event started.")
+    closes_at = serializers.DateTimeField(source="incident.closes_at", help_text=(
+        "last_event_at plus the area's incident window: an event of the area starting later opens a new incident."))
+    state = serializers.ChoiceField(source="incident.state", choices=Incident.State.choices,
+                                    help_text="open until closes_at, then closed.")
+    severity = serializers.ChoiceField(choices=AnomalyEvent.Severity.choices,
+                                       help_text="The highest severity of the events listed.")
+    event_count = serializers.IntegerField(help_text="How many events are listed (those of cameras you may view).")
+    events = EventOutputSerializer(many=True, help_text="Its events of cameras you may view, oldest first.")

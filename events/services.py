@@ -18,24 +18,27 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Case, Count, F, IntegerField, Max, Min, Value, When
 from django.utils import timezone
 
 from audit.services import audit_record
 from cameras.groups import camera_group
-from cameras.models import Camera
+from cameras.models import Area, Camera
 from cameras.selectors import OPERATE, camera_ids_for_user, feedback_job_for_event
 from cameras.learning import learning_feedback_start
 
 from . import signals
-from .models import AnomalyEvent, ScoreBucket
+from .models import AnomalyEvent, Incident, ScoreBucket
 from .selectors import event_list_for_user, events_by_ids
 from .serializers import EventOutputSerializer
+from .severity import SEVERITIES
 
 log = logging.getLogger(__name__)
 
 _UPDATE_FIELDS = [f for f in AnomalyEvent.WORKER_FIELDS if f not in ("camera_id", "started_at")] + ["updated_at"]
 _SEVERITIES = frozenset(AnomalyEvent.Severity.values)
+#: ``details.kind`` of the event a worker records when a camera stops being watched (inference/e2e.py OFFLINE_KIND).
+OFFLINE_KIND = "camera_offline"
 
 
 def _parse_time(value):
@@ -107,20 +110,24 @@ def _upsert_sql() -> str:
                ("id", *AnomalyEvent.WORKER_FIELDS, "status", "created_at", "updated_at")]
     updates = ", ".join(f"{q(meta.get_field(f).column)} = EXCLUDED.{q(meta.get_field(f).column)}"
                         for f in _UPDATE_FIELDS)
+    incident, camera = q(meta.get_field("incident").column), q(meta.get_field("camera").column)
+    area = q(Camera._meta.get_field("area").column)
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) "
         f"SELECT {', '.join('r.' + c for c in columns)} FROM json_populate_recordset(NULL::{table}, %s::json) AS r "
         f"WHERE EXISTS (SELECT 1 FROM {camera_table} c WHERE c.id = r.camera_id) "
-        f"ON CONFLICT (id) DO UPDATE SET {updates} RETURNING {table}.id"
+        f"ON CONFLICT (id) DO UPDATE SET {updates} RETURNING {table}.id, {table}.{incident}, "
+        f"(SELECT c.{area} FROM {camera_table} c WHERE c.id = {table}.{camera})"
     )
 
 
-def _upsert_postgresql(rows: list[dict]) -> set[uuid.UUID]:
+def _upsert_postgresql(rows: list[dict]) -> dict[uuid.UUID, tuple]:
     """PostgreSQL: the whole batch as one JSON parameter of one statement.
 
     The ORM's bulk upsert costs tens of microseconds of Python per event and a query to find the
     live cameras first; this is one round trip, one commit, and almost no Python per event
-    (docs/BENCHMARKS.md, event storage).
+    (docs/BENCHMARKS.md, event storage). It answers, per stored id, the event's incident and its
+    camera's area (incidents need nothing more where no camera has an area).
     """
     now = timezone.now().isoformat()
     payload = json.dumps([
@@ -131,20 +138,23 @@ def _upsert_postgresql(rows: list[dict]) -> set[uuid.UUID]:
     ], allow_nan=False)
     with connection.cursor() as cursor:
         cursor.execute(_upsert_sql(), [payload])
-        return {uuid.UUID(str(pk)) for (pk,) in cursor.fetchall()}
+        return {uuid.UUID(str(pk)): (incident_id, area_id) for pk, incident_id, area_id in cursor.fetchall()}
 
 
-def _upsert_orm(rows: list[dict]) -> set[uuid.UUID]:
+def _upsert_orm(rows: list[dict]) -> dict[uuid.UUID, tuple]:
     """Other databases (SQLite for `make run`): the ORM's bulk upsert, in one transaction."""
     for row in rows:  # what the JSON columns reject (NaN, objects) fails here as malformed, not in the database
         json.dumps([row["decision"], row["details"]], allow_nan=False)
-    live = set(Camera.objects.filter(id__in={row["camera_id"] for row in rows}).values_list("id", flat=True))
+    live = dict(Camera.objects.filter(id__in={row["camera_id"] for row in rows}).values_list("id", "area_id"))
     objs = [AnomalyEvent(**row) for row in rows if row["camera_id"] in live]
-    if objs:
-        with transaction.atomic():
-            AnomalyEvent.objects.bulk_create(objs, update_conflicts=True, unique_fields=["id"],
-                                             update_fields=_UPDATE_FIELDS)
-    return {obj.id for obj in objs}
+    if not objs:
+        return {}
+    with transaction.atomic():
+        AnomalyEvent.objects.bulk_create(objs, update_conflicts=True, unique_fields=["id"],
+                                         update_fields=_UPDATE_FIELDS)
+    incidents = dict(AnomalyEvent.objects.filter(id__in=[obj.id for obj in objs], incident__isnull=False)
+                     .values_list("id", "incident_id"))
+    return {obj.id: (incidents.get(obj.id), live[obj.camera_id]) for obj in objs}
 
 
 def event_records_store(records: list[dict]) -> list[uuid.UUID]:
@@ -152,8 +162,9 @@ def event_records_store(records: list[dict]) -> list[uuid.UUID]:
 
     Storing the same record twice leaves one row: this is what makes a replay of the JSON-lines
     log after a crash safe. The worker's update never touches the operator's fields (status and
-    who acknowledged or resolved). Records of cameras deleted meanwhile are skipped. After
-    commit, the stored events are pushed live and routed to alerts.
+    who acknowledged or resolved). Records of cameras deleted meanwhile are skipped. Events of
+    cameras in an area join the area's incident (``incidents_attach``) before they are announced.
+    After commit, the stored events are pushed live and routed to alerts.
     """
     rows = _event_rows(records)
     if not rows:
@@ -164,11 +175,96 @@ def event_records_store(records: list[dict]) -> list[uuid.UUID]:
     for row in rows:
         if row["id"] not in stored:
             log.info("Skipping event %s of deleted camera %s", row["id"], row["camera_id"])
+    grouped = [{**row, "incident_id": stored[row["id"]][0], "area_id": stored[row["id"]][1]}
+               for row in rows if row["id"] in stored and any(stored[row["id"]])]
+    if grouped:
+        incidents_attach(rows=grouped)
     if ids:
         # Outside a transaction the statement has committed and these run now; inside one, at its commit.
         transaction.on_commit(lambda: events_broadcast(event_ids=ids))
         transaction.on_commit(lambda: _announce(signals.events_stored, event_ids=ids))
     return ids
+
+
+# -- incidents --------------------------------------------------------------------------------------------
+def _joins_incidents(row: dict) -> bool:
+    """Camera-offline events stay out of incidents: they report the equipment, not the scene, and an
+    intruder's events on the area's other cameras must not become mere follow-ups of "camera offline"."""
+    details = row.get("details")
+    return not (isinstance(details, dict) and details.get("kind") == OFFLINE_KIND)
+
+
+def incidents_attach(*, rows: list[dict]) -> list[int]:
+    """Group stored events of cameras in an area into incidents; returns the ids of the incidents touched.
+
+    ``rows``: the stored events (``id``, ``started_at``, ``severity``, ``details``) with their
+    ``incident_id`` and their camera's ``area_id`` as stored. An event without an incident, of a
+    camera in an area, joins the area's incident whose events started within the area's
+    ``incident_window_seconds`` of it (started at or after its ``opened_at - window``, at or before
+    its ``last_event_at + window``; the one with the latest event when several would), else opens a
+    new one. Then every incident touched (joined, or holding an event
+    of the batch, whose severity may have changed) gets its times, severity and count recomputed
+    from its events, so storing the same records again changes nothing.
+
+    The areas' rows are locked first (in id order): two batches of one area, in two workers, attach
+    one after the other, and the second sees the incident the first opened. The event rows are
+    read again under the lock (a concurrent store of the same record may have attached them).
+    """
+    area_ids = {row["area_id"] for row in rows if row["area_id"]}
+    known = {row["incident_id"] for row in rows if row["incident_id"]}
+    touched: set[int] = set()
+    with transaction.atomic():
+        area_ids |= set(Incident.objects.filter(pk__in=known).values_list("area_id", flat=True))
+        areas = {area.pk: area for area in Area.objects.select_for_update().filter(pk__in=area_ids).order_by("pk")}
+        current = dict(AnomalyEvent.objects.filter(pk__in=[row["id"] for row in rows])
+                       .values_list("id", "incident_id"))
+        joining: dict[int, list] = {}
+        for row in sorted(rows, key=lambda r: (r["started_at"], str(r["id"]))):
+            incident_id = current.get(row["id"])
+            if incident_id:
+                touched.add(incident_id)
+                continue
+            area = areas.get(row["area_id"])
+            if area is None or row["id"] not in current or not _joins_incidents(row):
+                continue
+            incident = _incident_for(area, row["started_at"])
+            joining.setdefault(incident.pk, []).append(row["id"])
+            touched.add(incident.pk)
+        for incident_id, event_ids in joining.items():
+            AnomalyEvent.objects.filter(pk__in=event_ids, incident__isnull=True).update(incident_id=incident_id)
+        for incident_id in sorted(touched):
+            _incident_recount(incident_id)
+    return sorted(touched)
+
+
+def _incident_for(area: Area, started_at) -> Incident:
+    """The area's incident an event that started at ``started_at`` joins (its times widened), or a new one."""
+    window = timedelta(seconds=area.incident_window_seconds)
+    incident = (Incident.objects.filter(area=area, last_event_at__gte=started_at - window,
+                                        opened_at__lte=started_at + window)
+                .order_by("-last_event_at", "-id").first())
+    if incident is None:
+        return Incident.objects.create(area=area, opened_at=started_at, last_event_at=started_at, event_count=0)
+    # Widened now, so that the batch's later events of the area see it; recounted from the events below.
+    incident.opened_at = min(incident.opened_at, started_at)
+    incident.last_event_at = max(incident.last_event_at, started_at)
+    incident.save(update_fields=["opened_at", "last_event_at", "updated_at"])
+    return incident
+
+
+_SEVERITY_RANK = Case(*[When(severity=s, then=Value(rank)) for rank, s in enumerate(SEVERITIES)],
+                      default=Value(-1), output_field=IntegerField())
+
+
+def _incident_recount(incident_id: int) -> None:
+    """The incident's times, severity and count, from its events as they are now (one query, one update)."""
+    found = AnomalyEvent.objects.filter(incident_id=incident_id).aggregate(
+        first=Min("started_at"), last=Max("started_at"), count=Count("id"), rank=Max(_SEVERITY_RANK))
+    if not found["count"]:
+        return
+    Incident.objects.filter(pk=incident_id).update(
+        opened_at=found["first"], last_event_at=found["last"], event_count=found["count"],
+        severity=SEVERITIES[max(0, found["rank"])], updated_at=timezone.now())
 
 
 def _announce(signal, **kwargs) -> None:
@@ -370,7 +466,7 @@ def events_close_stale(*, now=None) -> int:
     with transaction.atomic():
         rows = stale.select_for_update(of=("self",)).values_list("id", "details", "camera__state")
         ids = [pk for pk, details, state in rows
-               if not (isinstance(details, dict) and details.get("kind") == "camera_offline"
+               if not (isinstance(details, dict) and details.get("kind") == OFFLINE_KIND
                        and state != Camera.State.RUNNING)]
         if not ids:
             return 0

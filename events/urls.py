@@ -11,5 +11,6 @@ urlpatterns = [
     path("events/<uuid:event_id>/clip/", apis.EventClipApi.as_view(), name="api-event-clip"),
     path("events/<uuid:event_id>/objects/<int:track>/thumbnail/", apis.EventThumbnailApi.as_view(),
          name="api-event-thumbnail"),
+    path("incidents/<int:incident_id>/", apis.IncidentDetailApi.as_view(), name="incident-detail"),
     path("cameras/<int:camera_id>/scores/", apis.CameraScoreHistoryApi.as_view(), name="camera-scores"),
 ]

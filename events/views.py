@@ -28,7 +28,7 @@ from cameras.selectors import OPERATE, camera_ids_for_user, camera_list_for_user
 from cameras.views import LIVE_FPS_CHOICES, camera_or_403, chart_labels, learn_minute_choices, state_labels
 
 from .models import AnomalyEvent
-from .selectors import event_get_for_user, event_list_for_user, event_thumbnails, score_history
+from .selectors import event_get_for_user, event_list_for_user, event_thumbnails, incident_for_user, score_history
 from .services import event_acknowledge, event_resolve, events_acknowledge_many
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,11 @@ def event_page(request, event_id):
     context["chart_labels"] = chart_labels()
     context["curve"] = {"start": event.started_at.timestamp(), "points": details.get("score_curve") or [],
                         "threshold": details.get("threshold", event.camera.threshold)}
+    # Its incident, as far as the user may see it: the events of cameras they may view, and only those.
+    incident = incident_for_user(request.user, event.incident_id) if event.incident_id else None
+    if incident is not None:
+        incident["others"] = [e for e in incident["events"] if e.pk != event.pk]
+    context["incident"] = incident
     return render(request, "events/detail.html", context)
 
 

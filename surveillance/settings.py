@@ -511,3 +511,11 @@ DESCRIBE_QUEUE_MAX = envint("DESCRIBE_QUEUE_MAX", 64)
 DESCRIBE_PER_CAMERA_PER_MINUTE = envint("DESCRIBE_PER_CAMERA_PER_MINUTE", 6)
 DESCRIBE_DEADLINE_SECONDS = envfloat("DESCRIBE_DEADLINE_SECONDS", 10.0)
 DESCRIBE_REPEAT_SECONDS = envfloat("DESCRIBE_REPEAT_SECONDS", 5.0)
+
+# --- Incidents (issue 17) ---
+# Events of the cameras of one area (cameras.Area) that start within an area's incident window of each other
+# become one incident (events.Incident) with one alert thread per recipient (docs/alerts.md, "Incidents").
+# INCIDENT_WINDOW_SECONDS is the window a new area gets (then edit it per area in the admin or the API).
+INCIDENT_WINDOW_SECONDS = envint("INCIDENT_WINDOW_SECONDS", 300)
+# The incident's state (open, closed) has its own enum in the API schema, not one named after a hash.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["IncidentStateEnum"] = "events.models.Incident.State"

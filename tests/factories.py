@@ -5,7 +5,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from cameras.models import Camera
+from cameras.models import Area, Camera
 from events.models import AnomalyEvent
 
 
@@ -22,6 +22,13 @@ class UserFactory(factory.django.DjangoModelFactory):
     def _save(obj, create, extracted, **kwargs):
         if create:
             obj.save()
+
+
+class AreaFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Area
+
+    name = factory.Sequence(lambda n: f"Area {n}")
 
 
 class CameraFactory(factory.django.DjangoModelFactory):

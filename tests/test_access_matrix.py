@@ -23,7 +23,7 @@ from guardian.shortcuts import assign_perm
 from rest_framework.views import APIView
 from rest_framework_simplejwt.tokens import AccessToken
 
-from tests.factories import CameraFactory, EventFactory, UserFactory, role_users
+from tests.factories import AreaFactory, CameraFactory, EventFactory, UserFactory, role_users
 
 ROLES = ("anonymous", "outsider", "viewer", "operator", "staff")
 A, O, V, P, S = range(5)  # indexes into a row of codes
@@ -73,6 +73,12 @@ MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
     ("GET", "api/v1/cameras/<int:camera_id>/detector-versions/"): (None, API_READ),
     ("POST", "api/v1/cameras/<int:camera_id>/detector-versions/<int:number>/restore/"): ({}, API_OPERATE_200),
     ("GET", "api/v1/cameras/<int:camera_id>/scores/"): (None, API_READ),
+    # -- API: areas (those holding a camera the user may view; staff: all) and incidents (their viewable events)
+    ("GET", "api/v1/areas/"): (None, API_ANY_USER),
+    ("POST", "api/v1/areas/"): ({"name": "Area of {role}"}, codes(401, 403, 403, 403, 201)),
+    ("GET", "api/v1/areas/<int:area_id>/"): (None, API_READ),
+    ("PATCH", "api/v1/areas/<int:area_id>/"): ({"description": "Renamed"}, codes(401, 404, 403, 403, 200)),
+    ("GET", "api/v1/incidents/<int:incident_id>/"): (None, API_READ),
     # -- API: events
     ("GET", "api/v1/events/"): (None, API_ANY_USER),
     ("GET", "api/v1/events/<uuid:event_id>/"): (None, API_READ),
@@ -187,7 +193,11 @@ def world(db, settings, tmp_path):
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.METRICS_TOKEN = "scrape-token-for-the-matrix"
-    camera, hidden = CameraFactory(name="Granted camera"), CameraFactory(name="Hidden camera")
+    from events.models import Incident
+
+    area, hidden_area = AreaFactory(name="Granted area"), AreaFactory(name="Hidden area")
+    camera = CameraFactory(name="Granted camera", area=area)
+    hidden = CameraFactory(name="Hidden camera", area=hidden_area)
     users = role_users(camera)
     media = Path(django_settings.MEDIA_ROOT) / "events"
     media.mkdir(parents=True, exist_ok=True)
@@ -198,6 +208,12 @@ def world(db, settings, tmp_path):
     event = EventFactory(camera=camera, snapshot="events/matrix.jpg", clip="events/matrix.webm", labels=",person,",
                          details={"objects": [{"track": 3, "label": "person", "thumbnail": "events/objects/matrix-3.jpg"}]})
     hidden_event = EventFactory(camera=hidden)
+    incident = Incident.objects.create(area=area, opened_at=event.started_at, last_event_at=event.started_at,
+                                       severity=event.severity, event_count=1)
+    # The hidden camera's event in the same incident: listed for staff only.
+    for member in (event, hidden_event):
+        member.incident = incident
+        member.save(update_fields=["incident"])
     from cameras import live
 
     live.picture_store(live.client(), camera.id, b"\xff\xd8jpeg", at=0.0, width=2, height=2, ttl=60)
@@ -215,9 +231,10 @@ def world(db, settings, tmp_path):
     delivery = Delivery.objects.create(channel=channel, recipient=users["viewer"], mode=Delivery.Mode.TEST,
                                        medium=Delivery.Medium.EMAIL)
     ids = {"camera_id": camera.id, "event_id": str(event.id), "job_id": job.id, "number": version.number,
-           "channel_id": channel.id, "rule_id": rule.id, "delivery_id": delivery.id, "kind": "row", "track": 3}
+           "channel_id": channel.id, "rule_id": rule.id, "delivery_id": delivery.id, "kind": "row", "track": 3,
+           "area_id": area.id, "incident_id": incident.id}
     return {"users": users, "ids": ids, "camera": camera, "hidden": hidden, "event": event,
-            "hidden_event": hidden_event}
+            "hidden_event": hidden_event, "area": area, "hidden_area": hidden_area, "incident": incident}
 
 
 def _url(route: str, ids: dict) -> str:
@@ -282,6 +299,15 @@ def test_lists_hold_only_allowed_objects(world, role):
     expected_events = {"outsider": set(), "viewer": {str(event.id)}, "operator": {str(event.id)},
                        "staff": {str(event.id), str(world["hidden_event"].id)}}[role]
     assert events == expected_events
+    areas = {a["id"] for a in client.get("/api/v1/areas/").json()["results"]}
+    expected_areas = {"outsider": set(), "viewer": {world["area"].id}, "operator": {world["area"].id},
+                      "staff": {world["area"].id, world["hidden_area"].id}}[role]
+    assert areas == expected_areas
+    # An incident lists only the events the user may view (the outsider: none, so 404).
+    incident = client.get(f"/api/v1/incidents/{world['incident'].id}/")
+    listed = {e["id"] for e in incident.json().get("events", [])}
+    assert listed == (expected_events if role != "outsider" else set())
+    assert (incident.status_code == 404) == (role == "outsider")
     # Asking for a hidden camera's events by filter gives nothing either.
     hidden_filtered = client.get("/api/v1/events/", {"camera": hidden.id}).json().get("results", [])
     assert bool(hidden_filtered) == (role == "staff")

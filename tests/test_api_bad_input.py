@@ -66,8 +66,17 @@ def ids(camera, staff):
     rule = AlertRule.objects.create(owner=staff, name="rule", all_cameras=True)
     delivery = Delivery.objects.create(channel=channel, recipient=staff, mode=Delivery.Mode.TEST,
                                        medium=Delivery.Medium.EMAIL)
+    from events.models import Incident
+    from tests.factories import AreaFactory
+
+    area = AreaFactory(name="Bad input area")
+    incident = Incident.objects.create(area=area, opened_at=event.started_at, last_event_at=event.started_at,
+                                       event_count=1)
+    event.incident = incident
+    event.save(update_fields=["incident"])
     return {"camera_id": camera.id, "event_id": str(event.id), "job_id": job.id, "number": 1,
-            "channel_id": channel.id, "rule_id": rule.id, "delivery_id": delivery.id}
+            "channel_id": channel.id, "rule_id": rule.id, "delivery_id": delivery.id, "area_id": area.id,
+            "incident_id": incident.id}
 
 
 class _Ids(dict):

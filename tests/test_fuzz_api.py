@@ -49,7 +49,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 from siteconfig.selectors import site_settings_clear_cache
 
 from tests.conftest import clear_cache
-from tests.factories import EventFactory, UserFactory, role_users
+from tests.factories import AreaFactory, EventFactory, UserFactory, role_users
 
 pytestmark = pytest.mark.django_db
 
@@ -102,8 +102,8 @@ def wsgi_in_test_transaction():
 
 @pytest.fixture
 def world(camera, settings):
-    """One camera with an event, a learning job and a detector version; one user per role, each with
-    a channel, a rule and a delivery of their own."""
+    """One camera (in an area) with an event (in an incident), a learning job and a detector version; one
+    user per role, each with a channel, a rule and a delivery of their own."""
     from alerts.models import AlertRule, Delivery, NotificationChannel
     from cameras.models import DetectorVersion, LearningJob
 
@@ -111,11 +111,21 @@ def world(camera, settings):
     users = role_users(camera, prefix="fuzz-")
     revokers = {role: UserFactory(username=f"fuzz-{role}-revoker", is_staff=user.is_staff)
                 for role, user in users.items()}
+    from events.models import Incident
+
+    area = AreaFactory(name="Fuzzed area")
+    camera.area = area
+    camera.save()
     event = EventFactory(camera=camera)
+    incident = Incident.objects.create(area=area, opened_at=event.started_at, last_event_at=event.started_at,
+                                       event_count=1)
+    event.incident = incident
+    event.save(update_fields=["incident"])
     job = LearningJob.objects.create(camera=camera, kind=LearningJob.Kind.LIVE, minutes=1, message="x")
     version = DetectorVersion.objects.create(camera=camera, number=1, detector=camera.detector,
                                              state_path="detectors/1/v1.json", source=DetectorVersion.Source.LEARN_LIVE)
-    ids = {"camera_id": camera.id, "event_id": str(event.id), "job_id": job.id, "number": version.number}
+    ids = {"camera_id": camera.id, "event_id": str(event.id), "job_id": job.id, "number": version.number,
+           "area_id": area.id, "incident_id": incident.id}
     per_role = {"anonymous": dict(ids)}
     for role, user in users.items():
         channel = NotificationChannel.objects.create(owner=user, name=f"{role} mail", kind="email",

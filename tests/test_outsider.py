@@ -29,24 +29,46 @@ OBJECT_ENDPOINTS = [
     ("get", "/api/v1/events/{event}/snapshot/"),
     ("get", "/api/v1/events/{event}/clip/"),
     ("get", "/api/v1/events/{event}/objects/1/thumbnail/"),
+    ("get", "/api/v1/areas/{area}/"),
+    ("patch", "/api/v1/areas/{area}/"),
+    ("get", "/api/v1/incidents/{incident}/"),
 ]
+
+
+def _incident_of(camera, event):
+    """The camera in an area, the event in an incident of it: (area id, incident id)."""
+    from events.models import Incident
+    from tests.factories import AreaFactory
+
+    area = AreaFactory(name="Yard")
+    camera.area = area
+    camera.save()
+    incident = Incident.objects.create(area=area, opened_at=event.started_at, last_event_at=event.started_at,
+                                       event_count=1)
+    event.incident = incident
+    event.save(update_fields=["incident"])
+    return area.id, incident.id
 
 
 @pytest.mark.parametrize("method,path", OBJECT_ENDPOINTS)
 def test_outsider_is_refused_and_nothing_changes(api_as, camera, owner, outsider, method, path):
     event = EventFactory(camera=camera)
-    url = path.format(camera=camera.id, event=event.id)
+    area_id, incident_id = _incident_of(camera, event)
+    url = path.format(camera=camera.id, event=event.id, area=area_id, incident=incident_id)
     response = getattr(api_as(outsider), method)(url, {"name": "hijacked"}, format="json")
     assert response.status_code == 404
     camera.refresh_from_db()
     event.refresh_from_db()
     assert camera.name != "hijacked" and not camera.enabled and event.status == "new"
+    assert camera.area.name == "Yard"
 
 
 @pytest.mark.parametrize("method,path", OBJECT_ENDPOINTS)
 def test_anonymous_is_refused(client, camera, method, path):
     event = EventFactory(camera=camera)
-    response = getattr(client, method)(path.format(camera=camera.id, event=event.id))
+    area_id, incident_id = _incident_of(camera, event)
+    response = getattr(client, method)(path.format(camera=camera.id, event=event.id, area=area_id,
+                                                   incident=incident_id))
     assert response.status_code == 401
 
 
@@ -56,6 +78,9 @@ def test_outsider_lists_are_empty_and_create_is_forbidden(api_as, camera, outsid
     assert client.get("/api/v1/cameras/").json()["results"] == []
     assert client.get("/api/v1/events/").json()["results"] == []
     assert client.get("/api/v1/events/", {"camera": camera.id}).json()["results"] == []
+    _incident_of(camera, camera.events.first())
+    assert client.get("/api/v1/areas/").json()["results"] == []
+    assert client.post("/api/v1/areas/", {"name": "x"}, format="json").status_code == 403
     assert client.post("/api/v1/cameras/", {"name": "x", "source_url": "demo://"}, format="json").status_code == 403
 
 
