@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count
@@ -5,6 +6,7 @@ from guardian.admin import GuardedModelAdmin
 
 from siteconfig.forms import secret_params_form
 
+from .backends import backend_names
 from .models import Area, Camera, DetectorVersion, LearningJob
 from .learning import detector_version_restore
 from .services import (
@@ -50,6 +52,8 @@ class CameraAdmin(GuardedModelAdmin):
     """Cameras, their settings and live state; surveillance/admin.py adds the workers' live figures."""
 
     form = secret_params_form(Camera, ("vlm_params", "agent_params"))
+    #: Fields naming a backend: a choice list of the backends this site knows (cameras/backends.py), not free text.
+    BACKEND_FIELDS = {"detector": "detector", "vlm_backend": "vlm", "agent_policy": "agent"}
     list_display = ("name", "area", "enabled", "state", "last_frame_at", "detector", "vlm_backend", "worker")
     list_filter = ("enabled", "state", "area", "detector", "vlm_backend")
     list_select_related = ("area",)
@@ -70,6 +74,15 @@ class CameraAdmin(GuardedModelAdmin):
         ("Live state", {"fields": readonly_fields}),
     )
     actions = ["start_cameras", "stop_cameras", "test_vlm", "test_agent"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        kind = self.BACKEND_FIELDS.get(db_field.name)
+        if kind is None:
+            return super().formfield_for_dbfield(db_field, request, **kwargs)
+        names = list(backend_names(kind))
+        return forms.ChoiceField(choices=[(n, n) for n in names], initial=db_field.get_default(),
+                                 label=db_field.verbose_name.capitalize(), help_text=db_field.help_text,
+                                 required=True)
 
     def save_model(self, request, obj, form, change):
         """Through the services, so that starting here reaches a worker like the API does."""
