@@ -11,3 +11,6 @@ class AnomalyEventAdmin(admin.ModelAdmin):
     list_select_related = ("camera",)
     readonly_fields = [f.name for f in AnomalyEvent._meta.fields]
     search_fields = ("description",)
+
+    def has_add_permission(self, request):
+        return False  # events are made by the cameras' workers, never typed in

@@ -87,3 +87,17 @@ def test_pages_link_to_the_api_docs_and_staff_to_the_admin(client, camera, owner
     assert event.get_absolute_url() == reverse("event-page", args=[event.pk])
     admin_html = client.get(reverse("admin:index")).content.decode()
     assert 'href="/"' in admin_html  # "View site" -> the dashboard
+
+
+def test_refusals_and_missing_pages_are_the_product_s_own_pages(client, camera, outsider, admin_client):
+    event = EventFactory(camera=camera)
+    client.force_login(outsider)
+    refused = client.get(reverse("event-page", args=[event.pk]))
+    html = refused.content.decode()
+    assert refused.status_code == 403
+    assert "You may not see this page" in html and "No such event, or you may not view its camera." in html
+    assert 'class="top"' in html and reverse("dashboard") in html  # the product's header and a way back
+    missing = client.get("/no-such-page/")
+    assert missing.status_code == 404 and "Nothing here" in missing.content.decode()
+    # Events come from the cameras' workers: the admin has no form to type one in.
+    assert admin_client.get("/admin/events/anomalyevent/add/").status_code == 403
