@@ -22,6 +22,7 @@ BENCHMARKS = {
     "torch": "bench.torch_batch",
     "objects": "bench.objects",
     "describe": "bench.describe",
+    "health": "bench.health",
 }
 
 

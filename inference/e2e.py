@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import logging
 import math
 import threading
@@ -23,13 +24,17 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from .agent import actions_for
 from .base import AgentPolicy, Decision, Detector, DetectorResult, EpisodeSummary, Frame, FrameSource, SourceError
+from .camera_health import SEVERITY as HEALTH_SEVERITY
+from .camera_health import CameraHealth, HealthChange
 from .stats import CameraStats
 
 log = logging.getLogger(__name__)
 
 MAX_EVENT_SECONDS = 300.0  # an episode longer than this is closed and a new one opens
 OFFLINE_KIND = "camera_offline"  # details.kind of the event recorded when a camera stops being watched
+HEALTH_KIND = "camera_health"  # details.kind of a camera health event (covered, blurred, moved, frozen, dark, blinded)
 SCORE_CURVE_POINTS = 300
 OBJECT_CROP = 96  # px: the longest side of an object's thumbnail
 MAX_EVENT_OBJECTS = 20  # objects an event record lists (the most confident)
@@ -52,6 +57,35 @@ def analysis_images(image: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarr
 def detector_input(detector, small: np.ndarray, gray: np.ndarray) -> np.ndarray:
     """What ``detector.score`` reads: the grayscale analysis frame, or its colour twin."""
     return small if getattr(detector, "wants_color", False) else gray
+
+
+def make_health(config: dict) -> CameraHealth | None:
+    """The camera's health monitor from ``config["health"]`` (inference/camera_health.py), or None.
+
+    ``{"enabled": false}`` turns it off (it is on by default); the other keys are
+    ``CameraHealth`` parameters (an unknown one raises ValueError naming it), plus ``state`` (a
+    ``state_dict()``) or ``state_path`` (a JSON file of one): the learned reference. A state that
+    does not load is logged and skipped; without one the monitor learns its reference online from
+    the camera's first ``learn_seconds`` (60 s) of frames, reporting nothing meanwhile.
+    """
+    params = dict(config.get("health") or {})
+    if not params.pop("enabled", True):
+        return None
+    state, state_path = params.pop("state", None), params.pop("state_path", None)
+    health = CameraHealth(**params)
+    if state_path and state is None:
+        try:
+            with open(state_path) as fh:
+                state = json.load(fh)
+        except (OSError, ValueError) as exc:
+            log.warning("Camera %s: cannot read its health state %s (%s); it learns online", config.get("id"),
+                        state_path, exc)
+    if state:
+        try:
+            health.load_state_dict(state)
+        except ValueError as exc:
+            log.warning("Camera %s: its health state does not load (%s); it learns online", config.get("id"), exc)
+    return health
 
 
 def analysis_frame(image: np.ndarray, width: int) -> np.ndarray:
@@ -295,6 +329,13 @@ class E2ESystem:
         self._down_since: float | None = None
         self._was_running = False
         self._offline_record: dict | None = None
+        # The camera's health (covered, blurred, moved, frozen, dark, blinded): one event per condition
+        # through the normal event path; while a condition is pending or lasts, no scene episode opens
+        # (``scene_suppressed`` counts the frames above the threshold that did not open one).
+        self.health = make_health(config)
+        self._health_records: dict[str, dict] = {}
+        self.scene_suppressed = 0
+        self.health_ms = 0.0  # the latest health sample's cost
         # What the camera runs without (a detector's missing model, say): shown as its error while it runs.
         self.warning = str(getattr(detector, "warning", "") or "")[:500]
         self.threshold = float(config.get("threshold", 0.5))
@@ -321,6 +362,8 @@ class E2ESystem:
     def process(self, frame: Frame, captured_at: float | None = None) -> DetectorResult:
         """Analyse one frame. ``captured_at`` (wall clock, as ``clock``) gives the frame lag when known."""
         small, gray = analysis_images(frame.image, self.analysis_width)
+        if self.health is not None:
+            self._health_update(small, frame.timestamp)
         started = time.perf_counter()
         result = self.detector.score(detector_input(self.detector, small, gray), frame.timestamp)
         detector_ms = (time.perf_counter() - started) * 1000.0
@@ -349,6 +392,9 @@ class E2ESystem:
         ep = self.episode
         if ep is None:
             if result.score < self.threshold:
+                return
+            if self.health is not None and self.health.suspect:
+                self.scene_suppressed += 1  # the camera itself is the news: one health event, not a flood
                 return
             ep = self.episode = Episode(
                 id=uuid.uuid4(), started_wall=now, started_ts=frame.timestamp,
@@ -581,8 +627,12 @@ class E2ESystem:
         fps, last = self.measured_fps, self.last_frame_wall
         if last is None or self.clock() - last > max(5.0, 5.0 / self.analysis_fps):
             fps = 0.0
+        health = None
+        if self.health is not None:
+            health = {"learning": not self.health.fitted, "active": self.health.active,
+                      "ms": round(self.health_ms, 3)}
         return {"state": self.state, "fps": round(fps, 3), "frames": self.frames, **self.stats.snapshot(),
-                "objects": self.current_objects}
+                "objects": self.current_objects, "health": health, "scene_suppressed": self.scene_suppressed}
 
     def wait_pending(self, timeout: float | None = None) -> None:
         for f in list(self._pending):
@@ -646,6 +696,74 @@ class E2ESystem:
         except Exception:  # the event sink failing must not stop the camera loop
             log.exception("Could not record the offline event of camera %s", self.camera_id)
 
+    # -- camera health events -----------------------------------------------------------
+    def _health_update(self, image: np.ndarray, ts: float) -> None:
+        started = time.perf_counter()
+        try:
+            changes = self.health.update(image, ts)
+        except Exception:  # a failing measurement must not stop the camera
+            log.exception("Camera %s: health measurement failed", self.camera_id)
+            return
+        if self.health.last:
+            self.health_ms = (time.perf_counter() - started) * 1000.0
+        for change in changes:
+            self._health_event(change, image)
+
+    def _health_event(self, change: HealthChange, image: np.ndarray | None = None, how: str = "") -> None:
+        """Record a health condition starting (a new event) or ending (the same event, closed)."""
+        now = self.clock()
+        name = self.config.get("name") or f"#{self.camera_id}"
+        if change.started:
+            if self.episode is not None:
+                self.close_episode(now)  # the scene episode that the tampering opened ends here
+            severity = HEALTH_SEVERITY.get(change.condition, "medium")
+            event_id = uuid.uuid4()
+            snapshot = ""
+            if self.snapshot_store is not None and image is not None:
+                try:
+                    snapshot = self.snapshot_store(event_id, image)
+                except Exception:
+                    log.exception("Camera %s: health snapshot failed", self.camera_id)
+            record = {
+                "id": str(event_id),
+                "camera_id": self.camera_id,
+                "started_at": iso(now - max(0.0, change.seconds)),
+                "ended_at": None,
+                "peak_score": 0.0,
+                "mean_score": 0.0,
+                "severity": severity,
+                "description": f"{name}: {change.sentence}"[:1000],
+                "decision": {"severity": severity, "actions": actions_for(severity),
+                             "reasons": [change.sentence[:300]], "policy": "system"},
+                "snapshot": snapshot,
+                "clip": "",
+                "details": _jsonable({"kind": HEALTH_KIND, "condition": change.condition,
+                                      "measurements": change.measurements, "confirmed_after": round(change.seconds, 1)}),
+            }
+            self._health_records[change.condition] = record
+        else:
+            record = self._health_records.pop(change.condition, None)
+            if record is None:
+                return
+            ended = change.sentence + (f" ({how})" if how else "")
+            record = {**record, "ended_at": iso(now),
+                      "description": f"{record['description']}. {ended}"[:1000],
+                      "details": {**record["details"], "resolved": how or "condition ended",
+                                  "seconds": round(change.seconds, 1),
+                                  "end_measurements": _jsonable(self.health.last if self.health else {})}}
+            if not self._health_records and not how and hasattr(self.detector, "reset"):
+                self.detector.reset()  # no motion is measured across the uncovering (or the move back)
+        try:
+            self.callbacks.on_event(self.camera_id, record)
+        except Exception:  # the event sink failing must not stop the camera loop
+            log.exception("Could not record the health event of camera %s", self.camera_id)
+
+    def _health_close(self, how: str) -> None:
+        if self.health is None:
+            return
+        for change in self.health.close():
+            self._health_event(change, how=how)
+
     def _wait(self, stop: threading.Event, seconds: float) -> None:
         """Wait before reconnecting, recording the offline event when its time comes."""
         deadline = time.monotonic() + seconds
@@ -685,6 +803,7 @@ class E2ESystem:
         finally:
             self.close_episode()
             self._offline_resolved("camera stopped")
+            self._health_close("camera stopped")
             close = getattr(self.detector, "close", None)
             if callable(close):  # e.g. the objects detector's entry in the worker's shared scheduler
                 try:
