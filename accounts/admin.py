@@ -10,7 +10,7 @@ from .services import signin_lockouts, signin_lockouts_clear
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     fieldsets = BaseUserAdmin.fieldsets + (
-        ("Preferences", {"fields": ("language", "time_zone")}),
+        ("Preferences", {"fields": ("language", "time_zone", "alert_sound")}),
         ("Sign-in", {"fields": ("signin_pauses",)}),
     )
     readonly_fields = ("signin_pauses",)

@@ -46,7 +46,7 @@ REGISTRATION_CLOSED_SCHEMA = inline_serializer("RegistrationClosed", {"detail": 
 class UserOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = get_user_model()
-        fields = ("id", "username", "email", "is_staff", "language", "time_zone")
+        fields = ("id", "username", "email", "is_staff", "language", "time_zone", "alert_sound")
 
 
 class RegisterApi(APIView):

@@ -41,11 +41,16 @@ def user_register(*, username: str, password: str, email: str = "") -> "get_user
     return user
 
 
-def user_update_preferences(*, user, language: str, time_zone: str):
-    """The user's page language (empty: the browser's) and time zone."""
+def user_update_preferences(*, user, language: str, time_zone: str, alert_sound: bool | None = None):
+    """The user's page language (empty: the browser's), time zone and, when given, whether open pages play
+    a sound for high and critical alerts (``alert_sound``)."""
     user.language = language
     user.time_zone = time_zone
-    user.save(update_fields=["language", "time_zone"])
+    fields = ["language", "time_zone"]
+    if alert_sound is not None:
+        user.alert_sound = bool(alert_sound)
+        fields.append("alert_sound")
+    user.save(update_fields=fields)
     return user
 
 

@@ -1,4 +1,4 @@
-"""Session login and logout pages for operators, and their language and time-zone preferences."""
+"""Session login and logout pages for operators, and their preferences (language, time zone, alert sound)."""
 
 from zoneinfo import available_timezones
 
@@ -58,14 +58,15 @@ class LogoutView(auth_views.LogoutView):
 
 
 class PreferencesForm(forms.ModelForm):
-    """The user's language (empty: the browser's) and time zone for pages and times."""
+    """The user's language (empty: the browser's) and time zone for pages and times, and the alert sound."""
 
     language = forms.ChoiceField(label=gettext_lazy("Language"), required=False)
     time_zone = forms.ChoiceField(label=gettext_lazy("Time zone"))
+    alert_sound = forms.BooleanField(label=gettext_lazy("Play a sound for high and critical alerts"), required=False)
 
     class Meta:
         model = get_user_model()
-        fields = ("language", "time_zone")
+        fields = ("language", "time_zone", "alert_sound")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -79,7 +80,8 @@ def preferences(request):
     form = PreferencesForm(request.POST or None, instance=request.user)
     if request.method == "POST" and form.is_valid():
         user = user_update_preferences(user=request.user, language=form.cleaned_data["language"],
-                                       time_zone=form.cleaned_data["time_zone"])
+                                       time_zone=form.cleaned_data["time_zone"],
+                                       alert_sound=form.cleaned_data["alert_sound"])
         translation.activate(user.language or translation.get_language_from_request(request))
         messages.success(request, translation.gettext("Your preferences are saved."))
         return redirect("preferences")

@@ -517,5 +517,15 @@ DESCRIBE_REPEAT_SECONDS = envfloat("DESCRIBE_REPEAT_SECONDS", 5.0)
 # become one incident (events.Incident) with one alert thread per recipient (docs/alerts.md, "Incidents").
 # INCIDENT_WINDOW_SECONDS is the window a new area gets (then edit it per area in the admin or the API).
 INCIDENT_WINDOW_SECONDS = envint("INCIDENT_WINDOW_SECONDS", 300)
-# The incident's state (open, closed) has its own enum in the API schema, not one named after a hash.
+# The incident's state (open, closed) has its own enum in the API schema, not one named after a hash; the
+# camera's keeps the name it had before incidents (StateEnum), which generated clients use.
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["IncidentStateEnum"] = "events.models.Incident.State"
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["StateEnum"] = "cameras.models.Camera.State"
+
+# --- Alerts on open pages (issue 18) ---
+# Every signed-in page shows the user's open alerts: a badge in the top navigation and a count in the title,
+# kept current by static/js/notify.js, which also shows in-app notifications as toasts (docs/alerts.md, "On open
+# pages"). The context processor is lazy: only pages that render the badge (templates/base.html) read it.
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("surveillance.context_processors.open_alerts")
+# Toasts of low and medium alerts fade after ALERT_TOAST_SECONDS; high and critical ones stay until dismissed.
+ALERT_TOAST_SECONDS = envint("ALERT_TOAST_SECONDS", 10)

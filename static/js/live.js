@@ -2,9 +2,13 @@
  * Reconnects with backoff and subscribes again; frames come as binary messages and are shown as blobs.
  * Keepalive (docs/websocket.md, "Keepalive"): the server pings the socket and the browser answers by
  * itself; the page also sends {"action": "ping"} when it has heard nothing for a while, and drops a
- * socket that stays silent after that (a dead network never closes it otherwise). */
+ * socket that stays silent after that (a dead network never closes it otherwise).
+ * One connection per page: every `new LiveStream()` of a page (its own script, and notify.js for the
+ * in-app alerts of every signed-in page) is the same object, so they share one socket. base.html loads
+ * this file on every signed-in page, after a page's own copy: the second load changes nothing. */
 (function () {
   "use strict";
+  if (window.Surveillance && window.Surveillance.LiveStream) return;  // loaded already on this page
 
   const KEEPALIVE_MS = 30000;     // silent this long: send a ping
   const DEAD_MS = 75000;          // silent this long: the connection is dead, reconnect
@@ -15,6 +19,8 @@
 
   class LiveStream {
     constructor() {
+      if (LiveStream.shared) return LiveStream.shared;  // the page's one connection
+      LiveStream.shared = this;
       this.subs = new Map();
       this.handlers = {};
       this.backoff = 1000;
@@ -115,6 +121,8 @@
       this.send({ action: "subscribe", camera, ...opts });
     }
   }
+
+  LiveStream.shared = null;
 
   /* Show a frame blob in an <img>, releasing the previous one. */
   function showFrame(img, blob) {
