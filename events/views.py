@@ -51,6 +51,10 @@ FRAGMENTS = {
 }
 
 
+#: The severity filter's "high and critical" choice (``?severity=urgent``).
+URGENT = "urgent"
+
+
 class EventFilterForm(forms.Form):
     camera = forms.TypedChoiceField(label=gettext_lazy("Camera"), required=False, coerce=int, empty_value=None)
     severity = forms.ChoiceField(label=gettext_lazy("Severity"), required=False)
@@ -67,11 +71,14 @@ class EventFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         everything = [("", _("All"))]
         self.fields["camera"].choices = everything + [(c.pk, c.name) for c in cameras]
-        self.fields["severity"].choices = everything + [(v, _(label)) for v, label in AnomalyEvent.Severity.choices]
+        self.fields["severity"].choices = everything + [(URGENT, _("High and critical"))] + [
+            (v, _(label)) for v, label in AnomalyEvent.Severity.choices]
         self.fields["status"].choices = everything + [(v, _(label)) for v, label in AnomalyEvent.Status.choices]
 
     def clean(self):
         data = super().clean()
+        if data.get("severity") == URGENT:  # the alert badge's link: the severities that alert at once
+            data["severity"] = ["high", "critical"]
         if data.get("since") and data.get("until") and data["since"] >= data["until"]:
             self.add_error("until", _("Must be later than 'From'."))
         return data

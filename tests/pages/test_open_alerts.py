@@ -83,7 +83,7 @@ def test_badge_counts_unacknowledged_high_and_critical_alerts_of_viewable_camera
         html = client.get(reverse(page)).content.decode()
         tag = badge(html)
         assert 'data-count="2"' in tag and "hidden" not in tag, page
-        assert 'href="/events/?status=new"' in tag
+        assert 'href="/events/?status=new&amp;severity=urgent"' in tag
         assert re.search(r"<title>\(2\) ", html), page
         data = json_script(html, "open-alerts")
         assert data["events"] == [[str(e.pk), camera.pk] for e in counted]  # newest first
@@ -91,6 +91,10 @@ def test_badge_counts_unacknowledged_high_and_critical_alerts_of_viewable_camera
         assert 'id="toasts" class="toasts" role="status" aria-live="polite"' in html
         assert html.index("js/live.js") < html.index("js/notify.js")
     assert "Vault" not in client.get(reverse("preferences")).content.decode()
+    # The badge's link lists the new high and critical events, not the medium one.
+    listed = client.get(reverse("event-list-page"), {"status": "new", "severity": "urgent"}).content.decode()
+    assert all(f'data-event="{e.pk}"' in listed for e in counted)
+    assert f'data-event="{medium.pk}"' not in listed and f'data-event="{acknowledged.pk}"' not in listed
 
 
 def test_no_badge_for_users_without_open_alerts_nor_for_other_users_alerts(client, owner, viewer, outsider, camera,
