@@ -112,6 +112,8 @@ MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
     ("GET", "api/v1/schema/"): (None, codes(200, 200, 200, 200, 200)),
     ("GET", "api/v1/docs/"): (None, codes(200, 200, 200, 200, 200)),
     ("GET", "health/"): (None, codes(200, 200, 200, 200, 200)),
+    ("GET", "favicon.ico"): (None, codes(301, 301, 301, 301, 301)),  # to the static icon, for anyone
+    ("POST", "favicon.ico"): ({}, codes(301, 301, 301, 301, 301)),
     ("GET", "metrics"): (None, codes(403, 403, 403, 403, 200)),  # with METRICS_TOKEN set: staff or the token
     # -- pages (session sign-in; anonymous is sent to the sign-in page)
     # The sign-in page: signed-in users are sent on to the dashboard; a wrong password re-renders the form.

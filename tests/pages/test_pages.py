@@ -12,6 +12,7 @@ from django.utils import timezone
 from alerts.models import AlertRule
 from alerts.services import alert_rule_create, notification_channel_create
 from events.models import AnomalyEvent
+from tests.conftest import ROOT
 from tests.factories import CameraFactory, EventFactory
 from tests.pages.conftest import event_with_details, grant, many
 
@@ -241,3 +242,12 @@ def test_my_alerts_lists_own_channels_and_rules_and_sends_a_test(client, viewer,
     assert len(mailoutbox) == 1 and mailoutbox[0].to == ["v@example.com"]
     assert client.post(reverse("my-alerts-test", args=[theirs.pk])).status_code == 403
     assert len(mailoutbox) == 1
+
+
+def test_the_product_has_an_icon(client, owner):
+    client.force_login(owner)
+    html = client.get(reverse("dashboard")).content.decode()
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in html
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 301 and icon["Location"] == "/static/favicon.svg"
+    assert (ROOT / "static" / "favicon.svg").read_text().startswith("<svg")
