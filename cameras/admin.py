@@ -65,7 +65,7 @@ class CameraAdmin(GuardedModelAdmin):
     fieldsets = (
         (None, {"fields": ("name", "source_url", "enabled", "area")}),
         ("Analysis", {"fields": ("analysis_fps", "stream_fps", "detector", "detector_params", "zones", "threshold",
-                                 "event_close_seconds")}),
+                                 "event_close_seconds", "health_params")}),
         ("Description and decision", {"fields": ("vlm_backend", "vlm_model_path", "vlm_params", "vlm_prompt",
                                                  "agent_policy", "agent_params"),
                                       "description": "The \"openai\" backends use a model server (Ollama, llama.cpp "

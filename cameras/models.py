@@ -34,6 +34,23 @@ def validate_detector(value: str) -> None:
     _check_registered(value, "detector", "detector")
 
 
+def validate_health_params(value) -> None:
+    """A JSON object: ``enabled`` (true or false) and the health monitor's parameters
+    (inference/camera_health.py HEALTH_DEFAULTS), each checked as the worker will use it."""
+    validate_json_object(value)
+    params = dict(value)
+    enabled = params.pop("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ValidationError("'enabled' must be true or false.")
+    # Imported here: it loads OpenCV, which a web process needs only when a camera's settings are checked.
+    from inference.camera_health import CameraHealth
+
+    try:
+        CameraHealth(**params)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
 def validate_vlm_backend(value: str) -> None:
     _check_registered(value, "vlm", "VLM backend")
 
@@ -205,6 +222,10 @@ class Camera(models.Model):
     vlm_prompt = models.TextField(blank=True, default=DEFAULT_VLM_PROMPT, max_length=4000)
     agent_policy = models.CharField(max_length=50, default="rules", validators=[validate_agent_policy])
     agent_params = models.JSONField(default=dict, blank=True, validators=[validate_json_object])
+    health_params = models.JSONField(
+        default=dict, blank=True, validators=[validate_health_params],
+        help_text="Camera health (tamper: covered, blurred, moved, frozen, dark, blinded): on by default; "
+                  "{\"enabled\": false} turns it off, other keys tune it (docs/detection.md, \"Camera health\").")
     area = models.ForeignKey(
         Area, on_delete=models.SET_NULL, null=True, blank=True, related_name="cameras",
         help_text="The area the camera belongs to: its events and those of the area's other cameras within the "
@@ -317,6 +338,7 @@ class Camera(models.Model):
     RUNTIME_FIELDS = (
         "source_url", "analysis_fps", "detector", "detector_params", "zones", "threshold", "event_close_seconds",
         "vlm_backend", "vlm_model_path", "vlm_params", "vlm_prompt", "agent_policy", "agent_params",
+        "health_params",
     )
 
     def runtime_config(self) -> dict:
@@ -328,6 +350,7 @@ class Camera(models.Model):
             config["vlm_params"] = self.model_server_params("vlm_params")
         if self.agent_policy == "openai":
             config["agent_params"] = self.model_server_params("agent_params")
+        config["health"] = dict(config.pop("health_params") or {})  # inference.e2e.make_health
         config["id"] = self.pk
         config["name"] = self.name
         config["analysis_width"] = settings.CAMERA_DEFAULTS["analysis_width"]

@@ -1,7 +1,8 @@
 import math
 
 from django.conf import settings
-from django.db.models import BigIntegerField, ExpressionWrapper, F, FloatField, Func, Max, QuerySet, Sum, Value
+from django.db.models import BigIntegerField, ExpressionWrapper, F, FloatField, Func, Max, Q, QuerySet, Sum, Value
+from django.utils.translation import gettext_noop
 
 from cameras.selectors import camera_list_for_user
 
@@ -20,10 +21,29 @@ def _base() -> QuerySet:
             .only(*own, *_RELATED_SHOWN))
 
 
+#: What an event is about (``?kind=``): the scene (an anomaly), or the camera itself: its health (covered,
+#: blurred, moved, frozen, dark, blinded: ``details.kind`` "camera_health") or its being offline.
+EVENT_KINDS = {  # labels marked for translation, translated where shown (events/views.py)
+    "scene": gettext_noop("Scene anomalies"),
+    "camera_health": gettext_noop("Camera health (tamper)"),
+    "camera_offline": gettext_noop("Camera offline"),
+}
+_CAMERA_KINDS = ("camera_health", "camera_offline")
+
+
+def _of_kind(qs: QuerySet, kind: str) -> QuerySet:
+    if kind == "scene":  # no details.kind, or one that is not about the camera itself
+        return qs.filter(Q(details__kind__isnull=True) | ~Q(details__kind__in=_CAMERA_KINDS))
+    return qs.filter(details__kind=kind)
+
+
 def event_list_for_user(user, *, camera=None, severity=None, status=None, since=None, until=None,
-                        label=None) -> QuerySet:
-    """Events of the cameras the user may view, newest first, optionally filtered (``label``: an object seen)."""
+                        label=None, kind=None) -> QuerySet:
+    """Events of the cameras the user may view, newest first, optionally filtered (``label``: an object seen;
+    ``kind``: one of EVENT_KINDS)."""
     qs = _base().filter(camera__in=camera_list_for_user(user).values("id"))
+    if kind:
+        qs = _of_kind(qs, kind)
     if label:
         qs = qs.filter(labels__contains=f",{label.strip().lower()},")
     if camera is not None:

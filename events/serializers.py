@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import AnomalyEvent, Incident
-from .selectors import event_thumbnails
+from .selectors import EVENT_KINDS, event_thumbnails
 
 
 class EventThumbnailSerializer(serializers.Serializer):
@@ -115,6 +115,9 @@ class EventFilterSerializer(serializers.Serializer):
     until = serializers.DateTimeField(required=False)
     label = serializers.RegexField(r"^[A-Za-z][A-Za-z ]{0,39}$", required=False,
                                    help_text="Only events where this object was seen (person, bicycle, car...).")
+    kind = serializers.ChoiceField(choices=list(EVENT_KINDS.items()), required=False,
+                                   help_text="scene: anomalies in the scene; camera_health: the camera covered, "
+                                             "blurred, moved, frozen, dark or blinded; camera_offline.")
 
     def validate(self, attrs):
         if attrs.get("since") and attrs.get("until") and attrs["since"] >= attrs["until"]:

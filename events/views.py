@@ -28,7 +28,7 @@ from cameras.selectors import OPERATE, camera_ids_for_user, camera_list_for_user
 from cameras.views import LIVE_FPS_CHOICES, camera_or_403, chart_labels, learn_minute_choices, state_labels
 
 from .models import AnomalyEvent
-from .selectors import event_get_for_user, event_list_for_user, event_thumbnails, incident_for_user, score_history
+from .selectors import EVENT_KINDS, event_get_for_user, event_list_for_user, event_thumbnails, incident_for_user, score_history
 from .services import event_acknowledge, event_resolve, events_acknowledge_many
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ class EventFilterForm(forms.Form):
                                 widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     until = forms.DateTimeField(label=gettext_lazy("Until"), required=False,
                                 widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    kind = forms.ChoiceField(label=gettext_lazy("Kind"), required=False)
     label = forms.RegexField(label=gettext_lazy("Object"), required=False, regex=r"^[A-Za-z][A-Za-z ]{0,39}$",
                              widget=forms.TextInput(attrs={"placeholder": gettext_lazy("person, bicycle, car…"),
                                                            "size": 12}))
@@ -74,6 +75,7 @@ class EventFilterForm(forms.Form):
         self.fields["severity"].choices = everything + [(URGENT, _("High and critical"))] + [
             (v, _(label)) for v, label in AnomalyEvent.Severity.choices]
         self.fields["status"].choices = everything + [(v, _(label)) for v, label in AnomalyEvent.Status.choices]
+        self.fields["kind"].choices = everything + [(v, _(label)) for v, label in EVENT_KINDS.items()]
 
     def clean(self):
         data = super().clean()

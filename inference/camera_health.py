@@ -131,6 +131,8 @@ HEALTH_DEFAULTS = {
     "frozen_ratio": 0.1,
 }
 
+#: Upper bounds of the parameters that set a sample's cost (the grid: its larger side).
+_MOST = {"width": 1280, "grid": 64, "orb_features": 5000}
 _SATURATED = 245
 _HIST_BINS = 64  # histograms of bright_p90 (0..256) and saturated (0..1)
 _MAX_LEARN_SAMPLES = 240
@@ -197,6 +199,9 @@ class CameraHealth:
                              "numbers >= 0, grid [columns, rows] of at least 2 x 2") from None
         if p["width"] < 32 or p["sample_seconds"] <= 0:
             raise ValueError("camera health 'width' must be at least 32 px and 'sample_seconds' above 0")
+        for key, most in _MOST.items():  # what a sample may cost, whatever a camera's settings say
+            if (max(grid) if key == "grid" else p[key]) > most:
+                raise ValueError(f"camera health {key!r} must be at most {most:g}")
         p["grid"] = grid
         self.params = p
         self.width = int(p["width"])

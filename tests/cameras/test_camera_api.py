@@ -219,3 +219,33 @@ def test_saving_a_camera_with_a_model_detector_loads_no_model_in_the_web_process
                                                        "detector_params": {"model_path": clip}},
                                   format="json")
     assert response.status_code == 201, response.json()
+
+
+# -- camera health (tamper) settings: checked as the worker will use them, handed to it --------------------------
+@pytest.mark.parametrize("params, problem", [
+    ([1], "Must be a JSON object."),
+    ({"enabled": "no"}, "'enabled' must be true or false."),
+    ({"colour": 1}, "unknown camera health parameter(s): colour"),
+    ({"confirm_seconds": -1}, "bad camera health parameter"),
+    ({"orb_features": 1e300}, "'orb_features' must be at most 5000"),
+])
+def test_bad_health_params_get_400_naming_the_problem(api_as, camera, owner, params, problem):
+    response = api_as(owner).patch(url(camera.id), {"health_params": params}, format="json")
+    assert response.status_code == 400, response.json()
+    assert problem in str(response.json()["health_params"])
+    camera.refresh_from_db()
+    assert camera.health_params == {}
+
+
+def test_health_params_are_stored_and_reach_the_worker(api_as, camera, owner):
+    response = api_as(owner).patch(url(camera.id), {"health_params": {"enabled": False, "frozen_seconds": 30}},
+                                   format="json")
+    assert response.status_code == 200 and response.json()["health_params"] == {"enabled": False,
+                                                                                  "frozen_seconds": 30}
+    camera.refresh_from_db()
+    config = camera.runtime_config()
+    assert config["health"] == {"enabled": False, "frozen_seconds": 30} and "health_params" not in config
+    from inference.e2e import make_health
+
+    assert make_health(config) is None  # turned off
+    assert make_health({**config, "health": {"frozen_seconds": 30}}).params["frozen_seconds"] == 30

@@ -163,3 +163,24 @@ def test_the_written_out_representation_is_what_drfs_generic_one_gives(camera, o
             assert list(serializer.data) == list(EventOutputSerializer.Meta.fields)
         assert EventOutputSerializer(events[1]).data["resolved_by"] == owner.username
         assert EventOutputSerializer(events[1]).data["snapshot"].endswith("/snapshot.jpg")
+
+
+def test_events_about_the_camera_itself_are_listed_apart(api_as, client, camera, viewer):
+    other_camera = CameraFactory(name="Vault")
+    scene = EventFactory(camera=camera, details={"detector": "objects"})
+    plain = EventFactory(camera=camera, details={})
+    zone = EventFactory(camera=camera, details={"kind": "zone:forbidden"})  # a scene anomaly of its own kind
+    covered = EventFactory(camera=camera, details={"kind": "camera_health", "condition": "covered"})
+    offline = EventFactory(camera=camera, details={"kind": "camera_offline"})
+    EventFactory(camera=other_camera, details={"kind": "camera_health", "condition": "moved"})  # not viewable
+    expected = {"scene": {scene, plain, zone}, "camera_health": {covered}, "camera_offline": {offline}}
+    api = api_as(viewer)
+    for kind, events in expected.items():
+        got = {e["id"] for e in api.get("/api/v1/events/", {"kind": kind}).json()["results"]}
+        assert got == {str(e.pk) for e in events}, kind
+    response = api.get("/api/v1/events/", {"kind": "weather"})
+    assert response.status_code == 400 and "kind" in response.json()
+    client.force_login(viewer)  # the events page has the same filter
+    html = client.get("/events/", {"kind": "camera_health"}).content.decode()
+    assert f'data-event="{covered.pk}"' in html and f'data-event="{scene.pk}"' not in html
+    assert 'name="kind"' in html

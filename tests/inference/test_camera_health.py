@@ -8,6 +8,7 @@ darkened or flooded with white. No timing assertions other than frame time.
 """
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -172,3 +173,13 @@ def test_a_static_scene_with_sensor_noise_is_not_frozen():
     for i in range(60):
         frozen += health.update(image, 200.0 + i * 0.5)
     assert [c.condition for c in frozen] == ["frozen"]
+
+
+@pytest.mark.parametrize("params, says", [
+    ({"orb_features": 1e300}, "'orb_features' must be at most 5000"),
+    ({"width": 1e9}, "'width' must be at most 1280"),
+    ({"grid": [1000, 2]}, "'grid' must be at most 64"),
+])
+def test_parameters_that_would_cost_too_much_are_refused_by_name(params, says):
+    with pytest.raises(ValueError, match=re.escape(says)):
+        CameraHealth(**params)
