@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from alerts.models import AlertRule, NotificationChannel
+from events.services import event_records_store
 
 SECRET = "s3cret-signing-key-for-tests"
 
@@ -157,3 +158,12 @@ def make_rule(owner=None, *, group=None, channels=(), cameras=(), **fields) -> A
     rule.channels.set(channels)
     rule.cameras.set(cameras)
     return rule
+
+
+@pytest.fixture
+def store(django_capture_on_commit_callbacks):
+    """Store records as the worker's flusher does; routing runs after commit, as in production."""
+    def run(*records):
+        with django_capture_on_commit_callbacks(execute=True):
+            event_records_store([dict(r) for r in records])
+    return run

@@ -21,7 +21,6 @@ from guardian.shortcuts import assign_perm, remove_perm
 from alerts.models import AlertItem, Delivery
 from cameras.groups import user_group
 from events.models import AnomalyEvent, Incident
-from events.services import event_records_store
 from tests.alerts.conftest import make_channel, make_rule
 from tests.factories import AreaFactory, CameraFactory, UserFactory
 
@@ -34,14 +33,6 @@ def opened(camera, at=0, severity="high", **extra) -> dict:
     return {"id": str(uuid.uuid4()), "camera_id": camera.pk, "started_at": started.isoformat(),
             "severity": severity, "peak_score": 0.9, "description": "", "labels": ["person"],
             "details": {"detector": "motion", "objects": [{"id": 1, "track": 1, "label": "person"}]}, **extra}
-
-
-@pytest.fixture
-def store(django_capture_on_commit_callbacks):
-    def run(*records):
-        with django_capture_on_commit_callbacks(execute=True):
-            event_records_store([dict(r) for r in records])
-    return run
 
 
 @pytest.fixture

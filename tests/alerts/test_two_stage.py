@@ -21,7 +21,6 @@ from guardian.shortcuts import remove_perm
 
 from alerts.models import AlertItem, Delivery
 from cameras.groups import user_group
-from events.services import event_records_store
 from tests.alerts.conftest import SECRET, make_channel, make_rule
 
 pytestmark = pytest.mark.django_db
@@ -42,15 +41,6 @@ def opened(camera, severity="high", **extra) -> dict:
     return {"id": str(uuid.uuid4()), "camera_id": camera.pk, "started_at": timezone.now().isoformat(),
             "severity": severity, "peak_score": 0.9, "description": "", "labels": ["person"],
             "details": DETAILS, **extra}
-
-
-@pytest.fixture
-def store(django_capture_on_commit_callbacks):
-    """Store records as the worker's flusher does; routing runs after commit, as in production."""
-    def run(*records):
-        with django_capture_on_commit_callbacks(execute=True):
-            event_records_store([dict(r) for r in records])
-    return run
 
 
 @pytest.fixture

@@ -1,12 +1,49 @@
 """Helpers for the operator page tests."""
 
+from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from tests.factories import CameraFactory, EventFactory
+from tests.system.processes import Processes
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@contextmanager
+def chromium(monkeypatch, args=CHROMIUM_ARGS):
+    """Debian's Chromium driven by Playwright; the test skips, saying why, where it is missing."""
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are plain sync code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    with chromium(monkeypatch) as launched:
+        yield launched
+
+
+@pytest.fixture
+def processes():
+    """daphne, Celery workers and beat as their own processes (tests/system/processes.py), stopped after."""
+    procs = Processes()
+    yield procs
+    procs.stop()
 
 
 def grant(user, camera, *perms):

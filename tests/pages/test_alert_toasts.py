@@ -16,7 +16,6 @@ it off every badge.
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -30,8 +29,9 @@ from cameras.groups import user_group
 from events.models import AnomalyEvent
 from events.services import event_records_store
 from tests.factories import CameraFactory, UserFactory
-from tests.pages.test_browser import CHROMIUM, CHROMIUM_ARGS, JS_ERRORS, SHOTS, shot, sign_in
-from tests.system.processes import Processes, process_env
+from tests.pages.conftest import CHROMIUM_ARGS, chromium
+from tests.pages.test_browser import JS_ERRORS, SHOTS, shot, sign_in
+from tests.system.processes import process_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -53,23 +53,9 @@ window.Notification = class {
 
 
 @pytest.fixture
-def processes():
-    procs = Processes()
-    yield procs
-    procs.stop()
-
-
-@pytest.fixture
 def browser(monkeypatch):
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are plain sync code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
+    with chromium(monkeypatch, ARGS) as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ without the operate permission sees no action buttons.
 """
 
 import time
-from pathlib import Path
 
 import pytest
 from guardian.shortcuts import assign_perm
@@ -18,35 +17,12 @@ from events.models import AnomalyEvent
 from runtime.tasks import camera_run
 from tests.conftest import ROOT, dataset
 from tests.factories import CameraFactory, UserFactory
-from tests.system.processes import Processes, process_env
+from tests.system.processes import process_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 PASSWORD = "pass-word-123"  # tests.factories.UserFactory
 SHOTS = ROOT / "docs" / "screenshots"
-
-
-@pytest.fixture
-def processes():
-    procs = Processes()
-    yield procs
-    procs.stop()
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are plain sync code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 #: Uncaught JavaScript errors on any page of the test (asserted empty at the end).

@@ -2,7 +2,6 @@
 point, drawn as a dot in a 10 s window (the chart was empty: uPlot draws nothing over a zero-width
 range), and the curve grows from the event's updates on the WebSocket."""
 
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,25 +9,18 @@ import pytest
 from django.utils import timezone
 
 from tests.factories import CameraFactory, EventFactory, UserFactory
-from tests.pages.test_browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD
+from tests.pages.test_browser import PASSWORD
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def page(live_server, monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = chromium.new_page(viewport={"width": 1400, "height": 900})
-        errors = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        yield page
-        chromium.close()
-        assert not errors
+def page(live_server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    assert not errors
 
 
 def test_an_event_that_has_just_opened_shows_its_one_scored_point(live_server, page):
