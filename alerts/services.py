@@ -844,7 +844,7 @@ def alert_delivery_attempt(*, delivery_id: int) -> float | None:
         if not isinstance(exc, transports.SendError):
             log.exception("Alert delivery %s failed unexpectedly", delivery_id)
         return _attempt_failed(delivery, message, str(exc) or type(exc).__name__,
-                               permanent=isinstance(exc, PermanentSendError))
+                               permanent=isinstance(exc, (PermanentSendError, transports.NotConfigured)))
     Delivery.objects.filter(pk=delivery_id).update(
         status=Delivery.Status.SENT, sent_at=timezone.now(), error="", next_attempt_at=None, claimed_at=None,
         subject=message.subject, body=message.text, updated_at=timezone.now())

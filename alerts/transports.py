@@ -33,6 +33,15 @@ class SendError(Exception):
     pass
 
 
+class NotConfigured(SendError):
+    """The site cannot send on this channel at all (retrying cannot help): e.g. email with no mail server."""
+
+
+#: Email backends that deliver nothing: with one of these an email is never reported sent.
+NOWHERE_EMAIL_BACKENDS = ("django.core.mail.backends.console.EmailBackend",
+                          "django.core.mail.backends.dummy.EmailBackend")
+
+
 @dataclass
 class Message:
     subject: str
@@ -89,9 +98,18 @@ def send_webhook(*, url: str, secret: str, message: Message, delivery_id: int, a
         raise SendError(f"HTTP {response.status_code} from the webhook: {response.text[:300]}")
 
 
+def email_configured() -> bool:
+    """Whether this site sends email anywhere (EMAIL_BACKEND is not the console's, the default of make run)."""
+    return settings.EMAIL_BACKEND not in NOWHERE_EMAIL_BACKENDS
+
+
 def send_email(*, address: str, message: Message) -> None:
     if not address:
         raise SendError("The channel has no email address.")
+    if not email_configured():
+        raise NotConfigured("Email is not set up on this site: its mail goes to the server's console only. An "
+                            "administrator sets EMAIL_BACKEND (django.core.mail.backends.smtp.EmailBackend) and "
+                            "EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD (docs/alerts.md).")
     try:
         EmailMessage(message.subject, message.text, settings.DEFAULT_FROM_EMAIL, [address],
                      headers=dict(message.headers) or None).send(fail_silently=False)

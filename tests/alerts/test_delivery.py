@@ -167,3 +167,22 @@ def test_disabled_channel_gets_nothing(camera, owner, route):
     make_rule(owner, channels=[channel])
     route(EventFactory(camera=camera, severity="critical"))
     assert not Delivery.objects.exists()
+
+
+def test_email_on_a_site_whose_mail_goes_to_the_console_is_never_reported_sent(camera, owner, route, run_queued,
+                                                                                settings, api_as):
+    # make run's default: EMAIL_BACKEND prints to the server's console; nobody receives anything.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    settings.ALERT_MAX_ATTEMPTS = 5
+    channel = make_channel(owner, kind="email", email="guard@example.com")
+    make_rule(owner, channels=[channel])
+    route(EventFactory(camera=camera, severity="critical"))
+    run_queued()
+    delivery = Delivery.objects.get()
+    assert delivery.status == "failed" and delivery.attempts == 1  # retrying cannot help
+    assert "Email is not set up on this site" in delivery.error and "EMAIL_HOST" in delivery.error
+    # The channel's test says so too.
+    test = api_as(owner).post(f"/api/v1/notification-channels/{channel.pk}/test/")
+    run_queued()
+    tested = Delivery.objects.exclude(pk=delivery.pk).get()
+    assert tested.status == "failed" and "Email is not set up" in tested.error, test.json()
