@@ -366,6 +366,8 @@ EMAIL_HOST_PASSWORD = os.getenv("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "alerts@localhost")
+# With EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend: the folder each message is written to.
+EMAIL_FILE_PATH = os.getenv("EMAIL_FILE_PATH", str(DATA_DIR / "mail"))
 
 # --- Operator pages: event clips, their retention, and the user's language and time zone ----------
 # Each event keeps a clip (VP8 WebM, playable in every current browser) of the analysed frames from

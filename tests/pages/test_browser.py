@@ -88,7 +88,11 @@ def test_operators_in_the_browser(processes, browser, tmp_path, settings):
     alert_rule_create(owner=alice, name="High and critical, all my cameras", min_severity="high",
                       channels=[channel.pk], quiet_start="22:00", quiet_end="06:00", time_zone="Europe/London")
 
-    env = process_env(tmp_path, WORKER_HEARTBEAT_SECONDS=1, CLIP_PRE_SECONDS=3)
+    # Email really goes somewhere: files in tmp_path/mail (the console backend would deliver nothing, and an
+    # email alert is then refused as "not set up").
+    env = process_env(tmp_path, WORKER_HEARTBEAT_SECONDS=1, CLIP_PRE_SECONDS=3,
+                      EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
+                      EMAIL_FILE_PATH=tmp_path / "mail")
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the servers keep Django's async-safety checks
     port = processes.daphne(env)
     base = f"http://127.0.0.1:{port}"
@@ -216,6 +220,8 @@ def test_operators_in_the_browser(processes, browser, tmp_path, settings):
     alerts.click('button[data-action="test"]')
     alerts.wait_for_selector(".messages .msg-success")
     assert "Test alert sent through Alice's email." in alerts.inner_text(".messages")
+    wait_for(lambda: any("Test alert" in f.read_text() for f in (tmp_path / "mail").glob("*.log")), 30,
+             "the test email written by the worker", processes.output)
     shot(alerts, "alerts.png", full_page=True)
 
     for name in ("dashboard.png", "dashboard-phone.png", "camera.png", "events.png", "event.png", "event-ko.png",
