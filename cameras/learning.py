@@ -7,6 +7,7 @@ runtime's ``detector_learn`` task claims a job, reports progress and finishes or
 import logging
 import math
 import os
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from audit.services import audit_record
 from . import dispatch, uploads
 from .backends import resolve
 from .groups import camera_group
-from .models import Camera, DetectorVersion, LearningJob, detector_state_root
+from .models import Camera, DetectorVersion, LearningJob, detector_state_root, health_state_file
 
 log = logging.getLogger(__name__)
 
@@ -136,21 +137,31 @@ def learning_job_progress(*, job_id: int, progress: float, message: str = "") ->
 def learning_job_finish(*, job_id: int, state_file, frames: int, note: str = "") -> DetectorVersion | None:
     """Store the learned state as the camera's next version and make it active (the camera restarts with it).
 
-    ``state_file`` (written by the task) is moved to ``DATA_DIR/detectors/<camera>/v<number>.json``.
-    None when the job or its camera is gone meanwhile (the file is removed).
+    ``state_file`` (written by the task) is moved to ``DATA_DIR/detectors/<camera>/v<number>.json``,
+    and the camera health reference learned with it (``health_state_file``, when the task wrote one) to
+    ``v<number>.health.json``; a version learned without one (a false alarm's feedback) keeps the
+    reference of the version it refines. None when the job or its camera is gone meanwhile (the files
+    are removed).
     """
     state_file = Path(state_file)
+    health_file = health_state_file(state_file)
     with transaction.atomic():
         job = LearningJob.objects.select_for_update().filter(pk=job_id, status=LearningJob.Status.RUNNING).first()
         camera = Camera.objects.select_for_update().filter(pk=job.camera_id).first() if job else None
         if job is None or camera is None:
             state_file.unlink(missing_ok=True)
+            health_file.unlink(missing_ok=True)
             return None
         number = (DetectorVersion.objects.filter(camera=camera).aggregate(n=Max("number"))["n"] or 0) + 1
         relative = Path("detectors") / str(camera.pk) / f"v{number}.json"
         target = settings.DATA_DIR / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(state_file, target)
+        previous = camera.active_detector_version if camera.active_detector_version_id else None
+        if health_file.is_file():
+            os.replace(health_file, health_state_file(target))
+        elif previous is not None and previous.health_file.is_file():
+            shutil.copyfile(previous.health_file, health_state_file(target))
         base = camera.active_detector_version if job.mode == LearningJob.Mode.REFIT else None
         source = {LearningJob.Kind.LIVE: DetectorVersion.Source.LEARN_LIVE, LearningJob.Kind.UPLOAD:
                   DetectorVersion.Source.UPLOAD, LearningJob.Kind.FEEDBACK: DetectorVersion.Source.FEEDBACK}[job.kind]

@@ -1,3 +1,4 @@
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -357,6 +358,9 @@ class Camera(models.Model):
         state_path = self.active_detector_state_path()
         if state_path:
             config["detector_state_path"] = state_path
+        health_path = self.active_health_state_path()
+        if health_path:
+            config["health"]["state_path"] = health_path
         return config
 
     def active_detector_state_path(self) -> str:
@@ -366,6 +370,18 @@ class Camera(models.Model):
             return ""
         path = version.state_file
         return str(path) if path.is_file() else ""
+
+    def active_health_state_path(self) -> str:
+        """The camera health reference learned with the active version (whatever its detector: the
+        reference is the camera's picture, not the detector's), when present."""
+        version = self.active_detector_version if self.active_detector_version_id else None
+        path = version.health_file if version is not None else None
+        return str(path) if path is not None and path.is_file() else ""
+
+
+def health_state_file(state_file) -> Path:
+    """Where the camera health reference learned with a detector state lies: ``v3.json`` -> ``v3.health.json``."""
+    return Path(state_file).with_suffix(".health.json")
 
 
 def detector_state_root():
@@ -410,6 +426,13 @@ class DetectorVersion(models.Model):
     @property
     def state_file(self):
         return settings.DATA_DIR / self.state_path
+
+    @property
+    def health_file(self):
+        """The camera health reference learned with this version (inference/camera_health.py), beside
+        its state; absent when the camera's health monitor was off or the version came from feedback
+        before any was learned."""
+        return health_state_file(self.state_file)
 
 
 class LearningJob(models.Model):

@@ -176,6 +176,55 @@ def _seconds(s: float) -> str:
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min"
 
 
+class ReferenceLearner:
+    """Learns a :class:`CameraHealth` reference from footage fed one frame at a time, in bounded memory.
+
+    ``add`` takes (image, ts) pairs, bare images (one per ``sample_seconds``) or ``None`` between
+    stretches of footage (no ``mad`` across a cut); ``finish`` learns the reference (ValueError when
+    no frame came). Samples are measured as they come (their ``mad`` with the one before); of the
+    measured samples at most ``2 x _MAX_LEARN_SAMPLES`` are kept, evenly spaced (past that, every
+    other one is let go and the spacing doubles), so an hour of footage costs what a few minutes do.
+    """
+
+    def __init__(self, health: "CameraHealth"):
+        self.health = health
+        self.samples: list[dict] = []
+        self.measured = 0
+        self._every = 1  # keep one measured sample in this many
+        self._last: float | None = None
+        self._prev: np.ndarray | None = None
+        self._t_auto = 0.0
+
+    def add(self, item) -> None:
+        gap = self.health.params["sample_seconds"]
+        if item is None:
+            self._last = self._prev = None
+            return
+        if isinstance(item, tuple):
+            image, ts = item
+        else:
+            image, ts = item, self._t_auto
+            self._t_auto += gap
+        if self._last is not None and 0 <= ts - self._last < gap * 0.999:
+            return
+        s = self.health.measure(image)
+        near = self._prev is not None and self._prev.shape == s["gray"].shape and (ts - self._last) <= 3 * gap
+        s["mad"] = float(np.mean(cv2.absdiff(s["gray"], self._prev))) if near else None
+        self._last, self._prev = ts, s["gray"]
+        if self.measured % self._every == 0:
+            self.samples.append(s)
+            if len(self.samples) >= 2 * _MAX_LEARN_SAMPLES:
+                self.samples = self.samples[::2]
+                self._every *= 2
+        self.measured += 1
+
+    def finish(self) -> "CameraHealth":
+        if not self.samples:
+            raise ValueError("no frames to learn the camera's health reference from")
+        self.health._learn(self.samples)
+        return self.health
+
+
 class CameraHealth:
     """One camera's health monitor: :meth:`update` it with frames; read the changes it returns."""
 
@@ -306,28 +355,10 @@ class CameraHealth:
     def fit(self, frames: Iterable) -> "CameraHealth":
         """Learn the reference from normal footage: (image, ts) pairs, or images (taken as one per
         ``sample_seconds``); ``None`` between clips. Replaces any reference."""
-        samples: list = []
-        last, prev, t_auto = None, None, 0.0
+        learner = ReferenceLearner(self)
         for item in frames:
-            if item is None:
-                last = prev = None
-                continue
-            if isinstance(item, tuple):
-                image, ts = item
-            else:
-                image, ts = item, t_auto
-                t_auto += self.params["sample_seconds"]
-            if last is not None and 0 <= ts - last < self.params["sample_seconds"] * 0.999:
-                continue
-            s = self.measure(image)
-            s["mad"] = None if prev is None or (ts - last) > 3 * self.params["sample_seconds"] else \
-                float(np.mean(cv2.absdiff(s["gray"], prev)))
-            last, prev = ts, s["gray"]
-            samples.append(s)
-        if not samples:
-            raise ValueError("no frames to learn the camera's health reference from")
-        self._learn(samples)
-        return self
+            learner.add(item)
+        return learner.finish()
 
     def _learn(self, samples: list) -> None:
         if len(samples) > _MAX_LEARN_SAMPLES:

@@ -12,6 +12,11 @@ camera's analysis rate, so the detector learns the frames it will later score:
 * ``feedback``: the clip of an event an operator marked as a false alarm, every frame (event
   clips hold the analysed frames), through ``detector.feedback(frames)``.
 
+Given a ``health`` monitor (inference/camera_health.py), ``live`` and ``upload`` learning also learn
+the camera's health reference (what the camera itself looks like when nothing is wrong with it)
+from the same frames, returned as ``LearningResult.health_state`` and versioned with the detector's
+state; a false alarm's clip teaches the detector only.
+
 ``fit`` and ``feedback`` receive ``fps=`` (the analysis rate) when their signature takes it.
 """
 
@@ -31,6 +36,7 @@ from typing import Callable, Iterator, Sequence
 import cv2
 
 from .base import SourceError
+from .camera_health import CameraHealth, ReferenceLearner
 from .e2e import analysis_images, detector_input
 from .sources import open_source
 
@@ -60,13 +66,30 @@ class LearningResult:
     seconds: float  # footage time they cover
     state: dict  # detector.state_dict(), JSON-serialisable
     note: str = ""
+    health_state: dict | None = None  # CameraHealth.state_dict() when a health monitor learned too
+
+
 
 
 class _Tally:
-    def __init__(self):
+    def __init__(self, width: int, health: CameraHealth | None = None):
+        self.width = int(width)
         self.frames = 0
         self.seconds = 0.0
         self.ended_early = False
+        self.health = ReferenceLearner(health) if health is not None else None
+
+    def cut(self) -> None:
+        """A new stretch of footage begins (a clip, a reconnect)."""
+        if self.health is not None:
+            self.health.add(None)
+
+    def frame(self, detector, image, ts: float):
+        """One analysis frame at frame time ``ts``: what the detector reads (the health learner samples it)."""
+        small, gray = analysis_images(image, self.width)
+        if self.health is not None:
+            self.health.add((small, ts))
+        return detector_input(detector, small, gray)
 
 
 class _Reporter:
@@ -96,7 +119,7 @@ def _name(detector) -> str:
 
 
 # -- footage -----------------------------------------------------------------------------------------
-def live_footage(url: str, *, minutes: float, analysis_fps: float, width: int, detector, tally: _Tally,
+def live_footage(url: str, *, minutes: float, analysis_fps: float, detector, tally: _Tally,
                  report: Progress, stop: threading.Event, opener=open_source) -> Iterator:
     """Analysis frames of the camera's source for ``minutes`` of frame time (None at each new stretch)."""
     target = float(minutes) * 60.0
@@ -110,6 +133,7 @@ def live_footage(url: str, *, minutes: float, analysis_fps: float, width: int, d
             raise LearningError(f"The camera's source is refused: {exc}") from exc
         try:
             source.open()
+            tally.cut()
             yield None  # a new stretch: no motion across the cut
             native = source.native_fps
             step = 1 if source.is_live or not native else max(1, round(native / min(analysis_fps, native)))
@@ -134,7 +158,7 @@ def live_footage(url: str, *, minutes: float, analysis_fps: float, width: int, d
                     tally.seconds = elapsed
                     report(READING_SHARE * elapsed / target,
                            f"Learning from the camera's footage: {elapsed / 60:.1f} of {minutes:g} min")
-                    yield detector_input(detector, *analysis_images(frame.image, width))
+                    yield tally.frame(detector, frame.image, frame.timestamp)
                 if step > 1:
                     source.skip(step - 1)
                 if source.is_live:
@@ -166,7 +190,7 @@ def _frame_count(path: str) -> int:
     return int(count) if math.isfinite(count) and count > 0 else 0
 
 
-def clip_footage(paths: Sequence, *, analysis_fps: float, width: int, detector, tally: _Tally, report: Progress,
+def clip_footage(paths: Sequence, *, analysis_fps: float, detector, tally: _Tally, report: Progress,
                  stop: threading.Event, every_frame: bool = False, what: str = "clip", opener=open_source) -> Iterator:
     """Analysis frames of each clip (None before each), at the analysis rate unless ``every_frame``."""
     paths = [str(p) for p in paths]
@@ -186,6 +210,7 @@ def clip_footage(paths: Sequence, *, analysis_fps: float, width: int, detector, 
             sane = bool(native) and native <= MAX_NATIVE_FPS
             step = 1 if every_frame or not sane else max(1, round(native / min(analysis_fps, native)))
             frame_time = step / native if sane else 1.0 / analysis_fps
+            tally.cut()
             yield None
             read = 0
             while (frame := source.read()) is not None:
@@ -196,7 +221,7 @@ def clip_footage(paths: Sequence, *, analysis_fps: float, width: int, detector, 
                 tally.seconds += frame_time
                 within = min(1.0, read / counts[i]) if counts[i] else 0.0
                 report(READING_SHARE * share * (i + within), label)
-                yield detector_input(detector, *analysis_images(frame.image, width))
+                yield tally.frame(detector, frame.image, tally.seconds)
                 if step > 1:
                     source.skip(step - 1)
         except SourceError as exc:
@@ -209,8 +234,9 @@ def clip_footage(paths: Sequence, *, analysis_fps: float, width: int, detector, 
 # -- the run -----------------------------------------------------------------------------------------
 def learn(detector, *, kind: str, source_url: str | None = None, minutes: float | None = None,
           clips: Sequence = (), analysis_fps: float = 5.0, width: int = 360, progress: Progress | None = None,
-          stop: threading.Event | None = None, opener=open_source) -> LearningResult:
-    """Teach ``detector`` (already built, fresh or from a learned state) and return what it learned.
+          stop: threading.Event | None = None, opener=open_source, health: CameraHealth | None = None) -> LearningResult:
+    """Teach ``detector`` (already built, fresh or from a learned state) and return what it learned
+    (and, with ``health``, the camera's health reference from the same footage; not from feedback).
 
     Raises LearningError with a message for the operator when the detector cannot learn this way,
     the footage cannot be read, or nothing was read.
@@ -227,8 +253,8 @@ def learn(detector, *, kind: str, source_url: str | None = None, minutes: float 
         raise LearningError(f"The detector '{_name(detector)}' does not learn from {what}.")
     report = _Reporter(progress)
     stop = stop or threading.Event()
-    tally = _Tally()
-    common = {"analysis_fps": analysis_fps, "width": int(width), "detector": detector, "tally": tally,
+    tally = _Tally(width, health if kind != "feedback" else None)
+    common = {"analysis_fps": analysis_fps, "detector": detector, "tally": tally,
               "report": report, "stop": stop, "opener": opener}
     if kind == "live":
         if not source_url or not minutes or minutes <= 0:
@@ -257,7 +283,12 @@ def learn(detector, *, kind: str, source_url: str | None = None, minutes: float 
              f"learned in {time.monotonic() - started:.0f} s"]
     if kind == "live" and tally.ended_early:
         notes.append(f"the source ended before the {minutes:g} min asked for")
-    return LearningResult(frames=tally.frames, seconds=tally.seconds, state=state, note="; ".join(notes))
+    health_state = None
+    if tally.health is not None and tally.health.samples:
+        health_state = tally.health.finish().state_dict()
+        notes.append(f"camera health reference from {len(tally.health.samples)} samples")
+    return LearningResult(frames=tally.frames, seconds=tally.seconds, state=state, note="; ".join(notes),
+                          health_state=health_state)
 
 
 def save_state(state: dict, path) -> Path:

@@ -7,7 +7,11 @@ comes first, and then advances a committed-offset marker beside the log. No reco
 waits longer than ``flush_interval``, and one that finds no flush in the last
 ``flush_interval`` (the first event after a quiet second, the usual case) is stored
 at once: a steady stream of events is stored in one batch a second, a lone event
-without waiting for the timer. After a
+without waiting for the timer. A record that opens an event (an id this logger has not logged
+lately: the first the operators hear of it, and what an immediate alert waits on) is stored
+within ``open_flush_gap`` (0.1 s) of the last flush instead of waiting for the interval: events
+that open together still go in one batch, their later updates (peaks, descriptions, the close)
+wait for the interval as before. After a
 crash, ``start()`` stores whatever lies past that marker; the store is an upsert by
 event UUID, so a record stored twice is still one row.
 
@@ -146,6 +150,9 @@ class LogFile:
 
 
 class EventLogger:
+    #: Event ids remembered to tell an opening record from an update (far more than the events open at once).
+    SEEN_MAX = 4096
+
     def __init__(
         self,
         path: Path,
@@ -157,6 +164,7 @@ class EventLogger:
         adopt_interval: float | None = 10.0,
         backlog_max: int = 1000,
         log_max_bytes: int | None = None,
+        open_flush_gap: float | None = 0.1,
     ):
         self.file = LogFile(path)
         self.store = store
@@ -168,6 +176,10 @@ class EventLogger:
         self.backlog_max = max(1, int(backlog_max))
         #: Past this size the log still takes every record, but says so (None: no alarm).
         self.log_max_bytes = log_max_bytes or None
+        #: An opening record is stored this long after the last flush at most (None: it waits like the rest).
+        self.open_flush_gap = None if open_flush_gap is None or open_flush_gap < 0 else float(open_flush_gap)
+        self._seen: dict[str, None] = {}  # ids logged lately, oldest first (bounded by SEEN_MAX)
+        self._opening = False  # an opening record waits to be stored
         self._pending: list[tuple[dict, int]] = []  # in memory: the oldest records not yet stored, in order
         self._on_disk = 0  # records logged after those, waiting only in the log
         self._tail = 0  # offset just past the last record read into memory (where the ones on disk start)
@@ -184,6 +196,8 @@ class EventLogger:
         #: Records written past backlog_max (kept only in the log until read back); records past log_max_bytes.
         self.spilled = 0
         self.over_cap = 0
+        #: Flushes brought forward by an opening record.
+        self.open_flushes = 0
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self, lock_wait: float = 5.0) -> "EventLogger":
@@ -224,8 +238,15 @@ class EventLogger:
     def append(self, record: dict) -> None:
         """Durably log one event record (insert or update of an event, keyed by its 'id')."""
         line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
+        key = str(record.get("id"))
         with self._lock:
             offset = self.file.append(line)
+            opening = key not in self._seen
+            if opening:
+                self._seen[key] = None
+                if len(self._seen) > self.SEEN_MAX:
+                    del self._seen[next(iter(self._seen))]
+                self._opening = self._opening or self.open_flush_gap is not None
             if self._on_disk or len(self._pending) >= self.backlog_max:
                 self._on_disk += 1  # in the log only: read back once the ones before it are stored
                 self.spilled += 1
@@ -241,7 +262,7 @@ class EventLogger:
             log.error("Event log %s is past EVENT_LOG_MAX_MB (%.0f MB) with %d records waiting for the database; "
                       "every record is still written (none is dropped): bring the database back or make room",
                       self.file.path, self.log_max_bytes / 1024 / 1024, waiting)
-        if waiting == 1 or waiting >= self.batch_size:  # the flusher re-decides when its wait ends
+        if waiting == 1 or waiting >= self.batch_size or opening:  # the flusher re-decides when its wait ends
             self._wake.set()
 
     def pending(self) -> int:
@@ -359,12 +380,18 @@ class EventLogger:
                 # From the start of the last flush, not its end: a slow store must not stretch the
                 # interval (nor the wait of the records behind it).
                 due = last + self.flush_interval
+                if self._opening:  # a new event: its alert and live push wait on this store
+                    due = min(due, last + self.open_flush_gap)
             wake_at = min(due, next_adopt) if self.adopt_interval is not None else due
             if wake_at > now:
                 # append() wakes this for the first waiting record and for a full batch: re-decide then.
                 self._wake.wait(None if wake_at == float("inf") else wake_at - now)
                 self._wake.clear()
                 continue
+            with self._lock:
+                if self._opening and now < last + self.flush_interval:
+                    self.open_flushes += 1
+                self._opening = False  # what waits now goes in this flush; later openings set it again
             last = now
             try:
                 self.flush()

@@ -143,6 +143,7 @@ def create_logger(worker: str) -> EventLogger:
         store=store_records,
         flush_interval=settings.EVENT_FLUSH_INTERVAL,
         batch_size=settings.EVENT_BATCH_SIZE,
+        open_flush_gap=settings.EVENT_OPEN_FLUSH_GAP,
         backlog_max=settings.EVENT_BACKLOG_MAX,
         log_max_bytes=int(settings.EVENT_LOG_MAX_MB * 1024 * 1024),
     )

@@ -18,6 +18,8 @@ from cameras.learning import (
     learning_job_skip,
 )
 from cameras.live_state import camera_note_unplaced
+from cameras.models import health_state_file
+from inference.e2e import make_health
 from inference.learning import LearningError, learn, save_state
 from inference.pool import ResourcePool
 from inference.sources import open_source
@@ -83,6 +85,7 @@ def detector_learn(self, job_id: int) -> str:
         return "skipped"
     config = plan["config"]
     work_file = detector_state_dir(job.camera_id) / f"job-{job.pk}.json"
+    health_file = health_state_file(work_file)
     # The worker's models when this process runs cameras (loaded once, held for the job so that the pool's
     # bound does not evict them meanwhile), else the job's own pool; model folders checked against MODEL_ROOTS.
     pool = current_pool()
@@ -92,6 +95,9 @@ def detector_learn(self, job_id: int) -> str:
     try:
         with pool.hold():
             detector = make_detector(config, pool, strict_state=True)
+            # The camera's health reference is learned afresh from the same footage (not from a false alarm).
+            health_params = {k: v for k, v in (config.get("health") or {}).items() if k not in ("state", "state_path")}
+            health = make_health({**config, "health": health_params})
             # Stream hosts are checked against the same networks, and the camera's file against the same
             # folders, as when the worker runs the camera (uploaded and feedback clips are the site's own files).
             checks = {"file_roots": settings.CAMERA_FILE_ROOTS} if plan["kind"] == "live" else {}
@@ -99,8 +105,10 @@ def detector_learn(self, job_id: int) -> str:
                                        **checks)
             result = learn(detector, kind=plan["kind"], source_url=config["source_url"], minutes=plan["minutes"],
                            clips=plan["clips"], analysis_fps=config["analysis_fps"], width=config["analysis_width"],
-                           progress=_Progress(job.pk), opener=opener)
+                           progress=_Progress(job.pk), opener=opener, health=health)
             save_state(result.state, work_file)
+            if result.health_state is not None:
+                save_state(result.health_state, health_file)
             make_detector({**config, "detector_state_path": str(work_file)}, pool, strict_state=True)  # loads back
     except Exception as exc:  # noqa: BLE001 - every failure ends the job with its reason
         if isinstance(exc, LearningError):
@@ -109,6 +117,7 @@ def detector_learn(self, job_id: int) -> str:
             log.exception("Learning job %s failed", job.pk)
             message = f"Learning failed: {exc}" if str(exc) else f"Learning failed: {type(exc).__name__}"
         work_file.unlink(missing_ok=True)
+        health_file.unlink(missing_ok=True)
         learning_job_fail(job_id=job.pk, message=message)
         return "failed"
     finally:

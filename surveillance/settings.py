@@ -262,6 +262,10 @@ OBJECT_THREADS = envint("OBJECT_THREADS", 1)
 # events wait; no event waits longer than the interval, and one after a quiet interval is stored at once.
 EVENT_FLUSH_INTERVAL = envfloat("EVENT_FLUSH_INTERVAL", 1.0)
 EVENT_BATCH_SIZE = envint("EVENT_BATCH_SIZE", 10)
+# A record that opens an event (what its live push and an immediate alert wait on) is stored at most this
+# long after the last flush, with whatever else waits; its updates wait for the interval. Negative: no
+# early flush (openings wait like updates).
+EVENT_OPEN_FLUSH_GAP = envfloat("EVENT_OPEN_FLUSH_GAP", 0.1)
 # An event still open this long after it started lost its worker (episodes close within 300 s):
 # beat closes it at its last update, checking every EVENT_STALE_CHECK_SECONDS.
 EVENT_STALE_SECONDS = envint("EVENT_STALE_SECONDS", 600)

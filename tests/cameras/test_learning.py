@@ -305,6 +305,43 @@ def test_live_learning_end_to_end_makes_an_active_version_that_the_camera_loads(
     assert DetectorVersion.objects.count() == 1
 
 
+def test_learning_versions_the_cameras_health_reference_with_its_normal(api_as, owner, camera, false_alarm,
+                                                                         django_capture_on_commit_callbacks):
+    """"Learn what is normal now" also learns the camera's health reference (covered, moved, dark...) from
+    the same footage, stored beside the detector's state as the same version; the worker gets it in the
+    camera's config; a false alarm's version keeps the reference it refines; a restore brings back its own."""
+    from inference.e2e import make_health
+
+    (v1,) = learned_versions(camera, owner, 1)
+    camera.refresh_from_db()
+    assert v1.health_file == settings.DATA_DIR / "detectors" / str(camera.pk) / "v1.health.json"
+    reference = json.loads(v1.health_file.read_text())
+    assert reference["fitted"] and reference["samples"] > 10
+    config = camera.runtime_config()
+    assert config["health"]["state_path"] == str(v1.health_file)
+    assert make_health(config).fitted  # the worker's monitor starts from it: no online learning first
+    assert not list(v1.state_file.parent.glob("job-*"))  # no work file left behind
+
+    with django_capture_on_commit_callbacks(execute=True):
+        resolve(api_as, owner, false_alarm)
+    run(LearningJob.objects.get(kind="feedback"))
+    v2 = DetectorVersion.objects.get(number=2)
+    assert json.loads(v2.health_file.read_text()) == reference
+
+    Camera.objects.filter(pk=camera.pk).update(health_params={"enabled": False})
+    run(learning_start(camera=Camera.objects.get(pk=camera.pk), by=owner, minutes=0.5))
+    v3 = DetectorVersion.objects.get(number=3)
+    assert json.loads(v3.health_file.read_text()) == reference  # no monitor: the reference carries on
+    Camera.objects.filter(pk=camera.pk).update(health_params={"width": 128})
+    run(learning_start(camera=Camera.objects.get(pk=camera.pk), by=owner, minutes=0.5))
+    v4 = DetectorVersion.objects.get(number=4)
+    assert json.loads(v4.health_file.read_text())["width"] == 128
+    restored = detector_version_restore(camera=Camera.objects.get(pk=camera.pk), version=v1, by=owner)
+    camera.refresh_from_db()
+    assert camera.active_detector_version == restored
+    assert camera.runtime_config()["health"]["state_path"] == str(v1.health_file)
+
+
 def test_refit_builds_on_the_active_version(owner, camera):
     Camera.objects.filter(pk=camera.pk).update(detector="learner", source_url="demo://?seed=2&width=160&height=90")
     camera.refresh_from_db()

@@ -183,3 +183,53 @@ def test_a_static_scene_with_sensor_noise_is_not_frozen():
 def test_parameters_that_would_cost_too_much_are_refused_by_name(params, says):
     with pytest.raises(ValueError, match=re.escape(says)):
         CameraHealth(**params)
+
+
+# -- learning the reference with "learn what is normal now" ---------------------------------------------
+def test_learning_the_cameras_normal_also_learns_its_health_reference():
+    """``learn(kind="live")`` with a health monitor: the walkway's first 20 s teach the detector and the
+    camera's health reference together; the reference, through JSON, catches a blackout and nothing
+    else on the untouched rest."""
+    from inference.learning import learn
+    from tests.inference.test_learning_runner import Recorder
+
+    need(hb.VTEST)
+    result = learn(Recorder(), kind="live", source_url=str(hb.VTEST), minutes=hb.LEARN_SECONDS / 60,
+                   analysis_fps=5.0, width=360, health=CameraHealth())
+    state = json.loads(json.dumps(result.health_state))
+    # a sample at most every 0.5 s of the frames analysed at 5 fps: one every 0.6 s
+    assert state["fitted"] and state["samples"] >= 0.9 * hb.LEARN_SECONDS / 0.6
+    assert "camera health reference from" in result.note
+    health = walkway_monitor(state)
+    changes = []
+    for image, ts in hb.clip_frames(hb.VTEST, start=hb.LEARN_SECONDS):
+        if ts >= 60.0:
+            image = hb.tamper(image, "dark")
+        changes += health.update(image, ts)
+    assert [(c.condition, c.started) for c in changes] == [("dark", True)]
+
+
+def test_a_false_alarms_clip_teaches_no_health_reference(tmp_path):
+    from inference.learning import learn
+    from tests.inference.test_learning_runner import Recorder, write_clip
+
+    clip = write_clip(tmp_path / "fa.mp4", seconds=3.0)
+    assert learn(Recorder(), kind="feedback", clips=[clip], health=CameraHealth()).health_state is None
+    assert learn(Recorder(), kind="upload", clips=[clip], health=CameraHealth()).health_state["fitted"]
+    assert learn(Recorder(), kind="upload", clips=[clip]).health_state is None  # no monitor: nothing learned
+
+
+def test_the_reference_learner_keeps_bounded_evenly_spaced_samples():
+    from inference.camera_health import _MAX_LEARN_SAMPLES, ReferenceLearner
+
+    rng = np.random.default_rng(0)
+    scene = rng.integers(0, 255, (90, 160), dtype=np.uint8)
+    learner = ReferenceLearner(CameraHealth())
+    for i in range(2000):  # 1,000 s of frames at 2 fps: one sample each
+        learner.add((scene, i * 0.5))
+    assert learner.measured == 2000
+    assert _MAX_LEARN_SAMPLES <= len(learner.samples) < 2 * _MAX_LEARN_SAMPLES
+    assert all(s["mad"] is not None for s in learner.samples[1:])  # measured with its neighbour, not the kept one
+    assert learner.finish().fitted
+    with pytest.raises(ValueError, match="no frames"):
+        ReferenceLearner(CameraHealth()).finish()

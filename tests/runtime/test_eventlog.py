@@ -84,7 +84,8 @@ def test_every_append_is_on_disk_before_it_is_stored(tmp_path):
 def test_a_lone_event_is_stored_at_once_and_the_ones_right_behind_it_wait_for_the_interval(tmp_path):
     camera = CameraFactory()
     store = CountingStore()
-    logger = EventLogger(tmp_path / "w.jsonl", store=store, flush_interval=60, batch_size=10).start()
+    logger = EventLogger(tmp_path / "w.jsonl", store=store, flush_interval=60, batch_size=10,
+                         open_flush_gap=None).start()
     logger.append(record(camera.id))  # no flush in the last 60 s: stored now, not in a minute
     assert wait_for(lambda: AnomalyEvent.objects.count() == 1, timeout=3)
     for _ in range(3):
@@ -98,7 +99,8 @@ def test_a_lone_event_is_stored_at_once_and_the_ones_right_behind_it_wait_for_th
 def test_flush_by_count_stores_ten_at_once_without_waiting_for_the_timer(tmp_path):
     camera = CameraFactory()
     store = CountingStore()
-    logger = EventLogger(tmp_path / "w.jsonl", store=store, flush_interval=60, batch_size=10).start()
+    logger = EventLogger(tmp_path / "w.jsonl", store=store, flush_interval=60, batch_size=10,
+                         open_flush_gap=None).start()
     logger.append(record(camera.id))
     assert wait_for(lambda: AnomalyEvent.objects.count() == 1, timeout=3)
     for _ in range(10):  # the timer's next turn is a minute away
@@ -111,7 +113,8 @@ def test_flush_by_count_stores_ten_at_once_without_waiting_for_the_timer(tmp_pat
 def test_flush_by_time_stores_a_partial_batch_after_the_interval(tmp_path):
     camera = CameraFactory()
     store = CountingStore()
-    logger = EventLogger(tmp_path / "w.jsonl", store=store, flush_interval=0.5, batch_size=10).start()
+    logger = EventLogger(tmp_path / "w.jsonl", store=store, flush_interval=0.5, batch_size=10,
+                         open_flush_gap=None).start()
     logger.append(record(camera.id))
     assert wait_for(lambda: AnomalyEvent.objects.count() == 1, timeout=3)
     began = time.monotonic()
@@ -142,7 +145,8 @@ def test_the_interval_counts_from_the_start_of_a_flush_so_a_slow_store_does_not_
         time.sleep(0.2)
         event_records_store(records)
 
-    logger = EventLogger(tmp_path / "w.jsonl", store=slow_store, flush_interval=0.5, batch_size=100)
+    logger = EventLogger(tmp_path / "w.jsonl", store=slow_store, flush_interval=0.5, batch_size=100,
+                         open_flush_gap=None)
     logger._wake = RecordingEvent()
     logger.start()
     logger.append(record(camera.id))
@@ -154,6 +158,59 @@ def test_the_interval_counts_from_the_start_of_a_flush_so_a_slow_store_does_not_
     after_slow = logger._wake.timeouts[waits_before]
     assert 0 < after_slow <= 0.31
     logger.close()
+
+
+def test_a_new_event_is_stored_within_the_open_gap_and_its_updates_wait_for_the_interval(tmp_path):
+    """Opening records (what an alert and the live push wait on) do not wait for the 1 s batch; events that
+    open together go in one batch; an update of an event already logged waits for the interval."""
+    camera = CameraFactory()
+    store = CountingStore()
+    logger = EventLogger(tmp_path / "w.jsonl", store=store, flush_interval=60, batch_size=10,
+                         open_flush_gap=0.2).start()
+    first = record(camera.id)
+    logger.append(first)  # after a quiet interval: at once, as before
+    assert wait_for(lambda: store.calls == [1], timeout=3)
+    began = time.monotonic()
+    second, third = record(camera.id), record(camera.id)
+    logger.append(second)
+    logger.append(third)  # opens 0.2 s after the last flush at most, both in one batch
+    assert wait_for(lambda: AnomalyEvent.objects.count() == 3, timeout=3)
+    assert 0.1 <= time.monotonic() - began < 2 and store.calls == [1, 2]
+    assert logger.open_flushes == 1
+    logger.append({**second, "peak_score": 0.95})  # an update: waits for the minute's interval
+    logger.append({**first, "ended_at": "2026-11-22T10:00:05+00:00"})
+    time.sleep(0.6)
+    assert logger.pending() == 2 and store.calls == [1, 2]
+    logger.append(record(camera.id))  # a new event takes the waiting updates with it
+    assert wait_for(lambda: AnomalyEvent.objects.count() == 4, timeout=3)
+    assert store.calls == [1, 2, 3] and logger.pending() == 0
+    assert AnomalyEvent.objects.get(id=second["id"]).peak_score == pytest.approx(0.95)
+    logger.close()
+
+
+def test_without_an_open_gap_a_new_event_waits_for_the_interval_like_an_update(tmp_path):
+    camera = CameraFactory()
+    store = CountingStore()
+    logger = EventLogger(tmp_path / "w.jsonl", store=store, flush_interval=60, batch_size=10,
+                         open_flush_gap=-1).start()
+    logger.append(record(camera.id))
+    assert wait_for(lambda: store.calls == [1], timeout=3)
+    logger.append(record(camera.id))
+    time.sleep(0.5)
+    assert store.calls == [1] and logger.pending() == 1 and logger.open_flushes == 0
+    logger.close()
+    assert store.calls == [1, 1]
+
+
+def test_the_ids_remembered_to_tell_openings_are_bounded(tmp_path):
+    camera = CameraFactory()
+    logger = EventLogger(tmp_path / "w.jsonl", store=CountingStore(), flush_interval=60, batch_size=1000)
+    logger.SEEN_MAX = 5
+    records = [record(camera.id) for _ in range(8)]
+    for r in records:
+        logger.append(r)
+    assert list(logger._seen) == [r["id"] for r in records[-5:]]
+    logger.file.close()
 
 
 def test_crash_before_flush_loses_nothing_and_replay_stores_each_event_once(tmp_path):
