@@ -595,9 +595,9 @@ def run(quick: bool = False) -> str:
                      f"event on its camera's subscriber: p50 {ms(pct(latency['first'], 0.5))}, p95 {ms(first95)}; "
                      f"the frames' capture-to-analysed lag p95 {ms(latency['lag'][1])}; end to end p95 at most "
                      f"{ms(e2e)} (target under {TARGET_P95_S * 1000:.0f} ms without a VLM: {verdict}).** "
-                     "An event is stored at once when no batch went out in the last EVENT_FLUSH_INTERVAL (1 s), "
-                     "else with the next batch, and pushed after commit; `python -m bench latency` compares the "
-                     "same with a VLM.\n\n")
+                     "An event's opening record is stored at most EVENT_OPEN_FLUSH_GAP (0.1 s) after the last "
+                     "batch, its updates with the next (at most EVENT_FLUSH_INTERVAL, 1 s), and pushed after "
+                     "commit; `python -m bench latency` compares the same with a VLM.\n\n")
         body += "| camera | footage | min fps (20 s windows) | min published fps (4 s) | mean fps | frames to its subscriber (since it started) | restarts |\n|---|---|---|---|---|---|---|\n"
         for i, cid in enumerate(ids[:16]):
             r = rates[cid]
