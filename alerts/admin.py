@@ -1,6 +1,9 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from events.kinds import EVENT_KINDS
 
 from .models import AlertItem, AlertRule, Delivery, Escalation, EscalationStep, NotificationChannel
 from .services import (
@@ -81,6 +84,11 @@ class NotificationChannelAdmin(admin.ModelAdmin):
 
 
 class AlertRuleForm(forms.ModelForm):
+    kinds = forms.MultipleChoiceField(
+        choices=[(k, _(label)) for k, label in EVENT_KINDS.items()], required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Which kinds of events the rule takes; none ticked: every kind."))
+
     class Meta:
         model = AlertRule
         fields = "__all__"
@@ -132,11 +140,16 @@ class EscalationStepInline(admin.StackedInline):
 class AlertRuleAdmin(admin.ModelAdmin):
     form = AlertRuleForm
     inlines = [EscalationStepInline]
-    list_display = ("name", "owner", "group", "enabled", "min_severity", "all_cameras", "quiet_start", "quiet_end")
+    list_display = ("name", "owner", "group", "enabled", "min_severity", "kinds_shown", "all_cameras", "quiet_start",
+                    "quiet_end")
     list_filter = ("enabled", "min_severity")
     search_fields = ("name", "owner__username", "group__name")
     filter_horizontal = ("cameras", "channels")
     list_select_related = ("owner", "group")
+
+    @admin.display(description=_("kinds"))
+    def kinds_shown(self, rule):
+        return ", ".join(str(_(EVENT_KINDS[k])) for k in rule.kinds if k in EVENT_KINDS) or _("every kind")
 
     def save_model(self, request, obj, form, change):
         """Through the services (validation, audit log); they also set the rule's cameras and channels."""

@@ -16,6 +16,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from events.kinds import EVENT_KINDS
 from events.severity import SEVERITIES, severity_rank
 from inference.addresses import AddressNotAllowed, check_host
 from siteconfig.selectors import WHERE, webhook_networks
@@ -157,6 +158,10 @@ class AlertRule(models.Model):
     all_cameras = models.BooleanField(default=True, help_text="Every camera the owner may view (else: 'cameras').")
     cameras = models.ManyToManyField("cameras.Camera", blank=True, related_name="+")
     min_severity = models.CharField(max_length=10, choices=SEVERITY_CHOICES, default="medium")
+    kinds = models.JSONField(
+        default=list, blank=True,
+        help_text="Which kinds of events: scene (anomalies in the scene), camera_health (the camera covered, "
+                  "blurred, moved, frozen, dark or blinded), camera_offline. Empty: every kind.")
     quiet_start = models.TimeField(null=True, blank=True, help_text="Quiet hours start (local time).")
     quiet_end = models.TimeField(null=True, blank=True, help_text="Quiet hours end (local time).")
     time_zone = models.CharField(max_length=64, blank=True, default="", validators=[validate_time_zone],
@@ -177,6 +182,14 @@ class AlertRule(models.Model):
 
     def clean(self):
         _one_owner_clean(self)
+        kinds = self.kinds if self.kinds is not None else []
+        if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+            raise ValidationError({"kinds": "Give a list of event kinds."})
+        unknown = sorted(set(kinds) - set(EVENT_KINDS))
+        if unknown:
+            raise ValidationError({"kinds": f"Unknown event kind(s) {', '.join(unknown)}: use "
+                                            f"{', '.join(EVENT_KINDS)}."})
+        self.kinds = [k for k in EVENT_KINDS if k in kinds]  # each once, in a fixed order
         if (self.quiet_start is None) != (self.quiet_end is None):
             raise ValidationError({"quiet_end": "Give both the start and the end of the quiet hours, or neither."})
         if self.quiet_start is not None and self.quiet_start == self.quiet_end:
@@ -184,6 +197,10 @@ class AlertRule(models.Model):
 
     def accepts_severity(self, severity: str) -> bool:
         return severity_rank(severity) >= severity_rank(self.min_severity)
+
+    def accepts_kind(self, kind: str) -> bool:
+        """Whether the rule takes events of ``kind`` (events/kinds.py); no kinds: every kind."""
+        return not self.kinds or kind in self.kinds
 
     def tz(self) -> ZoneInfo:
         for name in (self.time_zone, getattr(self.owner, "time_zone", "") if self.owner_id else "", "UTC"):

@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from events.kinds import EVENT_KINDS
+
 from .models import MAX_ESCALATION_MINUTES, SEVERITY_CHOICES, AlertRule, Delivery, EscalationStep, NotificationChannel
 
 ID = {"min_value": 1, "max_value": 2**63 - 1}
@@ -51,6 +53,10 @@ class RuleInputSerializer(serializers.Serializer):
     all_cameras = serializers.BooleanField(required=False)
     cameras = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False)
     min_severity = serializers.ChoiceField(choices=SEVERITY_CHOICES, required=False)
+    kinds = serializers.ListField(child=serializers.ChoiceField(choices=list(EVENT_KINDS)), required=False,
+                                  max_length=len(EVENT_KINDS),
+                                  help_text="Which kinds of events the rule takes (scene, camera_health, "
+                                            "camera_offline); empty or left out on create: every kind.")
     quiet_start = serializers.TimeField(required=False, allow_null=True)
     quiet_end = serializers.TimeField(required=False, allow_null=True)
     time_zone = serializers.CharField(required=False, allow_blank=True, max_length=64)
@@ -75,12 +81,14 @@ class EscalationStepOutputSerializer(serializers.ModelSerializer):
 
 class RuleOutputSerializer(serializers.ModelSerializer):
     cameras = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    kinds = serializers.ListField(child=serializers.ChoiceField(choices=list(EVENT_KINDS)), read_only=True,
+                                  help_text="The kinds of events the rule takes; empty: every kind.")
     channels = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
     escalation_steps = EscalationStepOutputSerializer(many=True, read_only=True)
 
     class Meta:
         model = AlertRule
-        fields = ("id", "name", "enabled", "all_cameras", "cameras", "min_severity", "quiet_start", "quiet_end",
+        fields = ("id", "name", "enabled", "all_cameras", "cameras", "min_severity", "kinds", "quiet_start", "quiet_end",
                   "time_zone", "critical_in_quiet_hours", "notify_in_app", "channels", "escalation_steps",
                   "created_at", "updated_at")
         read_only_fields = fields

@@ -95,7 +95,7 @@ OVERDUE_GRACE_SECONDS = 60
 ATTEMPT_SLACK = timedelta(seconds=1)
 
 CHANNEL_FIELDS = ("name", "kind", "email", "url", "secret", "enabled")
-RULE_FIELDS = ("name", "enabled", "all_cameras", "min_severity", "quiet_start", "quiet_end", "time_zone",
+RULE_FIELDS = ("name", "enabled", "all_cameras", "min_severity", "kinds", "quiet_start", "quiet_end", "time_zone",
                "critical_in_quiet_hours", "notify_in_app")
 
 
@@ -393,7 +393,7 @@ def alerts_route_events(*, event_ids: list) -> None:
 def _targets_for(event, rules, viewable: _Viewable, members: dict, now) -> dict[tuple, _Target]:
     targets: dict[tuple, _Target] = {}
     for rule in rules:
-        if not rule.accepts_severity(event.severity):
+        if not rule.accepts_severity(event.severity) or not rule.accepts_kind(event.kind):
             continue
         if not rule.all_cameras and event.camera_id not in {c.pk for c in rule.cameras.all()}:
             continue
@@ -682,7 +682,7 @@ def alerts_escalate(*, now=None) -> list[int]:
 
 
 def _rule_applies(rule: AlertRule, event, viewable: _Viewable) -> bool:
-    if not rule.accepts_severity(event.severity):
+    if not rule.accepts_severity(event.severity) or not rule.accepts_kind(event.kind):
         return False
     if not rule.all_cameras and event.camera_id not in {c.pk for c in rule.cameras.all()}:
         return False

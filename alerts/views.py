@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from cameras.selectors import camera_list_for_user
+from events.kinds import EVENT_KINDS
 
 from .models import Delivery
 from .selectors import channel_get_for_user, channel_list_for_user, delivery_list_for_user, rule_list_for_user
@@ -22,6 +23,7 @@ def my_alerts(request):
     rules = list(rule_list_for_user(request.user))
     for rule in rules:  # never name a camera the user may no longer view
         rule.camera_names = [viewable[c.pk] for c in rule.cameras.all() if c.pk in viewable]
+        rule.kind_labels = [_(EVENT_KINDS[k]) for k in rule.kinds if k in EVENT_KINDS]
     return render(request, "alerts/my_alerts.html", {
         "channels": list(channel_list_for_user(request.user)),
         "rules": rules,

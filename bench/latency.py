@@ -5,8 +5,8 @@ after the last one ended, someone runs, falls or walks into a forbidden area); a
 serves a real WebSocket client subscribed to every camera (events, no frames). The same figure
 under the 16-camera load on real footage is in `bench cameras`. The worker opens an event at the first frame the detector scores over the threshold
 and records its ``started_at`` from the wall clock right after that frame was analysed; the
-event is logged, stored (at once when no batch went out in the last ``EVENT_FLUSH_INTERVAL``,
-else with the next batch) and pushed. For each event:
+event is logged, stored (its opening record within ``EVENT_OPEN_FLUSH_GAP`` of the last batch; its
+updates with the next batch, at most ``EVENT_FLUSH_INTERVAL`` later) and pushed. For each event:
 
 - first push: client receive time - ``started_at``;
 - the frame's own capture-to-analysed time is the worker's measured frame lag (``frame_lag_s``
@@ -22,9 +22,7 @@ frame: that update is measured from ``ended_at`` (the episode's close).
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 from bench.cameras import (
     TARGET_P95_S, Subscribers, bench_user, event_push_latencies, lag_quantiles, setup_django, start_cameras,
@@ -79,7 +77,8 @@ def run(quick: bool = False) -> str:
     from django.conf import settings
 
     sources, threshold, what = _sources(CAMERAS)
-    vlm_dir = Path(tempfile.mkdtemp(prefix="bench-tiny-vlm-"))
+    vlm_dir = tmp / "models" / "tiny-vlm"  # under the bench's MODEL_ROOTS (DATA_DIR/models), as a site's would be
+    vlm_dir.mkdir(parents=True, exist_ok=True)
     from tests.inference.tiny_models import build_tiny_vlm
 
     build_tiny_vlm(vlm_dir)
@@ -87,7 +86,8 @@ def run(quick: bool = False) -> str:
 
     def make(i, **extra):
         return Camera.objects.create(name=f"latency {i}", source_url=sources[i % len(sources)], enabled=False,
-                                     threshold=threshold, event_close_seconds=1.0, detector_params=QUICK_START,
+                                     threshold=threshold, event_close_seconds=1.0, detector="motion",
+                                     detector_params=QUICK_START,
                                      **extra).pk
 
     plain = [make(i) for i in range(CAMERAS)]
@@ -128,10 +128,11 @@ def run(quick: bool = False) -> str:
             f"{table}\n"
             f"{CAMERAS} cameras without a VLM and {CAMERAS} with one, side by side on one real worker for {seconds} s, "
             f"{what}, motion detector ({QUICK_START}), threshold {threshold}, events close after 1 s quiet; one daphne, "
-            "one WebSocket client subscribed to every camera (events only). An event is stored at once when no batch "
-            f"went out in the last {settings.EVENT_FLUSH_INTERVAL:g} s (`EVENT_FLUSH_INTERVAL`), else with the next "
-            f"batch (at most that interval later, or at {settings.EVENT_BATCH_SIZE} waiting events), then pushed: "
-            "when events of many cameras come close together, that wait is most of the push latency. First push = client receive - `started_at` (the wall clock right after the first "
+            "one WebSocket client subscribed to every camera (events only). An event's opening record is stored at "
+            f"most {settings.EVENT_OPEN_FLUSH_GAP:g} s after the last batch (`EVENT_OPEN_FLUSH_GAP`; events that open "
+            "together share a batch), its updates (peaks, the description, the close) with the next batch, at most "
+            f"{settings.EVENT_FLUSH_INTERVAL:g} s (`EVENT_FLUSH_INTERVAL`) later or at {settings.EVENT_BATCH_SIZE} "
+            "waiting records; then pushed after commit. First push = client receive - `started_at` (the wall clock right after the first "
             "anomalous frame was analysed); the frame's capture-to-analysed lag is the worker's own measurement "
             "(`frame_lag_s`, p50/p95 by histogram interpolation), so the end-to-end p95 given is the sum of the "
             "two p95s, an upper bound. Closed update = client receive - `ended_at` of the message that carries "

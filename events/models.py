@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .describe import event_sentence
+from .kinds import event_kind
 from .severity import SEVERITIES
 
 
@@ -81,6 +82,11 @@ class AnomalyEvent(models.Model):
     def sentence(self) -> str:
         """What was seen, in one sentence in the active language ("" without objects): events/describe.py."""
         return event_sentence(self.details)
+
+    @property
+    def kind(self) -> str:
+        """What the event is about: "scene", "camera_health" or "camera_offline" (events/kinds.py)."""
+        return event_kind(self.details)
 
     @property
     def label_list(self) -> list[str]:

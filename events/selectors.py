@@ -2,10 +2,10 @@ import math
 
 from django.conf import settings
 from django.db.models import BigIntegerField, ExpressionWrapper, F, FloatField, Func, Max, Q, QuerySet, Sum, Value
-from django.utils.translation import gettext_noop
 
 from cameras.selectors import camera_list_for_user
 
+from .kinds import CAMERA_KINDS
 from .models import AnomalyEvent, Incident, ScoreBucket
 from .severity import severity_rank
 
@@ -21,20 +21,25 @@ def _base() -> QuerySet:
             .only(*own, *_RELATED_SHOWN))
 
 
-#: What an event is about (``?kind=``): the scene (an anomaly), or the camera itself: its health (covered,
-#: blurred, moved, frozen, dark, blinded: ``details.kind`` "camera_health") or its being offline.
-EVENT_KINDS = {  # labels marked for translation, translated where shown (events/views.py)
-    "scene": gettext_noop("Scene anomalies"),
-    "camera_health": gettext_noop("Camera health (tamper)"),
-    "camera_offline": gettext_noop("Camera offline"),
-}
-_CAMERA_KINDS = ("camera_health", "camera_offline")
-
-
 def _of_kind(qs: QuerySet, kind: str) -> QuerySet:
-    if kind == "scene":  # no details.kind, or one that is not about the camera itself
-        return qs.filter(Q(details__kind__isnull=True) | ~Q(details__kind__in=_CAMERA_KINDS))
+    if kind == "scene":  # no details.kind, or one that is not about the camera itself (events/kinds.py)
+        return qs.filter(Q(details__kind__isnull=True) | ~Q(details__kind__in=CAMERA_KINDS))
     return qs.filter(details__kind=kind)
+
+
+def camera_conditions_for_user(user, camera_ids) -> dict[int, list[dict]]:
+    """What is wrong with each camera itself now: its open camera-health events (covered, blurred, moved...),
+    oldest first, for the cameras of ``camera_ids`` the user may view: ``{camera_id: [{"condition", "event",
+    "since"}]}``. One query."""
+    rows = (_of_kind(event_list_for_user(user), "camera_health")
+            .filter(camera_id__in=list(camera_ids), ended_at__isnull=True)
+            .order_by("started_at").values("id", "camera_id", "started_at", "details"))
+    out: dict[int, list[dict]] = {}
+    for row in rows:
+        details = row["details"] if isinstance(row["details"], dict) else {}
+        out.setdefault(row["camera_id"], []).append(
+            {"condition": str(details.get("condition") or ""), "event": row["id"], "since": row["started_at"]})
+    return out
 
 
 def event_list_for_user(user, *, camera=None, severity=None, status=None, since=None, until=None,

@@ -4,7 +4,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import AnomalyEvent, Incident
-from .selectors import EVENT_KINDS, event_thumbnails
+from .kinds import EVENT_KINDS
+from .selectors import event_thumbnails
 
 
 class EventThumbnailSerializer(serializers.Serializer):

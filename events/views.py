@@ -28,7 +28,8 @@ from cameras.selectors import OPERATE, camera_ids_for_user, camera_list_for_user
 from cameras.views import LIVE_FPS_CHOICES, camera_or_403, chart_labels, learn_minute_choices, state_labels
 
 from .models import AnomalyEvent
-from .selectors import EVENT_KINDS, event_get_for_user, event_list_for_user, event_thumbnails, incident_for_user, score_history
+from .kinds import EVENT_KINDS, HEALTH_CONDITIONS
+from .selectors import camera_conditions_for_user, event_get_for_user, event_list_for_user, event_thumbnails, incident_for_user, score_history
 from .services import event_acknowledge, event_resolve, events_acknowledge_many
 
 log = logging.getLogger(__name__)
@@ -388,11 +389,15 @@ def dashboard(request):
     cameras = list(camera_list_for_user(request.user).annotate(latest_event_id=_latest_event_id()))
     latest_ids = [c.latest_event_id for c in cameras if c.latest_event_id]
     latest = {e.pk: e for e in event_list_for_user(request.user).filter(pk__in=latest_ids)} if latest_ids else {}
+    conditions = camera_conditions_for_user(request.user, [c.pk for c in cameras])
     for camera in cameras:
         camera.latest_event = latest.get(camera.latest_event_id)
+        camera.conditions = [{**c, "label": _(HEALTH_CONDITIONS.get(c["condition"], c["condition"]))}
+                             for c in conditions.get(camera.pk, [])]
     events = list(event_list_for_user(request.user)[:DASHBOARD_EVENTS])
     return render(request, "cameras/dashboard.html", {
         "cameras": cameras, "events": events, "state_labels": state_labels(), "live_fps": 1,
+        "condition_labels": {k: _(v) for k, v in HEALTH_CONDITIONS.items()},
     })
 
 

@@ -5,6 +5,8 @@
   const grid = document.getElementById("cameras");
   const table = document.getElementById("events");
   const labels = S.json("state-labels") || {};
+  const conditionLabels = S.json("condition-labels") || {};
+  const eventPage = (id) => `/events/${encodeURIComponent(id)}/`;
   const timeZone = document.body.dataset.timeZone;
   const tiles = new Map();
   document.querySelectorAll("[data-camera]").forEach((tile) => tiles.set(Number(tile.dataset.camera), tile));
@@ -31,9 +33,27 @@
     S.setState(badge, m.state, labels);
     badge.title = m.error || "";
   });
+  // What is wrong with the camera itself (covered, moved, dark...): a badge per open camera-health event.
+  function showCondition(tile, event) {
+    const details = event.details || {};
+    const box = part(tile, "conditions");
+    const current = box.querySelector(`[data-event="${CSS.escape(event.id)}"]`);
+    if (event.ended_at) {
+      if (current) current.remove();
+      return;
+    }
+    const badge = current || document.createElement("a");
+    badge.className = "badge condition";
+    badge.dataset.event = event.id;
+    badge.href = eventPage(event.id);
+    badge.textContent = conditionLabels[details.condition] || details.condition || "";
+    if (!current) box.append(badge);
+  }
+
   live.on("event", async (m) => {
     const event = m.event;
     const tile = tiles.get(event.camera);
+    if (tile && (event.details || {}).kind === "camera_health") showCondition(tile, event);
     if (tile) {
       const latest = part(tile, "latest");
       const current = latest.querySelector("[data-event]");

@@ -96,6 +96,9 @@ def test_rule_crud(api_as, owner, camera):
     assert client.get(RULES).json()["results"][0]["id"] == rule["id"]
     patched = client.patch(url, {"min_severity": "medium", "channels": []}, format="json").json()
     assert patched["min_severity"] == "medium" and patched["channels"] == [] and patched["cameras"] == [camera.pk]
+    assert rule["kinds"] == []  # every kind
+    patched = client.patch(url, {"kinds": ["camera_offline", "camera_health", "camera_health"]}, format="json").json()
+    assert patched["kinds"] == ["camera_health", "camera_offline"]  # each once, in a fixed order
     assert client.delete(url).status_code == 204 and not AlertRule.objects.exists()
 
 
@@ -104,6 +107,8 @@ def test_rule_crud(api_as, owner, camera):
     ({"name": "r", "quiet_start": "22:00"}, "quiet_end"),
     ({"name": "r", "time_zone": "Mars/Olympus"}, "time_zone"),
     ({"name": "r", "all_cameras": False}, "cameras"),
+    ({"name": "r", "kinds": ["tamper"]}, "kinds"),
+    ({"name": "r", "kinds": "scene"}, "kinds"),
 ])
 def test_invalid_rules_are_400s_naming_the_field(api_as, owner, body, field):
     response = api_as(owner).post(RULES, body, format="json")

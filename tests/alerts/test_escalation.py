@@ -17,7 +17,7 @@ from django.core import mail
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
-from alerts.models import AlertItem, Delivery, Escalation, EscalationStep
+from alerts.models import AlertItem, AlertRule, Delivery, Escalation, EscalationStep
 from audit.models import AuditEntry
 from cameras.groups import user_group
 from events.services import event_acknowledge
@@ -334,3 +334,19 @@ def test_the_admin_edits_steps_inline_with_the_same_checks(admin_client, owner, 
     response = admin_client.post(f"/admin/alerts/alertrule/{steps[0].rule_id}/change/", data)
     assert response.status_code == 200 and "its own order" in response.content.decode()
     assert admin_client.get("/admin/alerts/escalation/").status_code == 200
+
+
+def test_the_admin_picks_a_rules_kinds_from_a_list(admin_client, owner):
+    data = _admin_rule_form(owner, [])
+    data["kinds"] = ["camera_health", "camera_offline"]
+    response = admin_client.post("/admin/alerts/alertrule/add/", data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    rule = AlertRule.objects.get(name="admin rule")
+    assert rule.kinds == ["camera_health", "camera_offline"]
+    listing = admin_client.get("/admin/alerts/alertrule/").content.decode()
+    assert "Camera health (tamper), Camera offline" in listing
+    page = admin_client.get(f"/admin/alerts/alertrule/{rule.pk}/change/").content.decode()
+    assert 'type="checkbox" name="kinds" value="camera_health"' in page and "checked" in page
+    data["kinds"] = ["meteor"]
+    response = admin_client.post(f"/admin/alerts/alertrule/{rule.pk}/change/", data)
+    assert response.status_code == 200 and "meteor is not one of the available choices" in response.content.decode()

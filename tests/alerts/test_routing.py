@@ -113,6 +113,23 @@ def test_minimum_severity_and_camera_selection(camera, owner, route, digest):
     assert Delivery.objects.count() == 1
 
 
+def test_a_rule_takes_only_the_kinds_of_events_it_names(camera, owner, route):
+    """Camera health and offline events are events of their own kind: a rule for the camera's health alerts on
+    a covered camera and not on a scene anomaly; a rule with no kinds takes every kind."""
+    tamper, everything = make_channel(owner, name="tamper"), make_channel(owner, name="all")
+    make_rule(owner, channels=[tamper], kinds=["camera_health", "camera_offline"])
+    make_rule(owner, channels=[everything])
+    scene = EventFactory(camera=camera, severity="high")
+    covered = EventFactory(camera=camera, severity="high",
+                           details={"kind": "camera_health", "condition": "covered"})
+    offline = EventFactory(camera=camera, severity="high", details={"kind": "camera_offline"})
+    assert (scene.kind, covered.kind, offline.kind) == ("scene", "camera_health", "camera_offline")
+    route(scene, covered, offline)
+    sent = {(d.channel.name, d.items.get().event_id) for d in Delivery.objects.all()}
+    assert sent == {("tamper", covered.pk), ("tamper", offline.pk),
+                    ("all", scene.pk), ("all", covered.pk), ("all", offline.pk)}
+
+
 def test_no_alert_about_a_camera_the_user_may_not_view_whatever_the_rule_says(camera, owner, outsider, route,
                                                                                digest):
     mine = make_channel(outsider)
