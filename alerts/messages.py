@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
 
 from events.describe import label_name
+from events.reasons import event_description
 from events.serializers import EventOutputSerializer
 from events.severity import SEVERITIES
 
@@ -131,7 +132,7 @@ def event_seen(event) -> str:
 
 
 def event_summary(event) -> str:
-    lines = (event.description or "").strip().splitlines()
+    lines = event_description(event).strip().splitlines()
     text = lines[0].strip() if lines else event_seen(event)  # without a VLM: what the detector saw
     if not text:
         text = _("Anomaly detected")
@@ -140,10 +141,10 @@ def event_summary(event) -> str:
 
 def carries_description(delivery, event) -> bool:
     """Whether a sent message already told the event's description (its first line: the summary)."""
-    description = (event.description or "").strip()
-    if not description or delivery.status != delivery.Status.SENT:
+    if not (event.description or "").strip() or delivery.status != delivery.Status.SENT:
         return False
-    return event_summary(event) in f"{delivery.subject}\n{delivery.body}"
+    with recipient_locale(delivery.recipient if delivery.recipient_id else None):  # as the message was written
+        return event_summary(event) in f"{delivery.subject}\n{delivery.body}"
 
 
 def message_id(delivery) -> str:
@@ -265,11 +266,11 @@ def _render_alert(*, delivery, items, similar, reports, language, escalation=Non
                 "severity": _severity_tag(event.severity), "camera": event.camera.name,
                 "when": _when(event.started_at)},
             "",
-            (event.description or "").strip() or event_seen(event) or _("Anomaly detected."),
+            event_description(event).strip() or event_seen(event) or _("Anomaly detected."),
             "",
             _("Open: %(url)s") % {"url": event_url(event)},
         ]
-        seen = event_seen(event) if (event.description or "").strip() else ""
+        seen = event_seen(event) if event_description(event).strip() else ""
         if seen:  # the description, then what the detector saw
             lines[4:4] = [seen, ""]
         if similar.get(item.pk):
@@ -375,7 +376,7 @@ def render_follow_up(*, delivery, first, item, previous_severity: str, head=None
     event = item.event
     head = head or first
     kind = delivery.follow_up_kind or delivery.FollowUpKind.DESCRIPTION
-    description = (event.description or "").strip()
+    description = event_description(event).strip()
     with recipient_locale(recipient_of(delivery)):
         language = translation.get_language()
         lines = []

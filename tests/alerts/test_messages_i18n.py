@@ -78,6 +78,25 @@ def test_an_immediate_alert_in_korean_with_seoul_time_and_in_english_with_utc(ca
     assert Delivery.objects.get(recipient=korean[0]).subject == ko.subject
 
 
+def test_a_camera_health_alert_reads_in_korean_and_needs_no_follow_up(camera, korean, english, route, run_queued):
+    """The worker writes a covered camera's sentence in English once; each recipient reads it in their language,
+    and the description it carries from the start is not sent again as a follow-up."""
+    event = EventFactory(camera=camera, severity="high", started_at=AT,
+                         description="Camera view covered: 83% of the image lost its texture",
+                         decision={"severity": "high", "actions": ["record", "notify", "alert_now"], "policy": "system",
+                                   "reasons": ["Camera view covered: 83% of the image lost its texture"]},
+                         details={"kind": "camera_health", "condition": "covered"})
+    route(event)
+    run_queued()
+    ko = mail_to(korean[0])
+    assert ko.subject == f"[높음] {camera.name}: 카메라 시야 가림: 영상의 83%에서 질감이 사라짐"
+    assert_no_english(ko.subject + ko.body)
+    assert "Camera view covered: 83% of the image lost its texture" in mail_to(english[0]).subject
+    route(event)  # routed again (e.g. its next update): the description was told already
+    run_queued()
+    assert not Delivery.objects.filter(mode=Delivery.Mode.FOLLOW_UP).exists()
+
+
 def test_an_english_user_in_another_time_zone_gets_local_times(camera, route, run_queued):
     berlin, _channel = user_with(camera, "hans", language="", time_zone="Europe/Berlin")  # "": the site's language
     route(EventFactory(camera=camera, severity="high", started_at=AT))
