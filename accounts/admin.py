@@ -1,5 +1,9 @@
+from zoneinfo import available_timezones
+
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import UserChangeForm
 from django.utils import timezone
 from django.utils.html import format_html_join
 
@@ -7,8 +11,19 @@ from .models import User
 from .services import signin_lockouts, signin_lockouts_clear
 
 
+class UserForm(UserChangeForm):
+    """The time zone is chosen from the list the server knows, not typed."""
+
+    time_zone = forms.ChoiceField(choices=(), initial="UTC")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = [(tz, tz) for tz in sorted(available_timezones())]
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
+    form = UserForm
     fieldsets = BaseUserAdmin.fieldsets + (
         ("Preferences", {"fields": ("language", "time_zone", "alert_sound")}),
         ("Sign-in", {"fields": ("signin_pauses",)}),

@@ -1,3 +1,5 @@
+from zoneinfo import available_timezones
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
@@ -84,6 +86,9 @@ class NotificationChannelAdmin(admin.ModelAdmin):
 
 
 class AlertRuleForm(forms.ModelForm):
+    time_zone = forms.ChoiceField(
+        choices=(), required=False,
+        help_text=_("Time zone of the quiet hours (empty: the owner's, or UTC)."))
     kinds = forms.MultipleChoiceField(
         choices=[(k, _(label)) for k, label in EVENT_KINDS.items()], required=False,
         widget=forms.CheckboxSelectMultiple,
@@ -92,6 +97,11 @@ class AlertRuleForm(forms.ModelForm):
     class Meta:
         model = AlertRule
         fields = "__all__"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = [("", _("The owner's time zone"))] + [
+            (tz, tz) for tz in sorted(available_timezones())]
 
     def clean(self):
         data = super().clean()
