@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, get_connection
 
 from inference.addresses import AddressNotAllowed, check_host, connections_checked
-from siteconfig.selectors import WHERE, webhook_networks
+from siteconfig.selectors import WHERE, smtp_server, webhook_networks
 
 SIGNATURE_HEADER = "X-Alert-Signature"
 TIMESTAMP_HEADER = "X-Alert-Timestamp"
@@ -98,20 +98,45 @@ def send_webhook(*, url: str, secret: str, message: Message, delivery_id: int, a
         raise SendError(f"HTTP {response.status_code} from the webhook: {response.text[:300]}")
 
 
+SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+
+#: Why email cannot go out, for the failure of a delivery and for the warning on the channel's page.
+EMAIL_NOT_SET_UP = (
+    "Email is not set up on this site: its mail goes to the server's console only. An administrator fills the "
+    "SMTP fields (server, port, encryption, user name, password, sender address) in the admin's Site settings "
+    "(/admin/siteconfig/sitesettings/, or PATCH /api/v1/site/settings/), or sets EMAIL_BACKEND "
+    "(django.core.mail.backends.smtp.EmailBackend) and EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, "
+    "EMAIL_HOST_PASSWORD in the environment (docs/alerts.md)."
+)
+
+
 def email_configured() -> bool:
-    """Whether this site sends email anywhere (EMAIL_BACKEND is not the console's, the default of make run)."""
-    return settings.EMAIL_BACKEND not in NOWHERE_EMAIL_BACKENDS
+    """Whether this site sends email anywhere: an SMTP server in the site settings, or an EMAIL_BACKEND that is
+    not the console's (the default of make run)."""
+    return settings.EMAIL_BACKEND not in NOWHERE_EMAIL_BACKENDS or smtp_server() is not None
+
+
+def email_connection():
+    """(connection, from address) of email alerts: the site settings' SMTP server when one is set, else the
+    EMAIL_* settings (the default connection and DEFAULT_FROM_EMAIL)."""
+    server = smtp_server()
+    if server is None:
+        return None, settings.DEFAULT_FROM_EMAIL
+    connection = get_connection(
+        backend=SMTP_BACKEND, host=server["host"], port=server["port"], username=server["username"],
+        password=server["password"], use_tls=server["use_tls"], use_ssl=server["use_ssl"],
+        timeout=settings.ALERT_HTTP_TIMEOUT, fail_silently=False)
+    return connection, server["from_email"] or settings.DEFAULT_FROM_EMAIL
 
 
 def send_email(*, address: str, message: Message) -> None:
     if not address:
         raise SendError("The channel has no email address.")
     if not email_configured():
-        raise NotConfigured("Email is not set up on this site: its mail goes to the server's console only. An "
-                            "administrator sets EMAIL_BACKEND (django.core.mail.backends.smtp.EmailBackend) and "
-                            "EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD (docs/alerts.md).")
+        raise NotConfigured(EMAIL_NOT_SET_UP)
     try:
-        EmailMessage(message.subject, message.text, settings.DEFAULT_FROM_EMAIL, [address],
+        connection, from_email = email_connection()
+        EmailMessage(message.subject, message.text, from_email, [address], connection=connection,
                      headers=dict(message.headers) or None).send(fail_silently=False)
     except Exception as exc:  # SMTP errors, connection refused...
         raise SendError(f"{type(exc).__name__}: {exc}"[:1000]) from exc

@@ -316,6 +316,11 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if learning.get("camera") in self.subs:
             await self._send_json(learning)
 
+    async def camera_arming(self, message):
+        """The camera's arming mode changed (arming/services.py; docs/alerts.md, "Arming")."""
+        if message.get("camera") in self.subs:
+            await self._send_json({"type": "arming", "camera": message["camera"], **(message.get("arming") or {})})
+
     async def notification(self, message):
         await self._send_json({"type": "notification", **message.get("payload", {})})
 

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
-from .forms import secret_params_form
+from .forms import site_settings_admin_form
 from .models import SiteSettings
 from .selectors import site_settings, site_settings_clear_cache
 
@@ -11,7 +11,7 @@ from .selectors import site_settings, site_settings_clear_cache
 class SiteSettingsAdmin(admin.ModelAdmin):
     """One row: the list goes straight to it; it can be changed, not added or deleted."""
 
-    form = secret_params_form(SiteSettings, ("vlm_server", "agent_server"))
+    form = site_settings_admin_form(SiteSettings)
     fieldsets = (
         ("Networks", {"fields": ("camera_networks", "model_server_networks", "webhook_networks"),
                       "description": "Where cameras, model servers and alert targets may be. Checked when "
@@ -21,6 +21,11 @@ class SiteSettingsAdmin(admin.ModelAdmin):
         ("Model servers", {"fields": ("vlm_server", "agent_server"),
                            "description": "The OpenAI-compatible servers (Ollama, llama.cpp server, vLLM) cameras "
                                           "use by default. An API key shows as ***: leave it so to keep it."}),
+        ("Email (SMTP)", {"fields": ("smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp_password",
+                                     "smtp_password_clear", "smtp_from_email"),
+                          "description": "The mail server email alerts go through. With a server set here, "
+                                         "operators' email channels work; empty, the EMAIL_* environment settings "
+                                         "apply. The password is stored and never shown: leave it empty to keep it."}),
     )
     readonly_fields = ("updated_at",)
 

@@ -12,12 +12,22 @@ from .services import EDITABLE, SERVER_FIELDS, site_settings_update
 
 
 class SiteSettingsSerializer(serializers.ModelSerializer):
-    """The site's settings; a model server's api_key reads ``***`` (send it back unchanged to keep it)."""
+    """The site's settings; a model server's api_key reads ``***`` (send it back unchanged to keep it); the SMTP
+    password is write-only (``has_smtp_password`` says whether one is stored)."""
+
+    smtp_password = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, allow_null=True, max_length=255, trim_whitespace=False,
+        help_text="The mail server's password; never returned. Empty or left out: the stored one is kept; null: "
+                  "cleared.")
+    has_smtp_password = serializers.SerializerMethodField(help_text="Whether an SMTP password is stored.")
 
     class Meta:
         model = SiteSettings
-        fields = (*EDITABLE, "updated_at")
+        fields = (*EDITABLE, "has_smtp_password", "updated_at")
         read_only_fields = ("updated_at",)
+
+    def get_has_smtp_password(self, row) -> bool:
+        return bool(row.smtp_password)
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
@@ -27,7 +37,8 @@ class SiteSettingsSerializer(serializers.ModelSerializer):
 
 
 class SiteSettingsApi(APIView):
-    """The site's settings (staff only): networks, registration, sign-in limits, trusted proxies."""
+    """The site's settings (staff only): networks, registration, sign-in limits, trusted proxies, model servers,
+    the mail server of email alerts."""
 
     permission_classes = [IsAdminUser]
 

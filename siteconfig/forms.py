@@ -27,3 +27,47 @@ def secret_params_form(model, fields: tuple[str, ...]):
 
     SecretParamsForm.Meta.model = model
     return SecretParamsForm
+
+
+class SecretField(forms.CharField):
+    """A write-only text: an empty password box, whatever is stored; left empty, the stored value is kept."""
+
+    widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("strip", False)
+        super().__init__(*args, **kwargs)
+
+
+def site_settings_admin_form(model):
+    """The site settings' admin form: model servers' API keys masked (``***``), the SMTP password never shown
+    (an empty box; empty keeps it, "clear the stored password" removes it)."""
+
+    base = secret_params_form(model, ("vlm_server", "agent_server"))
+
+    class SiteSettingsAdminForm(base):
+        smtp_password = SecretField(
+            label="SMTP password", max_length=255,
+            help_text="Never shown here. Leave it empty to keep the stored password; type a new one to replace it.")
+        smtp_password_clear = forms.BooleanField(
+            label="Clear the stored SMTP password", required=False,
+            help_text="Sign in to the mail server without a password from now on.")
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.initial.pop("smtp_password", None)
+            if self.instance.pk and self.instance.smtp_password:
+                self.fields["smtp_password"].help_text = (
+                    "A password is stored (not shown). " + self.fields["smtp_password"].help_text)
+
+        def clean(self):
+            cleaned = super().clean()
+            stored = self.instance.smtp_password if self.instance.pk else ""
+            if cleaned.get("smtp_password_clear"):
+                cleaned["smtp_password"] = ""
+            elif not cleaned.get("smtp_password"):
+                cleaned["smtp_password"] = stored
+            return cleaned
+
+    return SiteSettingsAdminForm

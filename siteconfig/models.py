@@ -6,8 +6,12 @@ restart: every process rereads the row within ``SITE_SETTINGS_CACHE_SECONDS``. E
 variables only seed the row when it is first created (docs/deployment.md).
 """
 
+import ipaddress
+from email.utils import parseaddr
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, validate_email
 from django.db import models
 
 from inference.addresses import parse_networks
@@ -19,6 +23,13 @@ from inference.openai_chat import CLIENT_PARAMS, check_params
 LOCAL_NETWORKS = "10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 127.0.0.0/8, 100.64.0.0/10, fc00::/7, ::1/128"
 
 NETWORK_FIELDS = ("camera_networks", "model_server_networks", "webhook_networks", "trusted_proxies")
+
+
+def _ipv6(value: str) -> bool:
+    try:
+        return ipaddress.ip_address(value).version == 6
+    except ValueError:
+        return False
 
 
 def _seed(name: str, fallback: str) -> str:
@@ -47,6 +58,11 @@ def _registration_open_default():
 
 
 class SiteSettings(models.Model):
+    class SmtpSecurity(models.TextChoices):
+        STARTTLS = "starttls", "STARTTLS (usually port 587)"
+        SSL = "ssl", "SSL/TLS from the start (usually port 465)"
+        NONE = "none", "None (plain, usually port 25; only on a trusted network)"
+
     NETWORKS_HELP = (
         "Comma-separated networks (CIDR such as 192.168.1.0/24, or single addresses); * allows every "
         "address. Public internet addresses are always allowed; internal ones (private, loopback, "
@@ -87,6 +103,27 @@ class SiteSettings(models.Model):
         "default agent server", default=dict, blank=True,
         help_text="The model server cameras with the \"openai\" agent policy use, unless they give their own "
                   "agent_params (theirs win, key by key). Same parameters as the VLM server.")
+    # Email alerts: the mail server. Empty host: the EMAIL_* environment settings apply (docs/alerts.md).
+    smtp_host = models.CharField(
+        "SMTP server", max_length=255, blank=True, default="",
+        help_text="The mail server email alerts are sent through, e.g. smtp.example.com. Empty: the site's "
+                  "EMAIL_* environment settings apply (by default mail is only printed in the server's log, "
+                  "so email alerts fail as \"not set up\").")
+    smtp_port = models.PositiveIntegerField(
+        "SMTP port", default=587, validators=[MinValueValidator(1), MaxValueValidator(65535)],
+        help_text="Usually 587 with STARTTLS, 465 with SSL/TLS, 25 without encryption.")
+    smtp_security = models.CharField(
+        "SMTP encryption", max_length=16, choices=SmtpSecurity.choices, default=SmtpSecurity.STARTTLS)
+    smtp_username = models.CharField(
+        "SMTP user name", max_length=255, blank=True, default="",
+        help_text="Empty: the server is used without signing in.")
+    smtp_password = models.CharField(
+        "SMTP password", max_length=255, blank=True, default="",
+        help_text="Stored, never shown back: leave it empty to keep the current one.")
+    smtp_from_email = models.CharField(
+        "sender address", max_length=255, blank=True, default="",
+        help_text="The From address of email alerts, e.g. alerts@example.com or "
+                  "\"Surveillance <alerts@example.com>\". Empty: DEFAULT_FROM_EMAIL.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -112,6 +149,21 @@ class SiteSettings(models.Model):
                 check_params(value, what=what, complete=False)
             except ValueError as exc:
                 errors[name] = str(exc)
+        self.smtp_host = (self.smtp_host or "").strip()
+        if self.smtp_host and any(c.isspace() or c in "/@" or (c == ":" and not _ipv6(self.smtp_host))
+                                  for c in self.smtp_host):
+            errors["smtp_host"] = "Give the mail server's name or address only, e.g. smtp.example.com (the port " \
+                                  "goes in its own field)."
+        if self.smtp_security not in self.SmtpSecurity.values:
+            errors["smtp_security"] = f"Choose one of {', '.join(self.SmtpSecurity.values)}."
+        if self.smtp_port is None or not 1 <= self.smtp_port <= 65535:
+            errors["smtp_port"] = "A port between 1 and 65535."
+        if self.smtp_from_email:
+            try:
+                validate_email(parseaddr(self.smtp_from_email)[1])
+            except ValidationError:
+                errors["smtp_from_email"] = "Give an email address, e.g. alerts@example.com or " \
+                                            "\"Surveillance <alerts@example.com>\"."
         if self.login_max_failures < 1:
             errors["login_max_failures"] = "At least one attempt."
         if self.login_lockout_seconds < 1:

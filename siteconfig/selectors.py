@@ -71,6 +71,17 @@ def trusted_proxies() -> list[Network]:
     return _networks(site_settings().trusted_proxies) or []
 
 
+def smtp_server() -> dict | None:
+    """The mail server set in the site settings, as ``django.core.mail.get_connection`` arguments plus
+    ``from_email``; None when no SMTP host is set (the EMAIL_* environment settings apply)."""
+    row = site_settings()
+    if not row.smtp_host:
+        return None
+    return {"host": row.smtp_host, "port": row.smtp_port, "username": row.smtp_username,
+            "password": row.smtp_password, "use_tls": row.smtp_security == "starttls",
+            "use_ssl": row.smtp_security == "ssl", "from_email": row.smtp_from_email}
+
+
 def registration_open() -> bool:
     return site_settings().registration_open
 

@@ -13,7 +13,10 @@ from .selectors import site_settings_clear_cache
 EDITABLE = (
     "camera_networks", "model_server_networks", "webhook_networks", "registration_open",
     "login_max_failures", "login_lockout_seconds", "trusted_proxies", "vlm_server", "agent_server",
+    "smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp_password", "smtp_from_email",
 )
+#: Write-only: never shown back (admin, API). Empty (or left out) keeps the stored one; None clears it.
+SECRET_FIELDS = ("smtp_password",)
 #: Fields holding model-server parameters: their API key is shown as *** and kept when sent back so.
 SERVER_FIELDS = ("vlm_server", "agent_server")
 
@@ -28,6 +31,12 @@ def site_settings_update(**changes) -> SiteSettings:
         for name in SERVER_FIELDS:
             if name in changes:
                 changes[name] = keep_secrets(changes[name], getattr(row, name))
+        for name in SECRET_FIELDS:
+            if name in changes:
+                if changes[name] is None:
+                    changes[name] = ""  # cleared
+                elif changes[name] == "":
+                    del changes[name]  # kept
         changed = [name for name, value in changes.items() if getattr(row, name) != value]
         for name in changed:
             setattr(row, name, changes[name])

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from our static files, not a CDN
     "guardian",
     "channels",
     "django_celery_beat",
@@ -65,6 +66,7 @@ INSTALLED_APPS = [
     "accounts",
     "cameras",
     "events",
+    "arming",
     "alerts",
     "audit",
     "runtime",
@@ -219,6 +221,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # The API docs page loads Swagger UI from the site's own static files (drf-spectacular-sidecar): no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # One name per choice set that several serializers share.
     "ENUM_NAME_OVERRIDES": {
         "SeverityEnum": "alerts.models.SEVERITY_CHOICES",
@@ -535,3 +541,9 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["StateEnum"] = "cameras.models.Camer
 TEMPLATES[0]["OPTIONS"]["context_processors"].append("surveillance.context_processors.open_alerts")
 # Toasts of low and medium alerts fade after ALERT_TOAST_SECONDS; high and critical ones stay until dismissed.
 ALERT_TOAST_SECONDS = envint("ALERT_TOAST_SECONDS", 10)
+
+# --- Arming (issue 18, "arming") ---
+# Per camera or area modes (armed, home, away, disarmed) and weekly schedules decide which events alert
+# (arming/, docs/alerts.md "Arming"). The dashboard asks again for each tile's mode every this many seconds,
+# so that a scheduled switch shows without a reload (a manual switch is pushed at once).
+ARMING_REFRESH_SECONDS = envint("ARMING_REFRESH_SECONDS", 60)

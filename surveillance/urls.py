@@ -13,6 +13,7 @@ api_v1 = [
     path("cameras/<int:camera_id>/figures/", metrics.CameraFiguresApi.as_view(), name="camera-figures"),
     path("", include("cameras.urls")),
     path("", include("events.urls")),
+    path("", include("arming.urls")),
     path("", include("alerts.urls")),
     path("", include("siteconfig.urls")),
     path("stats/", metrics.StatsApi.as_view(), name="stats"),

@@ -42,6 +42,8 @@ API_VIEWERS_OWN = codes(401, 404, 200, 404, 404)  # the viewer's own channel / r
 PAGE_READ = codes(302, 403, 200, 200, 200)
 PAGE_OPERATE = codes(302, 403, 403, 302, 302)     # POST forms: 302 back to the page when done
 PAGE_ANY_USER = codes(302, 200, 200, 200, 200)
+PAGE_VIEWERS_OWN = codes(302, 403, 200, 403, 403)       # the viewer's own channel / rule, in the pages
+PAGE_VIEWERS_OWN_POST = codes(302, 403, 302, 403, 403)  # its forms: 302 back to My alerts when done
 
 # (method, route as the resolver spells it) -> (request data, expected status per role)
 MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
@@ -79,11 +81,21 @@ MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
     ("GET", "api/v1/areas/<int:area_id>/"): (None, API_READ),
     ("PATCH", "api/v1/areas/<int:area_id>/"): ({"description": "Renamed"}, codes(401, 404, 403, 403, 200)),
     ("GET", "api/v1/incidents/<int:incident_id>/"): (None, API_READ),
+    # -- API: arming (docs/alerts.md "Arming"): read with view_camera; switch with operate_camera (an area: on all
+    # its cameras; the granted area holds only the granted camera)
+    ("GET", "api/v1/cameras/<int:camera_id>/arming/"): (None, API_READ),
+    ("POST", "api/v1/cameras/<int:camera_id>/arming/"): ({"mode": "home"}, API_OPERATE_200),
+    ("GET", "api/v1/areas/<int:area_id>/arming/"): (None, API_READ),
+    ("POST", "api/v1/areas/<int:area_id>/arming/"): ({"mode": "away"}, API_OPERATE_200),
     # -- API: events
     ("GET", "api/v1/events/"): (None, API_ANY_USER),
     ("GET", "api/v1/events/<uuid:event_id>/"): (None, API_READ),
     ("POST", "api/v1/events/<uuid:event_id>/acknowledge/"): ({}, API_OPERATE_200),
     ("POST", "api/v1/events/<uuid:event_id>/resolve/"): ({"false_alarm": False}, API_OPERATE_200),
+    # Reopen: the world's event is new (open), so those allowed get 400 naming "status".
+    ("POST", "api/v1/events/<uuid:event_id>/reopen/"): ({}, codes(401, 404, 403, 400, 400)),
+    ("GET", "api/v1/events/<uuid:event_id>/notes/"): (None, API_READ),
+    ("POST", "api/v1/events/<uuid:event_id>/notes/"): ({"text": "Seen by {role}"}, codes(401, 404, 403, 201, 201)),
     ("GET", "api/v1/events/<uuid:event_id>/snapshot/"): (None, API_READ),
     ("GET", "api/v1/events/<uuid:event_id>/clip/"): (None, API_READ),
     ("GET", "api/v1/events/<uuid:event_id>/objects/<int:track>/thumbnail/"): (None, API_READ),
@@ -127,17 +139,40 @@ MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
     ("POST", "cameras/<int:camera_id>/stop/"): ({}, PAGE_OPERATE),
     ("POST", "cameras/<int:camera_id>/learn/"): ({"minutes": "2"}, PAGE_OPERATE),
     ("POST", "cameras/<int:camera_id>/detector-versions/<int:number>/restore/"): ({}, PAGE_OPERATE),
+    # The zone editor's Save: for those who may change the camera (as the API's PATCH); 302 back to the page.
+    ("POST", "cameras/<int:camera_id>/zones/"): ({"zones": "[]"}, codes(302, 403, 403, 403, 302)),
     ("GET", "events/"): (None, PAGE_ANY_USER),
     ("POST", "events/acknowledge/"): ({"event": "{event_id}"}, codes(302, 302, 302, 302, 302)),
+    ("POST", "events/resolve/"): ({"event": "{event_id}", "false_alarm": "1"}, codes(302, 302, 302, 302, 302)),
     ("GET", "events/<uuid:event_id>/"): (None, PAGE_READ),
     ("POST", "events/<uuid:event_id>/acknowledge/"): ({}, PAGE_OPERATE),
     ("POST", "events/<uuid:event_id>/resolve/"): ({}, PAGE_OPERATE),
+    ("POST", "events/<uuid:event_id>/reopen/"): ({}, PAGE_OPERATE),
+    ("POST", "events/<uuid:event_id>/notes/"): ({"text": "Seen by {role}"}, PAGE_OPERATE),
     ("GET", "events/<uuid:event_id>/fragment/<slug:kind>/"): (None, PAGE_READ),
     ("GET", "events/<uuid:event_id>/snapshot.jpg"): (None, codes(302, 404, 200, 200, 200)),
     ("GET", "events/<uuid:event_id>/clip.webm"): (None, codes(302, 404, 200, 200, 200)),
     ("GET", "events/<uuid:event_id>/objects/<int:track>.jpg"): (None, codes(302, 404, 200, 200, 200)),
     ("GET", "alerts/"): (None, PAGE_ANY_USER),
     ("POST", "alerts/channels/<int:channel_id>/test/"): ({}, codes(302, 403, 302, 403, 403)),
+    # My alerts, self-service: anyone signed in makes their own channels and rules; only the viewer's own
+    # channel and rule (the world's) open for the viewer; anyone else's answers 403, like other pages.
+    ("GET", "alerts/channels/new/"): (None, PAGE_ANY_USER),
+    ("POST", "alerts/channels/new/"): ({"name": "Mail of {role}", "kind": "email", "email": "a@example.com",
+                                        "enabled": "on"}, codes(302, 302, 302, 302, 302)),
+    ("GET", "alerts/channels/<int:channel_id>/"): (None, PAGE_VIEWERS_OWN),
+    ("POST", "alerts/channels/<int:channel_id>/"): ({"name": "Mail 2", "email": "v2@example.com"},
+                                                    PAGE_VIEWERS_OWN_POST),
+    ("GET", "alerts/channels/<int:channel_id>/delete/"): (None, PAGE_VIEWERS_OWN),
+    ("POST", "alerts/channels/<int:channel_id>/delete/"): ({}, PAGE_VIEWERS_OWN_POST),
+    ("GET", "alerts/rules/new/"): (None, PAGE_ANY_USER),
+    ("POST", "alerts/rules/new/"): ({"name": "All of {role}", "all_cameras": "1", "min_severity": "medium",
+                                     "notify_in_app": "on"}, codes(302, 302, 302, 302, 302)),
+    ("GET", "alerts/rules/<int:rule_id>/"): (None, PAGE_VIEWERS_OWN),
+    ("POST", "alerts/rules/<int:rule_id>/"): ({"name": "All 2", "all_cameras": "1", "min_severity": "high"},
+                                              PAGE_VIEWERS_OWN_POST),
+    ("GET", "alerts/rules/<int:rule_id>/delete/"): (None, PAGE_VIEWERS_OWN),
+    ("POST", "alerts/rules/<int:rule_id>/delete/"): ({}, PAGE_VIEWERS_OWN_POST),
     ("GET", "admin/login/"): (None, codes(302, 302, 302, 302, 302)),  # to the throttled sign-in page
     ("POST", "admin/login/"): ({"username": "viewer", "password": "wrong"}, codes(302, 302, 302, 302, 302)),
     ("GET", "admin/"): (None, codes(302, 302, 302, 302, 200)),

@@ -37,6 +37,7 @@ def test_outsider_is_refused_camera_and_event_pages(client, camera, outsider):
     assert client.get(reverse("event-clip", args=[event.pk])).status_code == 404
     assert client.post(reverse("event-page-acknowledge", args=[event.pk])).status_code == 403
     assert client.post(reverse("camera-page-start", args=[camera.pk])).status_code == 403
+    assert client.post(reverse("camera-page-zones", args=[camera.pk]), {"zones": "[]"}).status_code == 403
     event.refresh_from_db()
     assert event.status == "new"
 
@@ -62,6 +63,8 @@ def test_viewer_sees_no_action_buttons_and_may_not_act(client, camera, viewer):
     assert 'data-action="false-alarm"' not in html
     camera_html = client.get(reverse("camera-page", args=[camera.pk])).content.decode()
     assert 'data-action="start"' not in camera_html and 'data-action="stop"' not in camera_html
+    assert "data-zone-editor" not in camera_html  # changing the zones is for those who may change the camera
+    assert client.post(reverse("camera-page-zones", args=[camera.pk]), {"zones": "[]"}).status_code == 403
     list_html = client.get(reverse("event-list-page")).content.decode()
     assert 'type="checkbox" name="event"' not in list_html and 'data-action="bulk-acknowledge"' not in list_html
     assert client.post(reverse("event-page-acknowledge", args=[event.pk])).status_code == 403
