@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count
+from django.urls import reverse
 from guardian.admin import GuardedModelAdmin
 
 from siteconfig.forms import secret_params_form
@@ -20,6 +21,7 @@ from .services import (
     camera_stop,
     camera_update,
 )
+from .widgets import ZonesWidget
 
 
 @admin.register(Area)
@@ -76,6 +78,8 @@ class CameraAdmin(GuardedModelAdmin):
     actions = ["start_cameras", "stop_cameras", "test_vlm", "test_agent"]
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "zones":  # drawn over the camera's picture; the JSON stays below, as the value
+            kwargs["widget"] = ZonesWidget()
         kind = self.BACKEND_FIELDS.get(db_field.name)
         if kind is None:
             return super().formfield_for_dbfield(db_field, request, **kwargs)
@@ -83,6 +87,12 @@ class CameraAdmin(GuardedModelAdmin):
         return forms.ChoiceField(choices=[(n, n) for n in names], initial=db_field.get_default(),
                                  label=db_field.verbose_name.capitalize(), help_text=db_field.help_text,
                                  required=True)
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if obj is not None and "zones" in form.base_fields:  # a class made for this request: its own widget
+            form.base_fields["zones"].widget.picture_url = reverse("camera-picture", args=[obj.pk])
+        return form
 
     def save_model(self, request, obj, form, change):
         """Through the services, so that starting here reaches a worker like the API does."""

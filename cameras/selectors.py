@@ -5,6 +5,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
+from guardian.core import ObjectPermissionChecker
 from guardian.shortcuts import get_objects_for_user
 
 from . import live
@@ -34,6 +35,17 @@ def user_has_camera_perm(user, perm: str, camera: Camera) -> bool:
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
     return user.is_staff or user.has_perm(perm, camera) or user.has_perm(perm)
+
+
+def camera_perms_for_user(user, camera: Camera) -> set[str]:
+    """Every camera permission (``VIEW``, ``OPERATE``, ``CHANGE``) the user holds on ``camera``, read at once
+    (one object-permission lookup for a page that needs several answers)."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return set()
+    if user.is_staff:
+        return {VIEW, OPERATE, CHANGE}
+    held = {f"cameras.{codename}" for codename in ObjectPermissionChecker(user).get_perms(camera)}
+    return {perm for perm in (VIEW, OPERATE, CHANGE) if perm in held or user.has_perm(perm)}
 
 
 def camera_get_for_user(user, camera_id) -> Camera | None:

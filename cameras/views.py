@@ -3,10 +3,13 @@
 The dashboard and the camera page show events with the cameras, so they live in events/views.py.
 """
 
+import json
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -15,13 +18,14 @@ from django.views.decorators.http import require_POST
 
 from .models import Camera, LearningJob
 from .selectors import (
+    CHANGE,
     OPERATE,
     camera_get_for_user,
     detector_versions_for_camera,
     user_has_camera_perm,
 )
 from .learning import LearningBusy, detector_version_restore, learning_start
-from .services import camera_start, camera_stop
+from .services import camera_start, camera_stop, camera_update
 
 LIVE_FPS_CHOICES = [fps for fps, _label in Camera.STREAM_FPS_CHOICES]
 #: Camera states as the pages name them (translated labels of Camera.State; makemessages reads these).
@@ -127,3 +131,46 @@ def camera_page_restore(request, camera_id, number):
             messages.success(request, _("Version %(old)s is active again (as version %(new)s).")
                              % {"old": version.number, "new": restored.number})
     return redirect(f"{reverse('camera-page', args=[camera.pk])}#learning")
+
+
+# -- zones (the camera page's editor, static/js/zones.js) --------------------------------------------------
+@login_required
+@require_POST
+def camera_page_zones(request, camera_id):
+    """Save the camera's zones (``zones``: their JSON) through the camera update service: validated as the API
+    and the admin validate them, audited, and a running camera restarts with them. For those who may change
+    the camera (as ``PATCH /api/v1/cameras/{id}/``). The editor posts with fetch and gets JSON (400 naming the
+    problem); a plain form post is sent back to the page with a message."""
+    camera = camera_or_403(request.user, camera_id)
+    if not user_has_camera_perm(request.user, CHANGE, camera):
+        raise PermissionDenied(_("You may not change this camera's settings."))
+    wants_json = request.headers.get("X-Requested-With") == "fetch"
+    problem = None
+    text = request.POST.get("zones")
+    if text is None:
+        problem = _("No zones were sent (the form's 'zones' field holds them, as JSON).")
+    else:
+        try:
+            zones = json.loads(text) if text.strip() else []
+        except ValueError as exc:
+            problem = _("The zones are not valid JSON: %(problem)s") % {"problem": exc}
+        else:
+            if zones is None:
+                problem = _("zones must be a list of zone objects, not null")
+        if problem is None:
+            try:
+                camera = camera_update(camera=camera, by=request.user, zones=zones)
+            except ValidationError as exc:
+                problem = _problem(exc)
+    if problem is not None:
+        message = _("Zones not saved: %(problem)s") % {"problem": problem}
+        if wants_json:
+            return JsonResponse({"error": message}, status=400)
+        messages.error(request, message)
+    else:
+        count = len(camera.zones or [])
+        message = _("Zones saved (%(count)s).") % {"count": count}
+        if wants_json:
+            return JsonResponse({"zones": camera.zones, "message": message})
+        messages.success(request, message)
+    return redirect(f"{reverse('camera-page', args=[camera.pk])}#zones")

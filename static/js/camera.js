@@ -1,4 +1,5 @@
-/* Camera page: live picture at the chosen frame rate, live score chart, the 24-hour timeline, new events. */
+/* Camera page: live picture at the chosen frame rate (with the camera's zones over it, static/js/zones.js),
+   live score chart, the 24-hour timeline, new events, and the camera's facts kept current. */
 (function () {
   "use strict";
   const S = window.Surveillance;
@@ -168,9 +169,94 @@
     if (m.camera !== camera) return;
     S.setState(badge, m.state, labels);
     badge.title = m.error || "";
+    showState(m.state, m.error || "");
   });
   live.on("event", (m) => {
     if (m.event.camera === camera) S.upsertRow(table.tBodies[0], table.dataset.rowUrl, m.event.id, 50);
   });
   live.on("event", (m) => { if (m.event.camera === camera) markEvent(m.event); });
+
+  // -- the zones over the live view (read-only; the editor's Save redraws them) -----------------------
+  const Z = window.SurveillanceZones;
+  const zoneOverlay = Z ? Z.overlay(img, S.json("camera-zones") || []) : null;
+  const zoneToggle = document.getElementById("live-zones-toggle");
+  if (zoneOverlay) {
+    zoneOverlay.svg.id = "live-zones";
+    zoneToggle.addEventListener("change", () => { zoneOverlay.svg.hidden = !zoneToggle.checked; });
+    document.addEventListener("zones:saved", (e) => { if (e.detail.camera === camera) zoneOverlay.set(e.detail.zones); });
+  }
+
+  // -- the "Camera" panel, live: the state from the socket at once, the rest from the camera's API ---------
+  const facts = document.getElementById("camera-facts");
+  const fact = (name) => facts.querySelector(`[data-fact="${name}"]`);
+  const language = document.body.dataset.language || undefined;
+  const decimals = (v, n) => new Intl.NumberFormat(language, { minimumFractionDigits: n, maximumFractionDigits: n }).format(v);
+  const plain = (v) => String(Math.round(Number(v) * 10) / 10);  // 5 and 2.5, as the fps note says them
+  function showState(state, error) {
+    fact("state").textContent = labels[state] || state;
+    const holder = fact("error");
+    holder.replaceChildren();
+    if (error) {
+      const span = document.createElement("span");
+      span.className = "error";
+      span.textContent = error;
+      holder.append(" — ", span);
+    }
+    note.dataset.state = state;
+    showNote();
+  }
+  function showTime(at) {
+    const holder = fact("last_frame_at");
+    if (!at) { holder.textContent = "—"; return; }
+    const time = document.createElement("time");
+    time.dateTime = at;
+    // sv-SE writes YYYY-MM-DD HH:MM:SS, as the page does
+    time.textContent = new Date(at).toLocaleString("sv-SE", { timeZone, hour12: false });
+    holder.replaceChildren(time);
+  }
+  let lastZones = JSON.stringify(S.json("camera-zones") || []);
+  async function refreshFacts() {
+    if (document.hidden) return;
+    try {
+      const response = await fetch(root.dataset.cameraUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const c = await response.json();
+      S.setState(badge, c.state, labels);
+      badge.title = c.last_error || "";
+      fact("measured_fps").textContent = decimals(c.measured_fps, 1);
+      fact("analysis_fps").textContent = decimals(c.analysis_fps, 1);
+      fact("threshold").textContent = decimals(c.threshold, 2);
+      fact("detector").textContent = c.detector;
+      showTime(c.last_frame_at);
+      note.dataset.analysisFps = c.analysis_fps;
+      note.dataset.measuredFps = c.measured_fps;
+      showState(c.state, c.last_error || "");
+      const zones = JSON.stringify(c.zones || []);
+      if (zoneOverlay && zones !== lastZones) { lastZones = zones; zoneOverlay.set(c.zones || []); }
+    } catch (e) {
+      console.warn("Camera facts unavailable", e);
+    }
+  }
+  document.addEventListener("zones:saved", (e) => { if (e.detail.camera === camera) lastZones = JSON.stringify(e.detail.zones); });
+
+  // -- the frame rate's limit: frames are the analysed ones, so a camera analysed (or delivering) fewer shows fewer --
+  const note = document.getElementById("live-fps-note");
+  function showNote() {
+    const choice = Number(select.value);
+    const analysed = Number(note.dataset.analysisFps) || 0;
+    const measured = Number(note.dataset.measuredFps) || 0;
+    const running = note.dataset.state === "running";
+    let text = "";
+    if (running && measured > 0 && measured < analysed - 0.5 && choice > measured) {
+      text = note.dataset.source.replaceAll("{limit}", plain(measured)).replaceAll("{choice}", String(choice));
+    } else if (analysed > 0 && choice > analysed) {
+      text = note.dataset.analysed.replaceAll("{limit}", plain(analysed)).replaceAll("{choice}", String(choice));
+    }
+    note.textContent = text;
+    note.hidden = !text;
+  }
+  select.addEventListener("change", showNote);
+  showNote();
+  setInterval(refreshFacts, 5000);
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) refreshFacts(); });
 })();

@@ -31,6 +31,16 @@
     if (element && current) current.replaceWith(element);
   }
 
+  /* The camera's zones (as they are now: events keep none of their own) over the snapshot and the clip. */
+  const Z = window.SurveillanceZones;
+  const zones = S.json("event-zones");
+  if (Z && Array.isArray(zones) && zones.length) {
+    const snapshot = root.querySelector(".snapshot img");
+    if (snapshot) Z.overlay(snapshot, zones).svg.id = "snapshot-zones";
+    const clip = document.getElementById("clip");
+    if (clip) Z.overlay(clip, zones).svg.id = "clip-zones";
+  }
+
   const live = new S.LiveStream();
   live.subscribe(camera, { frames: false });
   live.on("subscribed", (m) => { if (m.camera === camera) root.dataset.live = "1"; });

@@ -18,6 +18,12 @@ from cameras.services import camera_create, camera_start
 from surveillance.schedules import ensure_beat_schedules
 
 DEMO_SOURCE = "demo://"
+#: The demo scene's marked forbidden area on the near grass (inference/demo.py ``DemoSource.zone``: x from 0.56
+#: to 0.86 of the width, y from 0.83 to 0.97 of the height), so that its "walks into the forbidden area"
+#: anomaly is a zone event (docs/detection.md, "Zones and masks").
+DEMO_ZONES = [
+    {"name": "Forbidden area", "kind": "forbidden", "points": [[0.56, 0.83], [0.86, 0.83], [0.86, 0.97], [0.56, 0.97]]},
+]
 DEFAULT_RULE = "High and critical, every camera, in the browser"
 #: Real footage for a second, file camera where this machine has it (the developers' and CI's do).
 SAMPLE_VIDEO = Path(os.getenv("SAMPLE_VIDEO", settings.BASE_DIR.parent / "shared" / "datasets" / "pets-walkway"
@@ -65,9 +71,10 @@ class Command(BaseCommand):
                 f"To set a new one and print it: .venv/bin/python manage.py setup_system --reset-password")
 
         if not no_demo and not Camera.objects.exists():
-            camera = camera_create(by=admin, name="Demo camera", source_url=DEMO_SOURCE)
+            camera = camera_create(by=admin, name="Demo camera", source_url=DEMO_SOURCE, zones=DEMO_ZONES)
             camera_start(camera=camera, by=admin)
-            self.stdout.write(f"Created and started the demo camera (id {camera.pk}, {DEMO_SOURCE}).")
+            self.stdout.write(f"Created and started the demo camera (id {camera.pk}, {DEMO_SOURCE}, with its forbidden "
+                              f"zone).")
             self._file_camera(admin)
         created = ensure_beat_schedules()
         if created:
