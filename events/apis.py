@@ -6,6 +6,7 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
+from rest_framework import status as http_status
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.renderers import JSONRenderer
@@ -15,14 +16,24 @@ from rest_framework.views import APIView
 from cameras.apis import ApiErrorSerializer, MediaContentNegotiation
 from cameras.selectors import OPERATE, camera_get_for_user, user_has_camera_perm
 
-from .selectors import event_get_for_user, event_list_for_user, event_thumbnails, incident_for_user, score_history
+from .selectors import (
+    event_get_for_user,
+    event_list_for_user,
+    event_notes,
+    event_thumbnails,
+    incident_for_user,
+    score_history,
+)
 from .serializers import (
     EventFilterSerializer,
+    EventNoteInputSerializer,
+    EventNoteOutputSerializer,
     EventOutputSerializer,
+    EventReopenInputSerializer,
     EventResolveInputSerializer,
     IncidentOutputSerializer,
 )
-from .services import event_acknowledge, event_resolve
+from .services import event_acknowledge, event_note_add, event_reopen, event_resolve
 from .views import clip_content_type, media_file_response
 
 
@@ -90,13 +101,52 @@ class EventAcknowledgeApi(APIView):
 
 
 class EventResolveApi(APIView):
-    @extend_schema(request=EventResolveInputSerializer, responses=EventOutputSerializer)
+    @extend_schema(
+        request=EventResolveInputSerializer, responses=EventOutputSerializer,
+        description=("Close the case as resolved, or as a false alarm (`false_alarm: true`), with an optional "
+                     "`note`. On a closed event it reclassifies it (resolved <-> false alarm); resolving as it "
+                     "already is changes nothing. Needs operate_camera (403); 404 for those who may not view it."))
     def post(self, request, event_id):
         event = _event_or_404(request, event_id, OPERATE)
         data = EventResolveInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         event = event_resolve(event=event, by=request.user, **data.validated_data)
         return Response(_out(request, event))
+
+
+class EventReopenApi(APIView):
+    @extend_schema(
+        request=EventReopenInputSerializer, responses=EventOutputSerializer,
+        description=("Reopen a resolved event or a false alarm: it goes back to acknowledged (resolved_by and "
+                     "resolved_at become null; the audit log keeps them), with an optional `note`. 400 naming "
+                     "`status` when the event is open. Needs operate_camera (403); 404 for those who may not "
+                     "view it."))
+    def post(self, request, event_id):
+        event = _event_or_404(request, event_id, OPERATE)
+        data = EventReopenInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        event = event_reopen(event=event, by=request.user, **data.validated_data)
+        return Response(_out(request, event))
+
+
+class EventNotesApi(ListAPIView):
+    """An event's notes, oldest first: who wrote what, and when. Operators (operate_camera) add them."""
+
+    serializer_class = EventNoteOutputSerializer
+
+    def get_queryset(self):
+        return event_notes(_event_or_404(self.request, self.kwargs["event_id"]))
+
+    @extend_schema(
+        request=EventNoteInputSerializer, responses={201: EventNoteOutputSerializer},
+        description=("Add a note (`text`, 1 to 2000 characters, trimmed). Needs operate_camera (403); 404 for "
+                     "those who may not view the event. The event is pushed again over the WebSocket."))
+    def post(self, request, event_id):
+        event = _event_or_404(request, event_id, OPERATE)
+        data = EventNoteInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        note = event_note_add(event=event, by=request.user, text=data.validated_data["text"])
+        return Response(EventNoteOutputSerializer(note).data, status=http_status.HTTP_201_CREATED)
 
 
 # -- an event's files, for clients with a JWT (the pages serve the same files at events/<id>/*.jpg|webm) -----

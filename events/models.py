@@ -106,15 +106,56 @@ class AnomalyEvent(models.Model):
     def is_open(self) -> bool:
         return self.ended_at is None
 
-    def can_transition_to(self, status: str) -> bool:
-        """Single-row rule: a closed case (resolved / false alarm) is not re-acknowledged."""
+    #: Open cases (being handled) and closed ones (resolved, or a false alarm).
+    OPEN_STATUSES = (Status.NEW, Status.ACKNOWLEDGED)
+    CLOSED_STATUSES = (Status.RESOLVED, Status.FALSE_ALARM)
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status in self.CLOSED_STATUSES
+
+    def can_transition_to(self, status: str, *, reopen: bool = False) -> bool:
+        """Single-row rule of the operators' workflow (events/services.py):
+
+        * acknowledge: new -> acknowledged (a closed case is not re-acknowledged: it is reopened);
+        * resolve / false alarm: from an open case, or reclassifying a closed one (resolved <-> false alarm);
+        * reopen (``reopen=True``): a closed case goes back to acknowledged (someone already looked at it:
+          it is not announced again as new).
+        """
+        if reopen:
+            return status == self.Status.ACKNOWLEDGED and self.status in self.CLOSED_STATUSES
         if status == self.Status.ACKNOWLEDGED:
             return self.status == self.Status.NEW
-        return status in (self.Status.RESOLVED, self.Status.FALSE_ALARM) and self.status in (
-            self.Status.NEW, self.Status.ACKNOWLEDGED)
+        if status in self.CLOSED_STATUSES:
+            return self.status != status
+        return False
 
 
 assert tuple(AnomalyEvent.Severity.values) == SEVERITIES
+
+
+class EventNote(models.Model):
+    """What an operator wrote about an event (events.services.event_note_add): who, when, what.
+
+    ``author_name`` keeps the writer's username when the account is deleted later.
+    """
+
+    #: The longest note, in characters (the API and the page's form say so).
+    MAX_LENGTH = 2000
+
+    event = models.ForeignKey(AnomalyEvent, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    author_name = models.CharField(max_length=150, blank=True, default="")
+    text = models.TextField(max_length=MAX_LENGTH)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["event", "created_at"], name="events_note_event_created")]
+
+    def __str__(self):
+        return f"Note by {self.author_name or '?'} on {self.event_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"
 
 
 class Incident(models.Model):

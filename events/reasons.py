@@ -79,6 +79,14 @@ def input_name(name: str) -> str:
     return _(INPUT_NAMES[name]) if name in INPUT_NAMES else name
 
 
+def zone_entry(text: str) -> str:
+    """A decision input's zone, "fence (forbidden)", with its kind in the reader's language."""
+    m = re.fullmatch(r"(?P<name>.*) \((?P<kind>\w+)\)", str(text))
+    if m is None or m["kind"] not in _ZONE_KINDS:
+        return str(text)
+    return f"{m['name']} ({_(_ZONE_KINDS[m['kind']])})"
+
+
 def _time(text: str) -> str:
     """ "25 s", "2 min 5 s", "1 h 3 min", "3 min" in the reader's units."""
     parts = re.findall(r"([\d.,]+) (h|min|s)\b", text)

@@ -6,7 +6,7 @@ from django.db.models import BigIntegerField, ExpressionWrapper, F, FloatField, 
 from cameras.selectors import camera_list_for_user
 
 from .kinds import CAMERA_KINDS
-from .models import AnomalyEvent, Incident, ScoreBucket
+from .models import AnomalyEvent, EventNote, Incident, ScoreBucket
 from .severity import severity_rank
 
 
@@ -81,6 +81,32 @@ def event_thumbnails(event: AnomalyEvent) -> dict[int, dict]:
                 and name.startswith("events/objects/") and ".." not in name and "\\" not in name):
             out[track] = {"track": track, "label": str(obj.get("label") or ""), "thumbnail": name}
     return out
+
+
+def event_list_picture(event: AnomalyEvent) -> dict | None:
+    """What an events list shows of an event as a picture, read from the row alone (no query):
+    ``{"kind": "object", "track", "label"}`` for its best object crop (the highest score among the objects
+    with a thumbnail; events/<id>/objects/<track>.jpg), else ``{"kind": "snapshot"}``
+    (events/<id>/snapshot.jpg), else None."""
+    thumbnails = event_thumbnails(event)
+    if thumbnails:
+        details = event.details if isinstance(event.details, dict) else {}
+        scores = {}
+        for obj in details.get("objects") or []:
+            track = obj.get("track") if isinstance(obj, dict) else None
+            if isinstance(track, int) and track in thumbnails and track not in scores:
+                score = obj.get("score")
+                scores[track] = float(score) if isinstance(score, (int, float)) and math.isfinite(score) else 0.0
+        best = max(thumbnails.values(), key=lambda t: scores.get(t["track"], 0.0))  # the first among equals
+        return {"kind": "object", "track": best["track"], "label": best["label"]}
+    if event.snapshot:
+        return {"kind": "snapshot"}
+    return None
+
+
+def event_notes(event: AnomalyEvent):
+    """The event's notes, oldest first (the caller has checked that the user may view the event)."""
+    return EventNote.objects.filter(event_id=event.pk).order_by("created_at", "id")
 
 
 def incident_for_user(user, incident_id) -> dict | None:

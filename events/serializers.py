@@ -3,7 +3,7 @@ from django.urls import get_script_prefix, reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import AnomalyEvent, Incident
+from .models import AnomalyEvent, EventNote, Incident
 from .kinds import EVENT_KINDS
 from .selectors import event_thumbnails
 
@@ -126,8 +126,35 @@ class EventFilterSerializer(serializers.Serializer):
         return attrs
 
 
+def _note_field(help_text):
+    return serializers.CharField(required=False, allow_blank=True, max_length=EventNote.MAX_LENGTH, default="",
+                                 help_text=help_text)
+
+
 class EventResolveInputSerializer(serializers.Serializer):
-    false_alarm = serializers.BooleanField(default=False)
+    false_alarm = serializers.BooleanField(
+        default=False, help_text="true: a false alarm (the camera's detector learns from it). On a closed event "
+                                 "this reclassifies it: resolved <-> false alarm.")
+    note = _note_field(f"Optional: a note stored with the change (at most {EventNote.MAX_LENGTH} characters).")
+
+
+class EventReopenInputSerializer(serializers.Serializer):
+    note = _note_field(f"Optional: why it is reopened, stored as a note (at most {EventNote.MAX_LENGTH} characters).")
+
+
+class EventNoteInputSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=EventNote.MAX_LENGTH, help_text=(
+        f"What the operator has to say (trimmed; 1 to {EventNote.MAX_LENGTH} characters)."))
+
+
+class EventNoteOutputSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author_name", read_only=True,
+                                   help_text="The username of who wrote it (kept if the account is deleted).")
+
+    class Meta:
+        model = EventNote
+        fields = ("id", "event", "author", "text", "created_at")
+        read_only_fields = fields
 
 
 class IncidentAreaSerializer(serializers.Serializer):

@@ -28,7 +28,7 @@ from cameras.selectors import OPERATE, camera_ids_for_user, feedback_job_for_eve
 from cameras.learning import learning_feedback_start
 
 from . import signals
-from .models import AnomalyEvent, Incident, ScoreBucket
+from .models import AnomalyEvent, EventNote, Incident, ScoreBucket
 from .selectors import event_list_for_user, events_by_ids
 from .serializers import EventOutputSerializer
 from .severity import SEVERITIES
@@ -302,29 +302,126 @@ def events_acknowledge_many(*, event_ids, by) -> tuple[int, int]:
     return done, len(event_ids) - done
 
 
-def event_resolve(*, event: AnomalyEvent, by, false_alarm: bool = False) -> AnomalyEvent:
+def _note_text(text) -> str:
+    """A note's text as stored: trimmed; ValidationError naming ``text`` when empty, too long or not text."""
+    if not isinstance(text, str):
+        raise ValidationError({"text": "The note must be text."})
+    text = text.strip()
+    if not text:
+        raise ValidationError({"text": "The note is empty."})
+    if len(text) > EventNote.MAX_LENGTH:
+        raise ValidationError({"text": f"The note is {len(text)} characters long; at most {EventNote.MAX_LENGTH}."})
+    if "\x00" in text:
+        raise ValidationError({"text": "The note holds a NUL character."})
+    return text
+
+
+def _note_create(*, event: AnomalyEvent, by, text: str) -> EventNote:
+    """Store a checked note (``_note_text``) and audit it; the caller holds the transaction."""
+    name = by.get_username() if getattr(by, "is_authenticated", False) else ""
+    note = EventNote.objects.create(event=event, author=by if name else None, author_name=name[:150], text=text)
+    audit_record(actor=by, action="event.note", target=event, changes=["notes"],
+                 details={"note": note.pk, "length": len(text)})
+    return note
+
+
+def event_note_add(*, event: AnomalyEvent, by, text) -> EventNote:
+    """An operator's note on an event (who and when are kept); audited, and the event pushed again after
+    commit so that pages showing it bring their notes up to date."""
+    text = _note_text(text)
+    with transaction.atomic():
+        note = _note_create(event=event, by=by, text=text)
+        transaction.on_commit(lambda: events_broadcast(event_ids=[event.pk]))
+    return note
+
+
+def _status_error(event: AnomalyEvent) -> ValidationError:
+    return ValidationError({"status": f"The event is already {event.get_status_display().lower()}."})
+
+
+def event_resolve(*, event: AnomalyEvent, by, false_alarm: bool = False, note: str = "",
+                  bulk: bool = False) -> AnomalyEvent:
+    """Close the case as resolved or as a false alarm, or reclassify a closed one (resolved <-> false alarm).
+
+    A false alarm (first marked, or reclassified from resolved) is announced once after commit: the camera's
+    detector learns it was normal (events/receivers.py; a second announcement of one event starts no second
+    job). Reclassifying a false alarm as resolved announces nothing and does not undo what was learned (an
+    operator may restore the previous detector version). ``note`` (optional) is stored with the change.
+    Resolving as it already is changes nothing (the note, if any, is still kept).
+    """
     target = AnomalyEvent.Status.FALSE_ALARM if false_alarm else AnomalyEvent.Status.RESOLVED
+    text = _note_text(note) if note and note.strip() else ""
     with transaction.atomic():
         event = AnomalyEvent.objects.select_for_update().get(pk=event.pk)
         if event.status == target:
+            if text:
+                _note_create(event=event, by=by, text=text)
+                transaction.on_commit(lambda: events_broadcast(event_ids=[event.pk]))
             return event
         if not event.can_transition_to(target):
-            raise ValidationError({"status": f"The event is already {event.get_status_display().lower()}."})
+            raise _status_error(event)
+        previous = event.status
         now = timezone.now()
+        changed = ["status", "resolved_by", "resolved_at"]
         if event.acknowledged_at is None:
             event.acknowledged_by, event.acknowledged_at = by, now
+            changed += ["acknowledged_by", "acknowledged_at"]
         event.status = target
         event.resolved_by = by
         event.resolved_at = now
-        event.save(update_fields=[
-            "status", "acknowledged_by", "acknowledged_at", "resolved_by", "resolved_at", "updated_at"])
+        event.save(update_fields=[*changed, "updated_at"])
+        details = {"reclassified_from": previous} if previous in AnomalyEvent.CLOSED_STATUSES else {}
+        if bulk:
+            details["bulk"] = True
         audit_record(actor=by, action="event.false_alarm" if false_alarm else "event.resolve", target=event,
-                     changes=["status"])
+                     changes=["status"], details=details or None)
+        if text:
+            _note_create(event=event, by=by, text=text)
         transaction.on_commit(lambda: events_broadcast(event_ids=[event.pk]))
         if false_alarm:  # the camera's detector learns that it was normal (events/receivers.py)
             transaction.on_commit(lambda: _announce(signals.event_false_alarm, event_id=event.pk,
                                                     user_id=getattr(by, "pk", None)))
     return event
+
+
+def event_reopen(*, event: AnomalyEvent, by, note: str = "") -> AnomalyEvent:
+    """Reopen a closed case (resolved or false alarm): back to acknowledged, who resolved it forgotten (the
+    audit log keeps it). Acknowledged, not new: someone has looked at it already, and it is not announced
+    again. A false alarm's learning is not undone. ``note`` (optional) says why. An open event is refused
+    (ValidationError naming ``status``)."""
+    text = _note_text(note) if note and note.strip() else ""
+    with transaction.atomic():
+        event = AnomalyEvent.objects.select_for_update().get(pk=event.pk)
+        if not event.can_transition_to(AnomalyEvent.Status.ACKNOWLEDGED, reopen=True):
+            raise ValidationError({"status": f"Only a resolved event or a false alarm can be reopened; this one "
+                                             f"is {event.get_status_display().lower()}."})
+        previous = event.status
+        changed = ["status", "resolved_by", "resolved_at"]
+        event.status = AnomalyEvent.Status.ACKNOWLEDGED
+        event.resolved_by, event.resolved_at = None, None
+        if event.acknowledged_at is None:
+            event.acknowledged_by, event.acknowledged_at = by, timezone.now()
+            changed += ["acknowledged_by", "acknowledged_at"]
+        event.save(update_fields=[*changed, "updated_at"])
+        audit_record(actor=by, action="event.reopen", target=event, changes=changed,
+                     details={"reopened_from": previous})
+        if text:
+            _note_create(event=event, by=by, text=text)
+        transaction.on_commit(lambda: events_broadcast(event_ids=[event.pk]))
+    return event
+
+
+def events_resolve_many(*, event_ids, by, false_alarm: bool = False) -> tuple[int, int]:
+    """Resolve (or mark as false alarms) the given open events of cameras ``by`` may operate, each as
+    ``event_resolve`` does (audited, pushed, a false alarm learned). (done, left alone): closed events and
+    those of cameras ``by`` may only view are left as they are."""
+    operable = camera_ids_for_user(by, OPERATE)
+    done = 0
+    for event in event_list_for_user(by).filter(pk__in=list(event_ids), camera_id__in=operable,
+                                                status__in=AnomalyEvent.OPEN_STATUSES):
+        event_resolve(event=event, by=by, false_alarm=false_alarm, bulk=True)
+        done += 1
+    return done, len(event_ids) - done
 
 
 def event_false_alarm_learn(*, event_id, user_id=None):

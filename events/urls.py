@@ -7,6 +7,8 @@ urlpatterns = [
     path("events/<uuid:event_id>/", apis.EventDetailApi.as_view(), name="event-detail"),
     path("events/<uuid:event_id>/acknowledge/", apis.EventAcknowledgeApi.as_view(), name="event-acknowledge"),
     path("events/<uuid:event_id>/resolve/", apis.EventResolveApi.as_view(), name="event-resolve"),
+    path("events/<uuid:event_id>/reopen/", apis.EventReopenApi.as_view(), name="event-reopen"),
+    path("events/<uuid:event_id>/notes/", apis.EventNotesApi.as_view(), name="event-notes"),
     path("events/<uuid:event_id>/snapshot/", apis.EventSnapshotApi.as_view(), name="api-event-snapshot"),
     path("events/<uuid:event_id>/clip/", apis.EventClipApi.as_view(), name="api-event-clip"),
     path("events/<uuid:event_id>/objects/<int:track>/thumbnail/", apis.EventThumbnailApi.as_view(),

@@ -24,13 +24,33 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop, ngettext
 from django.views.decorators.http import require_POST
 
-from cameras.selectors import OPERATE, camera_ids_for_user, camera_list_for_user, user_has_camera_perm
+from cameras.selectors import (
+    CHANGE, OPERATE, camera_ids_for_user, camera_list_for_user, camera_perms_for_user, user_has_camera_perm,
+)
 from cameras.views import LIVE_FPS_CHOICES, camera_or_403, chart_labels, learn_minute_choices, state_labels
 
-from .models import AnomalyEvent
+from .models import AnomalyEvent, EventNote
+from .describe import label_name
 from .kinds import EVENT_KINDS, HEALTH_CONDITIONS
-from .selectors import camera_conditions_for_user, event_get_for_user, event_list_for_user, event_thumbnails, incident_for_user, score_history
-from .services import event_acknowledge, event_resolve, events_acknowledge_many
+from .reasons import INPUT_NAMES, input_name, severity_name, zone_entry
+from .selectors import (
+    camera_conditions_for_user,
+    event_get_for_user,
+    event_list_for_user,
+    event_list_picture,
+    event_notes,
+    event_thumbnails,
+    incident_for_user,
+    score_history,
+)
+from .services import (
+    event_acknowledge,
+    event_note_add,
+    event_reopen,
+    event_resolve,
+    events_acknowledge_many,
+    events_resolve_many,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +69,7 @@ FRAGMENTS = {
     "tile": "events/_event_tile.html",
     "actions": "events/_event_actions.html",
     "analysis": "events/_event_analysis.html",
+    "notes": "events/_event_notes_live.html",
 }
 
 
@@ -109,29 +130,60 @@ def event_list_page(request):
     filters = {k: v for k, v in form.cleaned_data.items() if v not in (None, "")} if form.is_valid() else {}
     page = Paginator(event_list_for_user(request.user, **filters), PAGE_SIZE).get_page(request.GET.get("page"))
     operable = camera_ids_for_user(request.user, OPERATE)
-    events = list(page.object_list)
+    events = _with_pictures(page.object_list)
     for event in events:
         event.can_operate = event.camera_id in operable
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "events/list.html", {
         "form": form, "page": page, "events": events, "query": query.urlencode(),
-        "can_bulk": any(e.can_operate and e.status == AnomalyEvent.Status.NEW for e in events),
+        "can_bulk": any(e.can_operate and e.status in AnomalyEvent.OPEN_STATUSES for e in events),
     })
+
+
+def _with_pictures(events) -> list:
+    """The events as a list, each with ``picture``: what its row shows as a thumbnail (no query)."""
+    events = list(events)
+    for event in events:
+        event.picture = event_list_picture(event)
+    return events
+
+
+def _bulk_ids(request) -> list[str]:
+    return [v for v in request.POST.getlist("event") if _is_uuid(v)][:PAGE_SIZE * 4]
+
+
+def _bulk_left_alone(request, skipped: int) -> None:
+    if skipped:
+        messages.warning(request, ngettext(
+            "%(n)d event was left as it was (already handled, or you may not operate its camera).",
+            "%(n)d events were left as they were (already handled, or you may not operate their cameras).",
+            skipped) % {"n": skipped})
 
 
 @login_required
 @require_POST
 def event_bulk_acknowledge(request):
     """Acknowledge the chosen new events of cameras the user may operate; others are left as they are."""
-    ids = [v for v in request.POST.getlist("event") if _is_uuid(v)][:PAGE_SIZE * 4]
-    done, skipped = events_acknowledge_many(event_ids=ids, by=request.user)
+    done, skipped = events_acknowledge_many(event_ids=_bulk_ids(request), by=request.user)
     messages.success(request, ngettext("%(n)d event acknowledged.", "%(n)d events acknowledged.", done) % {"n": done})
-    if skipped:
-        messages.warning(request, ngettext(
-            "%(n)d event was left as it was (already handled, or you may not operate its camera).",
-            "%(n)d events were left as they were (already handled, or you may not operate their cameras).",
-            skipped) % {"n": skipped})
+    _bulk_left_alone(request, skipped)
+    return _back(request, "event-list-page")
+
+
+@login_required
+@require_POST
+def event_bulk_resolve(request):
+    """Resolve the chosen open events of cameras the user may operate, or (``false_alarm``) mark them as false
+    alarms; closed events and those of cameras the user may only view are left as they are, and counted."""
+    false_alarm = request.POST.get("false_alarm") in ("1", "true", "on")
+    done, skipped = events_resolve_many(event_ids=_bulk_ids(request), by=request.user, false_alarm=false_alarm)
+    if false_alarm:
+        text = ngettext("%(n)d event marked as a false alarm.", "%(n)d events marked as false alarms.", done)
+    else:
+        text = ngettext("%(n)d event resolved.", "%(n)d events resolved.", done)
+    messages.success(request, text % {"n": done})
+    _bulk_left_alone(request, skipped)
     return _back(request, "event-list-page")
 
 
@@ -141,6 +193,7 @@ def _event_context(request, event) -> dict:
     regions = [r for r in details.get("regions") or [] if isinstance(r, list) and len(r) == 4]
     boxes = [o for o in details.get("peak_objects") or []
              if isinstance(o, dict) and isinstance(o.get("box"), list) and len(o["box"]) == 4]
+    event.picture = event_list_picture(event)
     return {
         "boxes": boxes,
         "objects": [o for o in details.get("objects") or [] if isinstance(o, dict) and "label" in o],
@@ -163,10 +216,20 @@ def _inputs_shown(decision) -> list[tuple[str, str]]:
         return []
     def label(name) -> str:
         name = str(name)
+        if name in INPUT_NAMES:
+            return input_name(name)
         return (name[:-2] + " (s)" if name.endswith("_s") else name).replace("_", " ")
 
-    return [(label(name), ", ".join(map(str, value)) if isinstance(value, list) else str(value))
-            for name, value in inputs.items()]
+    def text(name, value) -> str:
+        if name == "labels" and isinstance(value, list):
+            return ", ".join(label_name(str(v)) for v in value)
+        if name == "vlm_threat_level":
+            return severity_name(str(value))
+        if name == "zones" and isinstance(value, list):
+            return ", ".join(zone_entry(v) for v in value)
+        return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    return [(label(name), text(name, value)) for name, value in inputs.items()]
 
 
 @login_required
@@ -183,6 +246,8 @@ def event_page(request, event_id):
     if incident is not None:
         incident["others"] = [e for e in incident["events"] if e.pk != event.pk]
     context["incident"] = incident
+    context["notes"] = list(event_notes(event))
+    context["note_max_length"] = EventNote.MAX_LENGTH
     return render(request, "events/detail.html", context)
 
 
@@ -192,10 +257,15 @@ def event_fragment(request, event_id, kind):
     if kind not in FRAGMENTS:
         raise Http404()
     event = _event_or_403(request.user, event_id)
-    return render(request, FRAGMENTS[kind], _event_context(request, event))
+    context = _event_context(request, event)
+    if kind == "notes":
+        context["notes"] = list(event_notes(event))
+    return render(request, FRAGMENTS[kind], context)
 
 
-def _act(request, event_id, action, **kwargs):
+def _act(request, event_id, action, done=None, **kwargs):
+    """Do ``action`` on the event for an operator of its camera, then back to the page (``done``: the message
+    on success; a refusal, such as a case already closed or an empty note, is shown as an error)."""
     event = _event_or_403(request.user, event_id)
     if not user_has_camera_perm(request.user, OPERATE, event.camera):
         raise PermissionDenied(_("You may not handle events of this camera."))
@@ -203,7 +273,15 @@ def _act(request, event_id, action, **kwargs):
         action(event=event, by=request.user, **kwargs)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
+    else:
+        if done:
+            messages.success(request, done)
     return _back(request, event.get_absolute_url())
+
+
+def _note(request) -> str:
+    """The page's optional note given with an action (the note form's text)."""
+    return request.POST.get("text", "")
 
 
 @login_required
@@ -215,7 +293,23 @@ def event_page_acknowledge(request, event_id):
 @login_required
 @require_POST
 def event_page_resolve(request, event_id):
-    return _act(request, event_id, event_resolve, false_alarm=request.POST.get("false_alarm") in ("1", "true", "on"))
+    """Resolve, mark as a false alarm, or reclassify a closed case; the note form's text goes with it."""
+    return _act(request, event_id, event_resolve, false_alarm=request.POST.get("false_alarm") in ("1", "true", "on"),
+                note=_note(request))
+
+
+@login_required
+@require_POST
+def event_page_reopen(request, event_id):
+    """Reopen a resolved event or a false alarm (back to acknowledged); the note form's text goes with it."""
+    return _act(request, event_id, event_reopen, done=_("The event is open again."), note=_note(request))
+
+
+@login_required
+@require_POST
+def event_page_note(request, event_id):
+    """Add the note form's text to the event."""
+    return _act(request, event_id, event_note_add, done=_("Note added."), text=_note(request))
 
 
 @login_required
@@ -394,7 +488,7 @@ def dashboard(request):
         camera.latest_event = latest.get(camera.latest_event_id)
         camera.conditions = [{**c, "label": _(HEALTH_CONDITIONS.get(c["condition"], c["condition"]))}
                              for c in conditions.get(camera.pk, [])]
-    events = list(event_list_for_user(request.user)[:DASHBOARD_EVENTS])
+    events = _with_pictures(event_list_for_user(request.user)[:DASHBOARD_EVENTS])
     return render(request, "cameras/dashboard.html", {
         "cameras": cameras, "events": events, "state_labels": state_labels(), "live_fps": 1,
         "condition_labels": {k: _(v) for k, v in HEALTH_CONDITIONS.items()},
@@ -406,7 +500,7 @@ def camera_page(request, camera_id):
     """Live view with a frame-rate choice, the anomaly-score timeline, the camera's events and controls."""
     camera = camera_or_403(request.user, camera_id)
     since = timezone.now() - timedelta(hours=24)
-    events = list(event_list_for_user(request.user, camera=camera.pk)[:CAMERA_EVENTS])
+    events = _with_pictures(event_list_for_user(request.user, camera=camera.pk)[:CAMERA_EVENTS])
     timeline = [
         {"id": str(e["id"]), "t": e["started_at"].timestamp(), "peak": e["peak_score"], "severity": e["severity"],
          "curve": e["details"].get("score_curve", []) if isinstance(e["details"], dict) else []}
@@ -414,12 +508,14 @@ def camera_page(request, camera_id):
         .values("id", "started_at", "peak_score", "severity", "details")[:TIMELINE_EVENTS]
     ]
     fps = camera.stream_fps if camera.stream_fps in LIVE_FPS_CHOICES else 5
+    perms = camera_perms_for_user(request.user, camera)
     return render(request, "cameras/camera.html", {
         "camera": camera,
         "events": events,
         "timeline": {"since": since.timestamp(), "threshold": camera.threshold, "events": timeline,
                      "history": _history(camera, since)},
-        "can_operate": user_has_camera_perm(request.user, OPERATE, camera),
+        "can_operate": OPERATE in perms,
+        "can_change": CHANGE in perms,  # the zone editor (the same rule as PATCH /api/v1/cameras/{id}/)
         "learn_minutes": learn_minute_choices(),
         "fps_choices": LIVE_FPS_CHOICES,
         "live_fps": fps,
