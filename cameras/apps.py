@@ -1,6 +1,7 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class CamerasConfig(AppConfig):
     name = "cameras"
-    verbose_name = "Cameras"
+    verbose_name = _("Cameras")

@@ -15,6 +15,7 @@ from inference.zone_specs import validate_zones as check_zones
 from siteconfig.selectors import WHERE, camera_networks, model_server_networks, site_settings
 
 from .backends import backend_names, make_detector, resolve
+from .zone_text import zone_error_text
 
 
 def validate_source_url(value: str) -> None:
@@ -115,7 +116,7 @@ def validate_zones(value) -> None:
     try:
         check_zones(value)
     except ValueError as exc:
-        raise ValidationError(str(exc)) from exc
+        raise ValidationError(zone_error_text(exc)) from exc  # in the reader's language
 
 
 def default_analysis_fps():

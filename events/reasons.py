@@ -136,21 +136,28 @@ def _what(text: str, terms) -> str:
 
 
 def term_text(term: dict) -> str:
-    """One object anomaly term (``details.object_terms``) in the reader's language."""
+    """One object anomaly term (``details.object_terms``) in the reader's language; its stored explanation
+    when it lacks the numbers to say it again."""
     label, numbers = label_name(str(term.get("label") or "")), term.get("numbers") or {}
-    kind = term.get("term")
+    kind, explain = term.get("term"), str(term.get("explain") or "")
 
     def number(key, fmt="{:.1f}"):
         try:
-            return fmt.format(float(numbers.get(key)))
-        except (TypeError, ValueError):
-            return "?"
+            return fmt.format(float(numbers[key]))
+        except (KeyError, TypeError, ValueError):
+            return None
 
     if kind == "rare_class":
+        seen, frames = number("seen", "{:,.0f}"), number("frames", "{:,.0f}")
+        if seen is None or frames is None:
+            return explain
         return _("%(label)s where this camera rarely sees one (%(seen)s in %(frames)s learned frames)") % {
-            "label": label, "seen": number("seen", "{:,.0f}"), "frames": number("frames", "{:,.0f}")}
+            "label": label, "seen": seen, "frames": frames}
     if kind == "speed":
-        return _("%(label)s at %(ratio)s times the usual speed here") % {"label": label, "ratio": number("ratio")}
+        ratio = number("ratio")
+        if ratio is None:
+            return explain
+        return _("%(label)s at %(ratio)s times the usual speed here") % {"label": label, "ratio": ratio}
     if kind == "person_down":
         return _("a person down and not moving")
     if kind == "left_behind":
@@ -161,7 +168,7 @@ def term_text(term: dict) -> str:
         return _("%(label)s moving in an unusual direction here") % {"label": label}
     if kind == "size":
         return _("%(label)s of an unusual size here") % {"label": label}
-    return str(term.get("explain") or "")
+    return explain
 
 
 # (pattern, template): the groups named in the pattern fill the template; a group called ``sev*`` is a

@@ -70,11 +70,12 @@ def test_the_pages_show_labels_boxes_and_thumbnails_to_those_who_may_view(client
         "peak_objects": [{"track": 7, "label": "bicycle", "box": [60, 20, 40, 30]}],
         "objects": [{"track": 7, "label": "bicycle", "score": 0.61, "thumbnail": thumb},
                     {"track": 9, "label": "person", "score": 0.7, "thumbnail": "../../etc/passwd"}],
-        "object_terms": [{"term": "rare_class", "label": "bicycle", "value": 0.9,
+        "object_terms": [{"term": "rare_class", "label": "bicycle", "value": 0.9, "numbers": {"seen": 0, "frames": 2550},
                           "explain": "bicycle on a spot where 0 were seen in 2,550 learned frames"}]})
     client.force_login(viewer)
     page = client.get(f"/events/{event.pk}/").content.decode()
-    assert 'data-label="bicycle"' in page and "0 were seen in 2,550 learned frames" in page
+    # the term in the reader's words (events/reasons.py term_text), from its numbers
+    assert 'data-label="bicycle"' in page and "bicycle where this camera rarely sees one (0 in 2,550 learned frames)" in page
     assert f"/events/{event.pk}/objects/7.jpg" in page
     listing = client.get("/events/", {"label": "bicycle"}).content.decode()
     assert str(event.pk) in listing and 'class="badge label"' in listing

@@ -108,8 +108,13 @@ def test_a_korean_reader_reads_no_english_words_from_the_worker():
 
 
 def test_english_readers_read_the_same_facts():
-    text = "peak score 0.71 is 1.6x the threshold 0.45 -> medium"
-    assert reason_text(text) == "peak score 0.71 is 1.6 times the threshold 0.45 → medium"
-    covered = "Camera view covered: 83% of the image lost its texture"
-    assert reason_text(covered) == covered
-    assert reason_text("Camera image frozen: the same picture for 2 min") == "Camera image frozen: the same picture for 2 min"
+    with translation.override("en"):
+        text = "peak score 0.71 is 1.6x the threshold 0.45 -> medium"
+        assert reason_text(text) == "peak score 0.71 is 1.6 times the threshold 0.45 → medium"
+        covered = "Camera view covered: 83% of the image lost its texture"
+        assert reason_text(covered) == covered
+        frozen = "Camera image frozen: the same picture for 2 min"
+        assert reason_text(frozen) == frozen
+        # an object term without the numbers to say it again keeps its stored words
+        assert term_text({"term": "rare_class", "label": "car", "explain": "car on a spot where 0 were seen"}) == \
+            "car on a spot where 0 were seen"
