@@ -7,8 +7,9 @@ STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
 MO     := locale/ko/LC_MESSAGES/django.mo
 # Debian packages, installed when missing (as root, else a hint): gettext compiles the translations;
+# ffmpeg records the cameras (docs/recordings.md; the fault tests also serve real streams with it);
 # the browser tests drive Debian's chromium through Playwright (never `playwright install`), with a
-# Korean font for the Korean pages' screenshots; the fault tests serve real streams with Debian's ffmpeg.
+# Korean font for the Korean pages' screenshots.
 apt = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1); \
 	else echo "Please install $(1): apt-get install $(1)"; fi
@@ -24,10 +25,10 @@ $(STAMP): requirements.txt
 
 system-deps:
 	@command -v msgfmt >/dev/null 2>&1 || { $(call apt,gettext); }
+	@command -v ffmpeg >/dev/null 2>&1 || { $(call apt,ffmpeg); }
 
 test-deps:
 	@test -x /usr/bin/chromium || { $(call apt,chromium); }
-	@command -v ffmpeg >/dev/null 2>&1 || { $(call apt,ffmpeg); }
 	@test -d /usr/share/fonts/truetype/nanum || { $(call apt,fonts-nanum); }
 
 # The object detector (inference/objects.py): NanoDet (COCO, 80 classes) from the npm package

@@ -5,6 +5,9 @@ from rest_framework import serializers
 
 from .models import Mode
 
+#: Where a camera's effective mode comes from (the schema names this choice set ArmingSourceEnum).
+SOURCES = ["camera", "area", "schedule", "default"]
+
 
 class ArmingInputSerializer(serializers.Serializer):
     mode = serializers.CharField(
@@ -26,7 +29,7 @@ class ArmingModeChoiceSerializer(serializers.Serializer):
 class _EffectiveSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=Mode.choices, help_text=_("The effective mode now."))
     mode_label = serializers.CharField()
-    source = serializers.ChoiceField(choices=["camera", "area", "schedule", "default"],
+    source = serializers.ChoiceField(choices=SOURCES,
                                      help_text=_("Where the mode comes from."))
     source_label = serializers.CharField(help_text=_("Where the mode comes from, in words."))
     set_by = serializers.CharField(allow_null=True)

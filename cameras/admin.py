@@ -73,6 +73,8 @@ class CameraAdmin(GuardedModelAdmin):
                                       "description": "The \"openai\" backends use a model server (Ollama, llama.cpp "
                                                      "server, vLLM): its parameters, or the site's default server "
                                                      "(Site settings). An API key shows as ***: leave it so to keep it."}),
+        ("Recording", {"fields": ("record_mode",),
+                       "description": "Footage kept per the mode's retention (docs/recordings.md)."}),
         ("Live state", {"fields": readonly_fields}),
     )
     actions = ["start_cameras", "stop_cameras", "test_vlm", "test_agent"]

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from inference.addresses import check_host
 from inference.agent import check_allowed_actions
@@ -228,6 +229,16 @@ class Camera(models.Model):
         default=dict, blank=True, validators=[validate_health_params],
         help_text="Camera health (tamper: covered, blurred, moved, frozen, dark, blinded): on by default; "
                   "{\"enabled\": false} turns it off, other keys tune it (docs/detection.md, \"Camera health\").")
+    class RecordMode(models.TextChoices):
+        OFF = "off", _("Off")
+        CONTINUOUS = "continuous", _("Continuous")
+        MOTION = "motion", _("Motion")
+        EVENTS = "events", _("Events only")
+
+    record_mode = models.CharField(
+        max_length=12, choices=RecordMode.choices, default=RecordMode.OFF,
+        help_text=_("Recording: off; continuous; motion (footage with motion or objects is kept); events only "
+                    "(footage around events is kept). Each mode has its own retention (docs/recordings.md)."))
     area = models.ForeignKey(
         Area, on_delete=models.SET_NULL, null=True, blank=True, related_name="cameras",
         help_text="The area the camera belongs to: its events and those of the area's other cameras within the "
@@ -340,7 +351,7 @@ class Camera(models.Model):
     RUNTIME_FIELDS = (
         "source_url", "analysis_fps", "detector", "detector_params", "zones", "threshold", "event_close_seconds",
         "vlm_backend", "vlm_model_path", "vlm_params", "vlm_prompt", "agent_policy", "agent_params",
-        "health_params",
+        "health_params", "record_mode",
     )
 
     def runtime_config(self) -> dict:

@@ -12,7 +12,7 @@ from .selectors import area_get_for_user
 CONFIG_FIELDS = (
     "name", "source_url", "analysis_fps", "stream_fps", "detector", "detector_params", "zones", "threshold",
     "event_close_seconds", "vlm_backend", "vlm_model_path", "vlm_params", "vlm_prompt", "agent_policy",
-    "agent_params", "health_params",
+    "agent_params", "health_params", "record_mode",
 )
 LIVE_FIELDS = ("enabled", "state", "state_changed_at", "last_frame_at", "measured_fps", "last_error", "heartbeat_at")
 

@@ -53,7 +53,7 @@ def camera_create(*, by, **fields) -> Camera:
 EDITABLE_FIELDS = (
     "name", "source_url", "analysis_fps", "stream_fps", "detector", "detector_params", "zones", "threshold",
     "event_close_seconds", "vlm_backend", "vlm_model_path", "vlm_params", "vlm_prompt", "agent_policy",
-    "agent_params", "health_params", "area",
+    "agent_params", "health_params", "record_mode", "area",
 )
 #: Parameters that may hold a model server's API key: shown as ***, and *** sent back keeps the stored key.
 SECRET_PARAM_FIELDS = ("vlm_params", "agent_params")

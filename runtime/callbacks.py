@@ -22,6 +22,7 @@ from inference.executors import BoundedExecutor
 
 from .eventlog import EventLogger
 from .frames import FramePublisher
+from .recording import Recordings
 from .scores import ScoreHistory
 from .store import store_score_buckets
 
@@ -33,8 +34,10 @@ class WorkerCallbacks(Callbacks):
 
     SCORE_INTERVAL = 1.0
 
-    def __init__(self, worker: str, logger: EventLogger, db_writer: BoundedExecutor, *, clock=time.time):
+    def __init__(self, worker: str, logger: EventLogger, db_writer: BoundedExecutor, *, clock=time.time,
+                 recordings: Recordings | None = None):
         self.worker = worker
+        self.recordings = recordings  # runtime/recording.py: the cameras that record (None: none does)
         self.logger = logger
         self.db_writer = db_writer
         self.layer = get_channel_layer()
@@ -50,6 +53,8 @@ class WorkerCallbacks(Callbacks):
 
     def on_frame(self, camera_id, frame, captured_at):
         self.frames.on_frame(camera_id, frame, captured_at)
+        if self.recordings is not None:  # a non-blocking put into the camera's encoder queue, when it encodes
+            self.recordings.on_frame(camera_id, frame.image, captured_at)
 
     def _send(self, group: str, message: dict) -> None:
         if self.layer is None:
@@ -63,6 +68,8 @@ class WorkerCallbacks(Callbacks):
         self.logger.append(record)
 
     def on_state(self, camera_id, state, error=""):
+        if self.recordings is not None:  # running: its recorder starts; stopped: it finishes its last segment
+            self.recordings.on_state(camera_id, state)
         if state in ("stopped", "error"):  # its picture (GET /api/v1/cameras/{id}/picture/) is no longer current
             self.frames.forget_picture(camera_id)
 
@@ -77,6 +84,8 @@ class WorkerCallbacks(Callbacks):
 
     def on_score(self, camera_id, timestamp, result):
         self.scores.add(camera_id, result.score)  # the 24-hour timeline: memory only, stored in batches
+        if self.recordings is not None and (result.regions or (result.details or {}).get("objects")):
+            self.recordings.on_activity(camera_id, time.time())  # the segment "has motion"
         now = time.monotonic()
         if now - self._last_score.get(camera_id, 0) < self.SCORE_INTERVAL:
             return

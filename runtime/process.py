@@ -28,6 +28,7 @@ from .callbacks import WorkerCallbacks
 from .eventlog import EventLogger
 from .lease import RedisLease
 from .media import store_clip, store_crops, store_snapshot
+from .recording import Recordings, segment_index
 from .stats import StatsPublisher
 from .store import DjangoCameraStore, store_records
 
@@ -62,7 +63,7 @@ def create_manager(worker: str, logger: EventLogger, pool: ResourcePool,
     if describe_queue is None:
         describe_queue = create_describe_queue()
     db_writer = BoundedExecutor(1, settings.WORKER_DB_WRITER_QUEUE, "db-writer")
-    callbacks = WorkerCallbacks(worker, logger, db_writer)
+    callbacks = WorkerCallbacks(worker, logger, db_writer, recordings=Recordings(segment_index))
 
     def build(config: dict, manager: MultiCameraManager) -> E2ESystem:
         # Every model the camera gets from the pool is held until its E2ESystem is gone (stopped, or
@@ -73,6 +74,7 @@ def create_manager(worker: str, logger: EventLogger, pool: ResourcePool,
         return system
 
     def _build(config: dict, manager: MultiCameraManager) -> E2ESystem:
+        callbacks.recordings.configure(config)  # its record_mode: the recorder starts when the loop runs
         vlm = None
         backend = config.get("vlm_backend", "none")
         if backend == "openai":
@@ -105,7 +107,8 @@ def create_manager(worker: str, logger: EventLogger, pool: ResourcePool,
 
     def live_frames() -> dict:
         frames = callbacks.frames
-        return {"live_frames": {"encoded": frames.encoded, "sent": frames.sent, "dropped": frames.dropped}}
+        return {"live_frames": {"encoded": frames.encoded, "sent": frames.sent, "dropped": frames.dropped},
+                "recordings": {str(k): v for k, v in callbacks.recordings.stats().items()}}
 
     stats = StatsPublisher(worker, settings.WORKER_HEARTBEAT_SECONDS * settings.METRICS_SNAPSHOT_HEARTBEATS,
                            extra=live_frames, describe_queue=describe_queue)
@@ -195,5 +198,8 @@ def shutdown() -> None:
         scores = getattr(getattr(manager, "callbacks", None), "scores", None)
         if scores is not None:
             scores.close()  # the score history still held in memory
+        recordings = getattr(getattr(manager, "callbacks", None), "recordings", None)
+        if recordings is not None:
+            recordings.close()  # each recorder finishes and indexes its last segment
     if logger is not None:
         logger.close()

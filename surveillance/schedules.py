@@ -29,6 +29,10 @@ def beat_schedules() -> dict[str, dict]:
             "task": "events.tasks.events_close_stale",
             "every": settings.EVENT_STALE_CHECK_SECONDS,
         },
+        "recordings-retention": {
+            "task": "recordings.tasks.recordings_retention",
+            "every": settings.RECORDING_RETENTION_CHECK_SECONDS,
+        },
         "events-score-history-prune": {
             "task": "events.tasks.events_score_history_prune",
             "every": settings.SCORE_HISTORY_PRUNE_SECONDS,

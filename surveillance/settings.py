@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "arming",
     "alerts",
     "audit",
+    "recordings",
     "runtime",
     "surveillance",
 ]
@@ -392,6 +393,48 @@ CLIP_MAX_SECONDS = envfloat("CLIP_MAX_SECONDS", 30.0)
 CLIP_RETENTION_DAYS = envint("CLIP_RETENTION_DAYS", 30)
 CLIP_MAX_TOTAL_MB = envfloat("CLIP_MAX_TOTAL_MB", 5120)
 CLIP_RETENTION_CHECK_SECONDS = envint("CLIP_RETENTION_CHECK_SECONDS", 3600)
+# --- Recordings (docs/recordings.md): each camera's record_mode (off, continuous, motion, events) ----------
+# The inference worker records with ffmpeg (FFMPEG_BINARY, FFPROBE_BINARY): an H.264 network stream is
+# copied as it is, anything else is encoded once (libx264, RECORDING_ENCODE_PRESET, RECORDING_ENCODE_CRF)
+# from the frames the camera's loop decodes, at RECORDING_ENCODE_FPS (0: the camera's analysis fps),
+# through a queue of RECORDING_ENCODE_QUEUE frames (full: the frame is dropped and counted; the loop never
+# waits). Footage is cut into RECORDING_SEGMENT_SECONDS segments, RECORDING_CONTAINER "mp4" (each segment
+# a whole MP4) or "fmp4" (fragmented), under RECORDING_DIR; a stopped ffmpeg starts again after 1 s,
+# doubling up to RECORDING_RESTART_MAX_SECONDS. Frames that stop for RECORDING_GAP_SECONDS end a segment.
+FFMPEG_BINARY = os.getenv("FFMPEG_BINARY", "ffmpeg")
+FFPROBE_BINARY = os.getenv("FFPROBE_BINARY", "ffprobe")
+RECORDING_DIR = Path(os.getenv("RECORDING_DIR", DATA_DIR / "recordings"))
+# Tiers: with RECORDING_ARCHIVE_DIR set (a NAS mount, say), footage older than RECORDING_ARCHIVE_AFTER_HOURS
+# moves there (the same beat task) and stays playable; RECORDING_MAX_GB and RECORDING_MIN_FREE_GB apply to
+# each folder.
+RECORDING_ARCHIVE_DIR = os.getenv("RECORDING_ARCHIVE_DIR", "")
+RECORDING_ARCHIVE_AFTER_HOURS = envfloat("RECORDING_ARCHIVE_AFTER_HOURS", 24)
+RECORDING_SEGMENT_SECONDS = envfloat("RECORDING_SEGMENT_SECONDS", 10.0)
+RECORDING_CONTAINER = os.getenv("RECORDING_CONTAINER", "mp4")
+RECORDING_COPY_CODECS = [c.strip() for c in os.getenv("RECORDING_COPY_CODECS", "h264").split(",") if c.strip()]
+RECORDING_ENCODE_FPS = envfloat("RECORDING_ENCODE_FPS", 0)
+RECORDING_ENCODE_PRESET = os.getenv("RECORDING_ENCODE_PRESET", "veryfast")
+RECORDING_ENCODE_CRF = envint("RECORDING_ENCODE_CRF", 28)
+RECORDING_ENCODE_QUEUE = envint("RECORDING_ENCODE_QUEUE", 30)
+RECORDING_GAP_SECONDS = envfloat("RECORDING_GAP_SECONDS", 3.0)
+RECORDING_RESTART_MAX_SECONDS = envfloat("RECORDING_RESTART_MAX_SECONDS", 60.0)
+RECORDING_PROBE_TIMEOUT_SECONDS = envfloat("RECORDING_PROBE_TIMEOUT_SECONDS", 15.0)
+# Retention, by the beat task recordings.tasks.recordings_retention every RECORDING_RETENTION_CHECK_SECONDS:
+# footage older than its mode's days goes (0: kept); in motion and events modes, segments with no motion
+# (no event) go after RECORDING_UNMARKED_KEEP_MINUTES. Then, per folder, the oldest footage goes while the
+# folder holds more than RECORDING_MAX_GB (0: no cap) or its disk has less than RECORDING_MIN_FREE_GB free.
+# Footage within RECORDING_EVENT_PADDING_SECONDS of an event that is open or not resolved is never deleted.
+RECORDING_RETENTION_DAYS_CONTINUOUS = envfloat("RECORDING_RETENTION_DAYS_CONTINUOUS", 7)
+RECORDING_RETENTION_DAYS_MOTION = envfloat("RECORDING_RETENTION_DAYS_MOTION", 14)
+RECORDING_RETENTION_DAYS_EVENTS = envfloat("RECORDING_RETENTION_DAYS_EVENTS", 30)
+RECORDING_UNMARKED_KEEP_MINUTES = envfloat("RECORDING_UNMARKED_KEEP_MINUTES", 60)
+RECORDING_EVENT_PADDING_SECONDS = envfloat("RECORDING_EVENT_PADDING_SECONDS", 10)
+RECORDING_MAX_GB = envfloat("RECORDING_MAX_GB", 0)
+RECORDING_MIN_FREE_GB = envfloat("RECORDING_MIN_FREE_GB", 1)
+RECORDING_RETENTION_CHECK_SECONDS = envint("RECORDING_RETENTION_CHECK_SECONDS", 300)
+RECORDING_RETENTION_BATCH = envint("RECORDING_RETENTION_BATCH", 500)
+# GET /api/v1/cameras/{id}/recordings/ lists at most this many segments (the earliest; "truncated" says so).
+RECORDING_API_MAX_SEGMENTS = envint("RECORDING_API_MAX_SEGMENTS", 10000)
 # Score history (the camera page's 24-hour timeline, GET /api/v1/cameras/{id}/scores/): the worker keeps
 # each camera's max, mean and count per SCORE_HISTORY_BUCKET_SECONDS and stores finished buckets of all
 # its cameras in one insert every SCORE_HISTORY_FLUSH_SECONDS. Rows older than SCORE_HISTORY_DAYS are
@@ -533,6 +576,8 @@ INCIDENT_WINDOW_SECONDS = envint("INCIDENT_WINDOW_SECONDS", 300)
 # camera's keeps the name it had before incidents (StateEnum), which generated clients use.
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["IncidentStateEnum"] = "events.models.Incident.State"
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["StateEnum"] = "cameras.models.Camera.State"
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["ArmingModeEnum"] = "arming.models.Mode"
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["ArmingSourceEnum"] = "arming.serializers.SOURCES"
 
 # --- Alerts on open pages (issue 18) ---
 # Every signed-in page shows the user's open alerts: a badge in the top navigation and a count in the title,
@@ -541,6 +586,16 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["StateEnum"] = "cameras.models.Camer
 TEMPLATES[0]["OPTIONS"]["context_processors"].append("surveillance.context_processors.open_alerts")
 # Toasts of low and medium alerts fade after ALERT_TOAST_SECONDS; high and critical ones stay until dismissed.
 ALERT_TOAST_SECONDS = envint("ALERT_TOAST_SECONDS", 10)
+# --- Web Push (docs/alerts.md "Web Push"): in-app alerts also reach each subscribed browser of the user, once the
+# site settings hold VAPID keys. A push service keeps a message for a browser that is offline at most TTL seconds:
+# PUSH_TTL_SECONDS for high and critical alerts, PUSH_TTL_MINOR_SECONDS for low and medium ones. Each push waits
+# PUSH_HTTP_TIMEOUT seconds at most; a user keeps at most PUSH_MAX_SUBSCRIPTIONS browsers (a new one drops the
+# oldest), and a subscription that failed PUSH_MAX_FAILURES times in a row is dropped.
+PUSH_TTL_SECONDS = envint("PUSH_TTL_SECONDS", 86400)
+PUSH_TTL_MINOR_SECONDS = envint("PUSH_TTL_MINOR_SECONDS", 3600)
+PUSH_HTTP_TIMEOUT = envfloat("PUSH_HTTP_TIMEOUT", 10.0)
+PUSH_MAX_SUBSCRIPTIONS = envint("PUSH_MAX_SUBSCRIPTIONS", 10)
+PUSH_MAX_FAILURES = envint("PUSH_MAX_FAILURES", 20)
 
 # --- Arming (issue 18, "arming") ---
 # Per camera or area modes (armed, home, away, disarmed) and weekly schedules decide which events alert

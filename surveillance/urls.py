@@ -15,6 +15,7 @@ api_v1 = [
     path("", include("events.urls")),
     path("", include("arming.urls")),
     path("", include("alerts.urls")),
+    path("", include("recordings.urls")),
     path("", include("siteconfig.urls")),
     path("stats/", metrics.StatsApi.as_view(), name="stats"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -45,6 +45,9 @@ PAGE_ANY_USER = codes(302, 200, 200, 200, 200)
 PAGE_VIEWERS_OWN = codes(302, 403, 200, 403, 403)       # the viewer's own channel / rule, in the pages
 PAGE_VIEWERS_OWN_POST = codes(302, 403, 302, 403, 403)  # its forms: 302 back to My alerts when done
 
+#: A browser's P-256 public key (Web Push subscriptions posted in the matrix).
+PUSH_P256DH = "BAn-9NRxtpnyWZS399DtyQ-v5LJFkv6TFBcq49lo5GI28UoUqjSOzAeWl7lgkDQSfB9642kNmBppdeb7pHShNtc"
+
 # (method, route as the resolver spells it) -> (request data, expected status per role)
 MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
     # -- API: accounts
@@ -75,6 +78,9 @@ MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
     ("GET", "api/v1/cameras/<int:camera_id>/detector-versions/"): (None, API_READ),
     ("POST", "api/v1/cameras/<int:camera_id>/detector-versions/<int:number>/restore/"): ({}, API_OPERATE_200),
     ("GET", "api/v1/cameras/<int:camera_id>/scores/"): (None, API_READ),
+    # -- API: recordings (the world's camera has one recorded segment)
+    ("GET", "api/v1/cameras/<int:camera_id>/recordings/"): (None, API_READ),
+    ("GET", "api/v1/recordings/<int:segment_id>/video/"): (None, API_READ),
     # -- API: areas (those holding a camera the user may view; staff: all) and incidents (their viewable events)
     ("GET", "api/v1/areas/"): (None, API_ANY_USER),
     ("POST", "api/v1/areas/"): ({"name": "Area of {role}"}, codes(401, 403, 403, 403, 201)),
@@ -116,6 +122,14 @@ MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
     ("DELETE", "api/v1/alert-rules/<int:rule_id>/"): (None, codes(401, 404, 204, 404, 404)),
     ("GET", "api/v1/alerts/"): (None, API_ANY_USER),
     ("GET", "api/v1/alerts/<int:delivery_id>/"): (None, API_VIEWERS_OWN),
+    # -- API: Web Push (docs/alerts.md "Web Push"): the key to subscribe with; a user's own subscriptions only
+    ("GET", "api/v1/push/vapid-public-key/"): (None, API_ANY_USER),
+    ("GET", "api/v1/push-subscriptions/"): (None, API_ANY_USER),
+    ("POST", "api/v1/push-subscriptions/"): ({"endpoint": "http://127.0.0.1:9/push/{role}",
+                                              "keys": {"p256dh": PUSH_P256DH, "auth": "AAECAwQFBgcICQoLDA0ODw"}},
+                                             codes(401, 201, 201, 201, 201)),
+    ("GET", "api/v1/push-subscriptions/<int:subscription_id>/"): (None, API_VIEWERS_OWN),
+    ("DELETE", "api/v1/push-subscriptions/<int:subscription_id>/"): (None, codes(401, 404, 204, 404, 404)),
     # -- API: the site's settings (staff only)
     ("GET", "api/v1/site/settings/"): (None, codes(401, 403, 403, 403, 200)),
     ("PATCH", "api/v1/site/settings/"): ({"login_lockout_seconds": 300}, codes(401, 403, 403, 403, 200)),
@@ -127,6 +141,7 @@ MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
     ("GET", "favicon.ico"): (None, codes(301, 301, 301, 301, 301)),  # to the static icon, for anyone
     ("POST", "favicon.ico"): ({}, codes(301, 301, 301, 301, 301)),
     ("GET", "metrics"): (None, codes(403, 403, 403, 403, 200)),  # with METRICS_TOKEN set: staff or the token
+    ("GET", "sw.js"): (None, codes(200, 200, 200, 200, 200)),  # Web Push's service worker: public, nothing secret
     # -- pages (session sign-in; anonymous is sent to the sign-in page)
     # The sign-in page: signed-in users are sent on to the dashboard; a wrong password re-renders the form.
     ("GET", "accounts/login/"): (None, codes(200, 302, 302, 302, 302)),
@@ -225,8 +240,9 @@ def test_every_endpoint_is_in_the_matrix():
 # -- the world ---------------------------------------------------------------------------------------
 @pytest.fixture
 def world(db, settings, tmp_path):
-    from alerts.models import AlertRule, Delivery, NotificationChannel
+    from alerts.models import AlertRule, Delivery, NotificationChannel, PushSubscription
     from cameras.models import DetectorVersion, LearningJob
+    from siteconfig.services import site_vapid_keys_generate
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.METRICS_TOKEN = "scrape-token-for-the-matrix"
@@ -267,9 +283,20 @@ def world(db, settings, tmp_path):
     rule = AlertRule.objects.create(owner=users["viewer"], name="Viewer rule", all_cameras=True)
     delivery = Delivery.objects.create(channel=channel, recipient=users["viewer"], mode=Delivery.Mode.TEST,
                                        medium=Delivery.Medium.EMAIL)
+    site_vapid_keys_generate(subject="mailto:admin@example.com")  # Web Push set up
+    subscription = PushSubscription.objects.create(user=users["viewer"], endpoint="http://127.0.0.1:9/push/viewer",
+                                                   p256dh=PUSH_P256DH, auth="AAECAwQFBgcICQoLDA0ODw")
+    from recordings.services import segment_index
+
+    recording = Path(django_settings.RECORDING_DIR) / str(camera.id) / "matrix.mp4"
+    recording.parent.mkdir(parents=True, exist_ok=True)
+    recording.write_bytes(b"\0\0\0\x18ftypmp42")
+    segment = segment_index(camera_id=camera.id, start=event.started_at, end=event.started_at, size=16,
+                            path=f"{camera.id}/matrix.mp4")
     ids = {"camera_id": camera.id, "event_id": str(event.id), "job_id": job.id, "number": version.number,
            "channel_id": channel.id, "rule_id": rule.id, "delivery_id": delivery.id, "kind": "row", "track": 3,
-           "area_id": area.id, "incident_id": incident.id}
+           "area_id": area.id, "incident_id": incident.id, "subscription_id": subscription.id,
+           "segment_id": segment.id}
     return {"users": users, "ids": ids, "camera": camera, "hidden": hidden, "event": event,
             "hidden_event": hidden_event, "area": area, "hidden_area": hidden_area, "incident": incident}
 
@@ -349,7 +376,8 @@ def test_lists_hold_only_allowed_objects(world, role):
     hidden_filtered = client.get("/api/v1/events/", {"camera": hidden.id}).json().get("results", [])
     assert bool(hidden_filtered) == (role == "staff")
     own = {"viewer": 1}.get(role, 0)
-    for path in ("/api/v1/notification-channels/", "/api/v1/alert-rules/", "/api/v1/alerts/"):
+    for path in ("/api/v1/notification-channels/", "/api/v1/alert-rules/", "/api/v1/alerts/",
+                 "/api/v1/push-subscriptions/"):
         assert len(client.get(path).json()["results"]) == own, path
     # Pages: the hidden camera's name appears for staff only; the granted one for its viewers.
     page = _client(role, world["users"], api=False)

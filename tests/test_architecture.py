@@ -14,9 +14,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Every first-party package, lowest layer first. An app may import the ones before it, never after.
-LAYERS = ["inference", "siteconfig", "accounts", "audit", "cameras", "events", "arming", "alerts", "runtime", "surveillance"]
+LAYERS = ["inference", "siteconfig", "accounts", "audit", "cameras", "events", "arming", "alerts", "recordings", "runtime",
+          "surveillance"]
 #: The web side: these never import the runtime (they reach it through task names and Redis).
-WEB_APPS = {"siteconfig", "accounts", "audit", "cameras", "events", "arming", "alerts", "surveillance"}
+WEB_APPS = {"siteconfig", "accounts", "audit", "cameras", "events", "arming", "alerts", "recordings", "surveillance"}
 #: What the inference library may import beyond the standard library and numeric/model packages.
 FORBIDDEN_IN_LIBRARY = {"django", "channels", "celery", "rest_framework", "guardian", "redis", *LAYERS[1:]}
 

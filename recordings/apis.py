@@ -1,0 +1,78 @@
+"""The recordings API: a camera's segments in a time range, and each segment's file with byte ranges."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage
+from django.http import Http404
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
+from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cameras.apis import ApiErrorSerializer, MediaContentNegotiation
+from cameras.selectors import camera_get_for_user
+from events.views import media_file_response
+
+from .selectors import segment_get_for_user, segments_in_range
+from .serializers import CameraRecordingsOutputSerializer, RecordingsFilterSerializer
+from .storage import tier_root
+
+DEFAULT_SPAN = timedelta(hours=24)
+
+
+class CameraRecordingsApi(APIView):
+    @extend_schema(
+        summary="A camera's recorded segments in a time range",
+        parameters=[
+            OpenApiParameter("since", OpenApiTypes.DATETIME, description="Start (ISO 8601); default: 24 h before 'until'."),
+            OpenApiParameter("until", OpenApiTypes.DATETIME, description="End (ISO 8601), exclusive; default: now."),
+        ],
+        responses={200: CameraRecordingsOutputSerializer, 400: ApiErrorSerializer, 404: ApiErrorSerializer},
+    )
+    def get(self, request, camera_id):
+        camera = camera_get_for_user(request.user, camera_id)
+        if camera is None:
+            raise Http404(_("No camera with that id, or you may not view it."))
+        filters = RecordingsFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        until = filters.validated_data.get("until") or timezone.now()
+        since = filters.validated_data.get("since") or until - DEFAULT_SPAN
+        if since >= until:  # only 'since' given, and in the future
+            raise serializers.ValidationError({"since": _("Must be earlier than 'until' (default: now).")})
+        limit = settings.RECORDING_API_MAX_SEGMENTS
+        segments = segments_in_range(camera_id=camera.pk, since=since, until=until, limit=limit + 1)
+        data = {"camera": camera.pk, "record_mode": camera.record_mode, "since": since, "until": until,
+                "truncated": len(segments) > limit, "segments": segments[:limit]}
+        return Response(CameraRecordingsOutputSerializer(data, context={"request": request}).data)
+
+
+class RecordingVideoApi(APIView):
+    """Files whatever the Accept header, errors as JSON (404 for outsiders, as for the camera itself)."""
+
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = MediaContentNegotiation
+
+    @extend_schema(
+        summary="One recorded segment (MP4, H.264), with byte ranges",
+        description=("Answers one byte range: `Range: bytes=0-1023` gives 206 Partial Content with Content-Range; "
+                     "a range past the end gives 416. Accept-Ranges: bytes. ETag and Last-Modified are sent."),
+        parameters=[OpenApiParameter("Range", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+                                     description="One byte range, e.g. bytes=0-1023.")],
+        responses={(200, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="The whole segment."),
+                   (206, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="The bytes asked for."),
+                   401: ApiErrorSerializer, 404: ApiErrorSerializer, 416: ApiErrorSerializer},
+    )
+    def get(self, request, segment_id):
+        segment = segment_get_for_user(request.user, segment_id)
+        if segment is None:
+            raise Http404(_("No recording with that id, or you may not view its camera."))
+        root = tier_root(segment.tier)
+        if root is None:
+            raise Http404(_("The folder of this recording's tier is not configured."))
+        return media_file_response(request, FileSystemStorage(location=root), segment.path, content_type="video/mp4",
+                                   missing=_("The recording's file is missing (removed by retention?)."), ranges=True,
+                                   filename=f"camera-{segment.camera_id}-{segment.start:%Y%m%dT%H%M%SZ}.mp4")

@@ -1,0 +1,51 @@
+"""Reading recordings: a camera's segments in a time range, a segment for a user, what protects footage."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from cameras.selectors import camera_ids_for_user
+from events.models import AnomalyEvent
+
+from .models import Segment
+
+#: Events whose footage retention never deletes: open (not ended) or not resolved.
+UNRESOLVED = (AnomalyEvent.Status.NEW, AnomalyEvent.Status.ACKNOWLEDGED)
+
+
+def segments_in_range(*, camera_id: int, since: datetime, until: datetime, limit: int | None = None) -> list[Segment]:
+    """The camera's segments that overlap [since, until), earliest first (at most ``limit``)."""
+    qs = Segment.objects.filter(camera_id=camera_id, start__lt=until, end__gt=since).order_by("start", "id")
+    return list(qs[:limit] if limit else qs)
+
+
+def segment_get_for_user(user, segment_id) -> Segment | None:
+    """The segment when the user may view its camera, else None (an outsider cannot tell it exists)."""
+    segment = Segment.objects.filter(pk=segment_id).first()
+    if segment is None or segment.camera_id not in camera_ids_for_user(user):
+        return None
+    return segment
+
+
+def _overlapping_events(events: QuerySet) -> Exists:
+    """Whether one of ``events`` of the segment's camera overlaps it, give or take RECORDING_EVENT_PADDING_SECONDS."""
+    pad = timedelta(seconds=settings.RECORDING_EVENT_PADDING_SECONDS)
+    return Exists(events.filter(camera_id=OuterRef("camera_id"), started_at__lte=OuterRef("end") + pad)
+                  .filter(Q(ended_at__isnull=True) | Q(ended_at__gte=OuterRef("start") - pad)))
+
+
+def segments_with_rules(qs: QuerySet | None = None) -> QuerySet:
+    """Segments annotated with ``protected`` (an open or unresolved event overlaps it: never deleted) and
+    ``eventful`` (an event that is not a false alarm overlaps it: kept by the events and motion modes)."""
+    qs = Segment.objects.all() if qs is None else qs
+    protected = AnomalyEvent.objects.filter(Q(ended_at__isnull=True) | Q(status__in=UNRESOLVED))
+    eventful = AnomalyEvent.objects.exclude(status=AnomalyEvent.Status.FALSE_ALARM)
+    return qs.annotate(protected=_overlapping_events(protected), eventful=_overlapping_events(eventful))
+
+
+def event_overlaps(*, camera_id: int, start: datetime, end: datetime) -> bool:
+    return AnomalyEvent.objects.filter(camera_id=camera_id, started_at__lte=end).filter(
+        Q(ended_at__isnull=True) | Q(ended_at__gte=start)).exists()

@@ -1,0 +1,114 @@
+// The camera page's recordings (templates/recordings/_playback.html): a timeline of the footage recorded in the
+// last 24 hours (GET /api/v1/cameras/{id}/recordings/, session auth), click to play from that moment; playback
+// goes on across segment boundaries (the next segment starts when one ends) at the chosen speed.
+(function () {
+  "use strict";
+  const root = document.getElementById("recordings");
+  if (!root) return;
+  const bar = root.querySelector("#rec-timeline");
+  const cursor = root.querySelector("#rec-cursor");
+  const video = root.querySelector("#rec-video");
+  const speed = root.querySelector("#rec-speed");
+  const clock = root.querySelector("#rec-time");
+  const empty = root.querySelector("#rec-empty");
+  const GAP_MS = 2000; // segments closer than this draw as one range
+  let segments = [];
+  let since = 0;
+  let until = 0;
+  let current = -1;
+
+  function pct(t) {
+    return Math.max(0, Math.min(100, ((t - since) / (until - since)) * 100));
+  }
+
+  function draw() {
+    bar.querySelectorAll(".rec-range").forEach((el) => el.remove());
+    let range = null;
+    const ranges = [];
+    for (const s of segments) {
+      if (range && s.t0 - range.t1 <= GAP_MS) {
+        range.t1 = Math.max(range.t1, s.t1);
+        range.motion = range.motion || s.has_motion;
+        range.event = range.event || s.has_event;
+      } else {
+        range = { t0: s.t0, t1: s.t1, motion: s.has_motion, event: s.has_event };
+        ranges.push(range);
+      }
+    }
+    for (const r of ranges) {
+      const el = document.createElement("span");
+      el.className = "rec-range" + (r.event ? " event" : r.motion ? " motion" : "");
+      el.style.left = pct(r.t0) + "%";
+      el.style.width = Math.max(0.2, pct(r.t1) - pct(r.t0)) + "%";
+      const marks = [r.motion && root.dataset.motionLabel, r.event && root.dataset.eventLabel].filter(Boolean);
+      el.title = new Date(r.t0).toLocaleTimeString() + " – " + new Date(r.t1).toLocaleTimeString() +
+        (marks.length ? " (" + marks.join(", ") + ")" : "");
+      bar.appendChild(el);
+    }
+    empty.hidden = segments.length > 0;
+  }
+
+  async function load() {
+    try {
+      const response = await fetch(root.dataset.url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const data = await response.json();
+      since = Date.parse(data.since);
+      until = Date.parse(data.until);
+      segments = data.segments.map((s) => Object.assign({}, s, { t0: Date.parse(s.start), t1: Date.parse(s.end) }));
+      draw();
+    } catch (err) {
+      // offline for a moment: the next refresh tries again
+    }
+  }
+
+  function playSegment(index, offset) {
+    const segment = segments[index];
+    if (!segment) return;
+    current = index;
+    video.hidden = false;
+    const rate = Number(speed.value) || 1;
+    video.defaultPlaybackRate = rate;
+    video.src = segment.url;
+    video.addEventListener("loadedmetadata", function seek() {
+      video.currentTime = Math.max(0, Math.min(offset, (video.duration || offset) - 0.05));
+      video.playbackRate = rate;
+      video.play().catch(() => {});
+    }, { once: true });
+  }
+
+  // Play from ``at`` (epoch ms): the segment that holds it, else the next one recorded after it, else the last
+  // one (a click just past the end of a short range).
+  function play(at) {
+    if (!segments.length) return false;
+    let index = segments.findIndex((s) => s.t1 > at);
+    if (index < 0) index = segments.length - 1;
+    const offset = Math.max(0, Math.min((at - segments[index].t0) / 1000, (segments[index].t1 - segments[index].t0) / 1000 - 0.5));
+    playSegment(index, offset);
+    return true;
+  }
+
+  video.addEventListener("ended", () => {
+    if (current + 1 < segments.length) playSegment(current + 1, 0);
+  });
+  video.addEventListener("timeupdate", () => {
+    const segment = segments[current];
+    if (!segment) return;
+    const at = segment.t0 + video.currentTime * 1000;
+    clock.textContent = new Date(at).toLocaleString();
+    cursor.hidden = false;
+    cursor.style.left = pct(at) + "%";
+  });
+  speed.addEventListener("change", () => {
+    video.defaultPlaybackRate = video.playbackRate = Number(speed.value) || 1;
+  });
+  bar.addEventListener("click", (e) => {
+    const box = bar.getBoundingClientRect();
+    if (!box.width || !until) return;
+    play(since + ((e.clientX - box.left) / box.width) * (until - since));
+  });
+
+  window.SurveillanceRecordings = { load, play, segments: () => segments, current: () => current };
+  load();
+  setInterval(load, 60000);
+})();

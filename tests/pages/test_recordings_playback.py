@@ -1,0 +1,70 @@
+"""Recorded footage played on the camera page, in Debian's Chromium against a real daphne: the timeline shows
+the last 24 hours' segments (real H.264 cut from real footage), a click plays from that moment, the video
+element gets a duration and plays, and playback goes on into the next segment."""
+
+import shutil
+import subprocess
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from guardian.shortcuts import assign_perm
+
+from recordings.services import segment_index
+from tests.conftest import dataset
+from tests.factories import CameraFactory, UserFactory
+from tests.pages.test_browser import JS_ERRORS, sign_in
+from tests.system.processes import process_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def encode(folder, rel, start_s: float, seconds: float) -> int:
+    out = folder / rel
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", str(start_s), "-i", str(dataset("pets-walkway/vtest.avi")),
+                    "-t", str(seconds), "-an", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                    "-movflags", "+faststart", str(out)], check=True)
+    return out.stat().st_size
+
+
+def test_the_camera_page_plays_recorded_footage_across_segments(processes, browser, tmp_path, settings):
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    JS_ERRORS.clear()
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    folder = tmp_path / "recordings"
+    alice = UserFactory(username="alice")
+    camera = CameraFactory(name="Walkway", record_mode="continuous")
+    assign_perm("view_camera", alice, camera)
+    t0 = timezone.now() - timedelta(minutes=20)
+    for i in range(2):
+        rel = f"{camera.id}/seg-{i}.mp4"
+        size = encode(folder, rel, 3 * i, 3)
+        segment_index(camera_id=camera.id, start=t0 + timedelta(seconds=3 * i),
+                      end=t0 + timedelta(seconds=3 * (i + 1)), path=rel, size=size, codec="h264", encoded=True)
+    env = process_env(tmp_path, RECORDING_DIR=folder)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    base = f"http://127.0.0.1:{processes.daphne(env)}"
+
+    page = sign_in(browser, base, "alice")
+    page.goto(f"{base}/cameras/{camera.id}/")
+    page.wait_for_function("window.SurveillanceRecordings && window.SurveillanceRecordings.segments().length === 2")
+    assert page.locator("#recordings .rec-range").count() == 1  # two contiguous segments: one range
+    assert page.locator("#rec-empty").is_hidden()
+
+    page.click("#recordings .rec-range")  # click to play from that moment
+    page.wait_for_function("document.querySelector('#rec-video').duration > 2.5", timeout=20_000)
+    page.wait_for_function("document.querySelector('#rec-video').currentTime > 0.3", timeout=20_000)
+    assert page.evaluate("document.querySelector('#rec-video').paused") is False
+
+    # From 1.5 s into the first segment, playback goes on into the second.
+    page.evaluate(f"window.SurveillanceRecordings.play({int(t0.timestamp() * 1000) + 1500})")
+    page.wait_for_function("window.SurveillanceRecordings.current() === 0 && "
+                           "document.querySelector('#rec-video').currentTime >= 1.4", timeout=20_000)
+    page.wait_for_function("window.SurveillanceRecordings.current() === 1 && "
+                           "document.querySelector('#rec-video').currentTime > 0.2", timeout=20_000)
+    assert "seg-1.mp4" not in page.evaluate("document.querySelector('#rec-video').src")  # served by the API
+    assert page.evaluate("document.querySelector('#rec-video').src").endswith("/video/")
+    assert page.inner_text("#rec-time")
+    assert not JS_ERRORS, JS_ERRORS

@@ -1,0 +1,153 @@
+"""Retention of recorded footage: by age per mode, the size cap and the free-space floor of a folder (oldest
+first), and the footage of open or unresolved events kept through every cleanup."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from events.models import AnomalyEvent
+from recordings.models import DeletionCount, Segment
+from recordings.services import recordings_retention, segment_index
+from surveillance.schedules import beat_schedules
+from tests.factories import CameraFactory, EventFactory, UserFactory
+
+MB = 1024 * 1024
+Usage = namedtuple("Usage", "total used free")
+
+
+@pytest.fixture
+def folder(settings, tmp_path):
+    settings.RECORDING_DIR = tmp_path / "fast"
+    settings.RECORDING_ARCHIVE_DIR = ""
+    settings.RECORDING_MIN_FREE_GB = 0
+    settings.RECORDING_MAX_GB = 0
+    return settings.RECORDING_DIR
+
+
+def _segment(camera, start, *, folder, size=MB, mode="continuous", seconds=10, **kw) -> Segment:
+    path = f"{camera.id}/{start:%Y-%m-%d}/{start:%H%M%S}.mp4"
+    file = folder / path
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_bytes(b"\0" * size)
+    segment = segment_index(camera_id=camera.id, start=start, end=start + timedelta(seconds=seconds), path=path,
+                            size=size, mode=mode, **kw)
+    assert segment is not None
+    return segment
+
+
+@pytest.mark.django_db
+def test_indexing_a_segment_twice_stores_it_once_and_a_deleted_camera_is_refused(folder):
+    camera = CameraFactory()
+    start = timezone.now() - timedelta(minutes=1)
+    first = _segment(camera, start, folder=folder)
+    again = segment_index(camera_id=camera.id, start=start, end=start + timedelta(seconds=10), path=first.path,
+                          size=first.size)
+    assert again.pk == first.pk and Segment.objects.count() == 1
+    assert segment_index(camera_id=999999, start=start, end=start, path="x.mp4", size=1) is None
+
+
+@pytest.mark.django_db
+def test_the_size_cap_deletes_the_oldest_first_and_keeps_an_unresolved_events_footage(folder, settings):
+    camera = CameraFactory()
+    now = timezone.now()
+    t0 = now - timedelta(hours=2)
+    segments = [_segment(camera, t0 + timedelta(seconds=10 * i), folder=folder) for i in range(10)]  # 10 MB
+    # An unresolved event over the two oldest segments, a resolved one over the third.
+    EventFactory(camera=camera, started_at=t0 + timedelta(seconds=2), ended_at=t0 + timedelta(seconds=15),
+                 status=AnomalyEvent.Status.NEW)
+    EventFactory(camera=camera, started_at=t0 + timedelta(seconds=22), ended_at=t0 + timedelta(seconds=25),
+                 status=AnomalyEvent.Status.RESOLVED)
+    settings.RECORDING_EVENT_PADDING_SECONDS = 0
+    settings.RECORDING_MAX_GB = 6.5 * MB / 1024 ** 3  # 6.5 MB: 4 segments must go
+
+    assert recordings_retention(now=now) == {"size": 4}
+    left = set(Segment.objects.values_list("pk", flat=True))
+    assert left == {s.pk for s in segments[:2] + segments[6:]}  # the protected two, then the newest
+    for s in segments:
+        assert (folder / s.path).exists() == (s.pk in left)
+    assert DeletionCount.objects.get(reason="size").segments == 4
+    assert DeletionCount.objects.get(reason="size").bytes == 4 * MB
+    # Safe to run twice: nothing more to do.
+    assert recordings_retention(now=now) == {}
+    assert Segment.objects.count() == 6
+
+    # Over the cap with only protected footage left to delete: it stays (logged).
+    settings.RECORDING_MAX_GB = 1 * MB / 1024 ** 3
+    recordings_retention(now=now)
+    assert set(Segment.objects.values_list("pk", flat=True)) == {segments[0].pk, segments[1].pk}
+
+
+@pytest.mark.django_db
+def test_the_free_space_floor_deletes_the_oldest_until_enough_is_free(folder, settings):
+    camera = CameraFactory()
+    now = timezone.now()
+    segments = [_segment(camera, now - timedelta(minutes=30 - i), folder=folder) for i in range(5)]
+    settings.RECORDING_MIN_FREE_GB = 10 / 1024  # 10 MB
+    usage = Usage(100 * MB, 93 * MB, 7.5 * MB)  # 2.5 MB short: three 1 MB segments
+    assert recordings_retention(now=now, disk_usage=lambda root: usage) == {"free_space": 3}
+    assert list(Segment.objects.order_by("start").values_list("pk", flat=True)) == [s.pk for s in segments[3:]]
+
+
+@pytest.mark.django_db
+def test_age_per_mode_and_footage_without_motion_or_event(folder, settings):
+    settings.RECORDING_RETENTION_DAYS_CONTINUOUS = 7
+    settings.RECORDING_RETENTION_DAYS_MOTION = 14
+    settings.RECORDING_RETENTION_DAYS_EVENTS = 30
+    settings.RECORDING_UNMARKED_KEEP_MINUTES = 60
+    settings.RECORDING_EVENT_PADDING_SECONDS = 10
+    camera = CameraFactory()
+    now = timezone.now()
+    old_cont = _segment(camera, now - timedelta(days=8), folder=folder)
+    new_cont = _segment(camera, now - timedelta(days=6), folder=folder)
+    old_motion = _segment(camera, now - timedelta(days=15), folder=folder, mode="motion", has_motion=True)
+    motion = _segment(camera, now - timedelta(days=8, seconds=30), folder=folder, mode="motion", has_motion=True)
+    still = _segment(camera, now - timedelta(hours=2), folder=folder, mode="motion")
+    still_recent = _segment(camera, now - timedelta(minutes=5), folder=folder, mode="motion")
+    quiet = _segment(camera, now - timedelta(hours=3), folder=folder, mode="events")
+    eventful = _segment(camera, now - timedelta(days=20), folder=folder, mode="events")
+    # A resolved event 5 s after the eventful segment ended: within the padding, so it is kept.
+    EventFactory(camera=camera, started_at=eventful.end + timedelta(seconds=5),
+                 ended_at=eventful.end + timedelta(seconds=8), status=AnomalyEvent.Status.RESOLVED)
+    # An open event (not ended: it lasts until now) protects footage older than every retention.
+    other = CameraFactory()
+    ancient = _segment(other, now - timedelta(days=60), folder=folder)
+    EventFactory(camera=other, started_at=ancient.start, ended_at=None, status=AnomalyEvent.Status.RESOLVED)
+
+    result = recordings_retention(now=now)
+    assert result == {"age": 2, "no_motion": 1, "no_event": 1}
+    left = set(Segment.objects.values_list("pk", flat=True))
+    assert left == {new_cont.pk, motion.pk, still_recent.pk, eventful.pk, ancient.pk}
+    assert not {old_cont.pk, old_motion.pk, still.pk, quiet.pk} & left
+
+
+def test_retention_is_a_beat_task_defined_in_the_one_place():
+    assert beat_schedules()["recordings-retention"]["task"] == "recordings.tasks.recordings_retention"
+
+
+@pytest.mark.django_db
+def test_old_footage_moves_to_the_archive_folder_and_stays_playable(folder, settings, tmp_path):
+    from rest_framework.test import APIClient
+
+    settings.RECORDING_ARCHIVE_DIR = str(tmp_path / "nas")
+    settings.RECORDING_ARCHIVE_AFTER_HOURS = 24
+    camera = CameraFactory()
+    now = timezone.now()
+    old = _segment(camera, now - timedelta(hours=30), folder=folder, size=1000)
+    new = _segment(camera, now - timedelta(hours=2), folder=folder, size=1000)
+    assert recordings_retention(now=now) == {"archived": 1}
+    old.refresh_from_db()
+    new.refresh_from_db()
+    assert (old.tier, new.tier) == ("archive", "fast")
+    assert not (folder / old.path).exists() and (tmp_path / "nas" / old.path).stat().st_size == 1000
+    assert recordings_retention(now=now) == {}  # safe to run twice
+    staff = APIClient()
+    staff.force_authenticate(UserFactory(is_staff=True))
+    response = staff.get(f"/api/v1/recordings/{old.id}/video/", HTTP_RANGE="bytes=0-9")
+    assert response.status_code == 206 and response["Content-Range"] == "bytes 0-9/1000"
+    # Each folder has the cap: over it, the fast folder's and the archive's oldest footage go.
+    settings.RECORDING_MAX_GB = 500 / 1024 ** 3
+    assert recordings_retention(now=now) == {"size": 2}
