@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from events.kinds import EVENT_KINDS
 
-from .models import AlertItem, AlertRule, Delivery, Escalation, EscalationStep, NotificationChannel
+from .models import AlertItem, AlertRule, Delivery, Escalation, EscalationStep, NotificationChannel, PushSubscription
 from .services import (
     CHANNEL_FIELDS,
     RULE_FIELDS,
@@ -256,4 +256,30 @@ class AlertItemAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in AlertItem._meta.fields]
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(PushSubscription)
+class PushSubscriptionAdmin(admin.ModelAdmin):
+    """Browsers subscribed to Web Push (docs/alerts.md "Web Push"): made by the browsers themselves; an
+    administrator may only look and delete. The keys are not shown (the endpoint's address is its secret too)."""
+
+    list_display = ("id", "user", "service", "user_agent", "created_at", "last_success_at", "last_failure_at",
+                    "failures")
+    list_filter = ("created_at", "last_failure_at")
+    search_fields = ("user__username", "user_agent")
+    fields = ("user", "service", "user_agent", "created_at", "last_success_at", "last_failure_at", "last_error",
+              "failures")
+    readonly_fields = fields
+
+    @admin.display(description=_("push service"))
+    def service(self, obj):
+        from urllib.parse import urlsplit
+
+        return urlsplit(obj.endpoint).hostname or "?"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

@@ -1,20 +1,27 @@
-"""/api/v1/notification-channels/, /api/v1/alert-rules/ and /api/v1/alerts/: a user's own only.
+"""/api/v1/notification-channels/, /api/v1/alert-rules/, /api/v1/alerts/ and /api/v1/push-subscriptions/: a
+user's own only.
 
 Another user's channel, rule or delivery answers 404, exactly like one that does not exist.
 """
 
 from django.http import Http404
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from siteconfig.selectors import web_push_public_key
+
+from .push import push_subscription_delete, push_subscription_save
 from .selectors import (
     channel_get_for_user,
     channel_list_for_user,
     delivery_get_for_user,
     delivery_list_for_user,
+    push_subscription_get_for_user,
+    push_subscription_list_for_user,
     rule_get_for_user,
     rule_list_for_user,
 )
@@ -23,6 +30,9 @@ from .serializers import (
     ChannelOutputSerializer,
     DeliveryFilterSerializer,
     DeliveryOutputSerializer,
+    PushConfigSerializer,
+    PushSubscriptionInputSerializer,
+    PushSubscriptionOutputSerializer,
     RuleInputSerializer,
     RuleOutputSerializer,
 )
@@ -158,3 +168,50 @@ class DeliveryDetailApi(APIView):
     def get(self, request, delivery_id):
         delivery = _own_or_404(delivery_get_for_user, request, delivery_id, "alert")
         return Response(DeliveryOutputSerializer(delivery).data)
+
+
+# -- Web Push (docs/alerts.md "Web Push", docs/mobile.md) ----------------------------------------------
+class PushConfigApi(APIView):
+    """Whether the site sends Web Push, and the VAPID public key (applicationServerKey) to subscribe with."""
+
+    @extend_schema(responses=PushConfigSerializer)
+    def get(self, request):
+        key = web_push_public_key()
+        return Response(PushConfigSerializer({
+            "enabled": bool(key), "public_key": key or None,
+            "subscriptions": reverse("push-subscription-list"), "service_worker": reverse("service-worker"),
+        }).data)
+
+
+class PushSubscriptionListCreateApi(ListAPIView):
+    """Your browsers' (and apps') Web Push subscriptions. POST the browser's PushSubscription JSON: the same
+    endpoint again updates it (and makes it yours, if another user had it on that browser)."""
+
+    serializer_class = PushSubscriptionOutputSerializer
+
+    def get_queryset(self):
+        return push_subscription_list_for_user(self.request.user)
+
+    @extend_schema(request=PushSubscriptionInputSerializer, responses={201: PushSubscriptionOutputSerializer})
+    def post(self, request):
+        data = PushSubscriptionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        subscription = push_subscription_save(
+            user=request.user, endpoint=fields["endpoint"].strip(), p256dh=fields["keys"]["p256dh"],
+            auth=fields["keys"]["auth"],
+            user_agent=fields.get("user_agent") or request.headers.get("User-Agent", ""))
+        return Response(PushSubscriptionOutputSerializer(subscription).data, status=status.HTTP_201_CREATED)
+
+
+class PushSubscriptionDetailApi(APIView):
+    serializer_class = PushSubscriptionOutputSerializer
+
+    def get(self, request, subscription_id):
+        subscription = _own_or_404(push_subscription_get_for_user, request, subscription_id, "push subscription")
+        return Response(PushSubscriptionOutputSerializer(subscription).data)
+
+    def delete(self, request, subscription_id):
+        subscription = _own_or_404(push_subscription_get_for_user, request, subscription_id, "push subscription")
+        push_subscription_delete(subscription=subscription)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -423,3 +423,38 @@ class Escalation(models.Model):
 
     def __str__(self):
         return f"{self.event_id} step {self.order} at {self.fired_at:%Y-%m-%d %H:%M:%S}"
+
+
+def validate_push_endpoint(value: str) -> None:
+    """A push service's endpoint (Web Push): an http(s) URL checked like a webhook's (siteconfig webhook networks)."""
+    validate_http_url(value)
+
+
+class PushSubscription(models.Model):
+    """One browser's (or app's) Web Push subscription, for one user (docs/alerts.md "Web Push").
+
+    Whoever posts an endpoint owns it from then on: an endpoint is one browser profile's, so when another user
+    signs in there and subscribes, it moves to them. ``application_server_key`` is the site's VAPID public key
+    it was made with: after new keys it cannot work any more, and is dropped at the next push.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="push_subscriptions")
+    endpoint = models.CharField("endpoint", max_length=2000, unique=True, validators=[validate_push_endpoint],
+                               help_text="The push service's URL for this browser (secret: it is the address).")
+    p256dh = models.CharField(max_length=200, help_text="The browser's P-256 public key (base64url).")
+    auth = models.CharField(max_length=100, help_text="The browser's authentication secret (base64url, 16 bytes).")
+    application_server_key = models.CharField(
+        max_length=100, blank=True, default="", help_text="The site's VAPID public key it was made with.")
+    user_agent = models.CharField(max_length=300, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    failures = models.PositiveIntegerField(default=0, help_text="Failed pushes in a row (0 after a success).")
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        host = urlsplit(self.endpoint).hostname or "?"
+        return f"push to {host} for {self.user_id}"

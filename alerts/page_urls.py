@@ -12,4 +12,6 @@ urlpatterns = [
     path("alerts/rules/new/", views.RuleFormPage.as_view(), name="my-alerts-rule-new"),
     path("alerts/rules/<int:rule_id>/", views.RuleFormPage.as_view(), name="my-alerts-rule"),
     path("alerts/rules/<int:rule_id>/delete/", views.RuleDeletePage.as_view(), name="my-alerts-rule-delete"),
+    # Web Push's service worker, at the root so that its scope is the whole site.
+    path("sw.js", views.service_worker, name="service-worker"),
 ]

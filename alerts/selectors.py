@@ -18,6 +18,7 @@ from .models import (
     Escalation,
     EscalationStep,
     NotificationChannel,
+    PushSubscription,
 )
 
 
@@ -227,3 +228,20 @@ def escalations_fired(*, event_ids) -> dict[tuple, object]:
     return {(event_id, step_id): fired_at for event_id, step_id, fired_at in
             Escalation.objects.filter(event_id__in=list(event_ids), step__isnull=False)
             .values_list("event_id", "step_id", "fired_at")}
+
+
+# -- Web Push: a user's own subscriptions -------------------------------------------------------------
+def push_subscription_list_for_user(user) -> QuerySet:
+    """The user's Web Push subscriptions (one per browser or app); nobody sees another user's."""
+    if not getattr(user, "is_authenticated", False):
+        return PushSubscription.objects.none()
+    return PushSubscription.objects.filter(user=user).order_by("id")
+
+
+def push_subscription_get_for_user(user, subscription_id):
+    return push_subscription_list_for_user(user).filter(pk=subscription_id).first()
+
+
+def push_subscriptions_of(*, user_id: int) -> list:
+    """Where an alert for ``user_id`` is pushed: their subscriptions, while their account is active."""
+    return list(PushSubscription.objects.filter(user_id=user_id, user__is_active=True).order_by("-created_at", "-id"))

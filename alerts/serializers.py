@@ -1,8 +1,17 @@
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from events.kinds import EVENT_KINDS
 
-from .models import MAX_ESCALATION_MINUTES, SEVERITY_CHOICES, AlertRule, Delivery, EscalationStep, NotificationChannel
+from .models import (
+    MAX_ESCALATION_MINUTES,
+    SEVERITY_CHOICES,
+    AlertRule,
+    Delivery,
+    EscalationStep,
+    NotificationChannel,
+    PushSubscription,
+)
 
 ID = {"min_value": 1, "max_value": 2**63 - 1}
 
@@ -118,3 +127,70 @@ class DeliveryFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Delivery.Status.choices, required=False)
     channel = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     mode = serializers.ChoiceField(choices=Delivery.Mode.choices, required=False)
+
+
+# -- Web Push ---------------------------------------------------------------------------------------------
+def _b64url_bytes(value: str, field: str, size: int) -> bytes:
+    import base64
+    import re
+
+    text = (value or "").strip()
+    if not re.fullmatch(r"[A-Za-z0-9_\-+/]+={0,2}", text):
+        raise serializers.ValidationError(_("Give the browser's %(field)s key, base64url-encoded.") % {"field": field})
+    text = text.rstrip("=").replace("+", "-").replace("/", "_")
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:  # binascii.Error: a length no base64 text has
+        raw = b""
+    if len(raw) != size:
+        raise serializers.ValidationError(
+            _("The browser's %(field)s key is %(size)d bytes, not %(got)d.") % {"field": field, "size": size,
+                                                                                 "got": len(raw)})
+    return raw
+
+
+class PushKeysSerializer(serializers.Serializer):
+    p256dh = serializers.CharField(max_length=200, help_text="The browser's P-256 public key (base64url, 65 bytes).")
+    auth = serializers.CharField(max_length=100, help_text="The browser's authentication secret (base64url, 16 bytes).")
+
+    def validate_p256dh(self, value):
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        raw = _b64url_bytes(value, "p256dh", 65)
+        try:
+            ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+        except ValueError:
+            raise serializers.ValidationError(_("The browser's p256dh key is not a P-256 public key.")) from None
+        return value.strip().rstrip("=").replace("+", "-").replace("/", "_")
+
+    def validate_auth(self, value):
+        _b64url_bytes(value, "auth", 16)
+        return value.strip().rstrip("=").replace("+", "-").replace("/", "_")
+
+
+class PushSubscriptionInputSerializer(serializers.Serializer):
+    """The browser's ``PushSubscription.toJSON()``: ``{"endpoint", "expirationTime", "keys": {"p256dh", "auth"}}``."""
+
+    endpoint = serializers.CharField(max_length=2000, help_text="The push service's URL for this browser.")
+    expirationTime = serializers.IntegerField(required=False, allow_null=True,  # noqa: N815 (the browser's name)
+                                              help_text="Ignored (the browser's own).")
+    keys = PushKeysSerializer()
+    user_agent = serializers.CharField(required=False, allow_blank=True, max_length=300,
+                                       help_text="What to call this device (default: the request's User-Agent).")
+
+
+class PushSubscriptionOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PushSubscription
+        fields = ("id", "endpoint", "user_agent", "created_at", "last_success_at", "last_failure_at", "last_error",
+                  "failures")
+        read_only_fields = fields
+
+
+class PushConfigSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(help_text="Whether the site sends Web Push (it has VAPID keys).")
+    public_key = serializers.CharField(allow_null=True,
+                                       help_text="The applicationServerKey to subscribe with (base64url); null while "
+                                                 "Web Push is not set up.")
+    subscriptions = serializers.CharField(help_text="Where to post the subscription.")
+    service_worker = serializers.CharField(help_text="The service worker's URL (scope /).")

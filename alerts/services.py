@@ -59,7 +59,7 @@ from events.models import AnomalyEvent
 from events.selectors import events_by_ids
 from events.severity import severity_rank
 
-from . import messages, transports
+from . import messages, push, transports
 from .models import (
     ESCALATION_SEVERITIES,
     MAX_ESCALATION_MINUTES,
@@ -996,6 +996,7 @@ def _render_follow_up(delivery: Delivery, allowed: set[int] | None = None) -> tr
 def _transport(delivery: Delivery, message: transports.Message) -> None:
     if delivery.medium == Delivery.Medium.IN_APP:
         transports.send_in_app(group=user_group(delivery.recipient_id), message=message)
+        push.push_queue(user_id=delivery.recipient_id, payload=message.payload)  # Web Push: queued, never blocks
         return
     channel = delivery.channel
     if channel is None and delivery.mode == Delivery.Mode.ESCALATION and delivery.medium == Delivery.Medium.EMAIL:

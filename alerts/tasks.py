@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from .push import push_send
 from .services import (
     alert_delivery_attempt,
     alerts_digest_build,
@@ -35,3 +36,10 @@ def alerts_route(event_ids: list[str]) -> int:
 def alerts_escalation() -> list[int]:
     """Beat (every ALERT_ESCALATION_CHECK_SECONDS): fire the escalation steps that are due. Safe to run twice."""
     return alerts_escalate()
+
+
+@shared_task
+def alert_push(user_id: int, notification: dict) -> dict:
+    """Web Push of one in-app notification to the user's subscribed browsers (alerts/push.py). Never retried: a
+    push service keeps the message for an offline browser itself (its TTL)."""
+    return push_send(user_id=int(user_id), notification=notification)

@@ -12,4 +12,8 @@ urlpatterns = [
     path("alert-rules/<int:rule_id>/", apis.RuleDetailApi.as_view(), name="alert-rule-detail"),
     path("alerts/", apis.DeliveryListApi.as_view(), name="alert-list"),
     path("alerts/<int:delivery_id>/", apis.DeliveryDetailApi.as_view(), name="alert-detail"),
+    path("push/vapid-public-key/", apis.PushConfigApi.as_view(), name="push-config"),
+    path("push-subscriptions/", apis.PushSubscriptionListCreateApi.as_view(), name="push-subscription-list"),
+    path("push-subscriptions/<int:subscription_id>/", apis.PushSubscriptionDetailApi.as_view(),
+         name="push-subscription-detail"),
 ]

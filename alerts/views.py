@@ -8,11 +8,14 @@ Every change goes through alerts.services (which validate and audit). Another us
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.staticfiles import finders
+from django.contrib.staticfiles.storage import staticfiles_storage
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views import View
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from cameras.selectors import camera_list_for_user
 from events.kinds import EVENT_KINDS
@@ -218,3 +221,22 @@ class RuleDeletePage(_Page):
         alert_rule_delete(rule=rule, by=request.user)
         messages.success(request, _("Rule %(rule)s deleted.") % {"rule": name})
         return redirect("my-alerts")
+
+
+# -- Web Push: the service worker (docs/alerts.md "Web Push") ---------------------------------------------
+@require_GET
+def service_worker(request):
+    """static/js/sw.js at /sw.js, so that its scope is the whole site ("/"): it shows a pushed alert as a
+    notification of the system and opens the event when it is clicked. Public (nothing in it is secret), and
+    never cached long, so that browsers pick up a new version."""
+    path = finders.find("js/sw.js")
+    if not path and staticfiles_storage.exists("js/sw.js"):  # only the collected files are there
+        path = staticfiles_storage.path("js/sw.js")
+    if not path:
+        raise Http404("No service worker.")
+    with open(path, "rb") as f:
+        body = f.read()
+    response = HttpResponse(body, content_type="text/javascript; charset=utf-8")
+    response["Service-Worker-Allowed"] = "/"
+    response["Cache-Control"] = "no-cache"
+    return response

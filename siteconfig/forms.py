@@ -1,6 +1,7 @@
 """Admin forms that never show a model server's API key: it reads ``***``, and ``***`` sent back keeps it."""
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from inference.openai_chat import keep_secrets, mask_secrets
 
@@ -54,12 +55,24 @@ def site_settings_admin_form(model):
             label="Clear the stored SMTP password", required=False,
             help_text="Sign in to the mail server without a password from now on.")
 
+        vapid_private_key = SecretField(
+            label=_("VAPID private key"), max_length=100,
+            help_text=_("Never shown here. Leave it empty to keep the stored key; \"Generate VAPID keys\" makes a "
+                        "new pair."))
+        vapid_keys_clear = forms.BooleanField(
+            label=_("Clear the stored VAPID keys"), required=False,
+            help_text=_("Stop sending Web Push (browsers keep their subscriptions until they are next used)."))
+
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.initial.pop("smtp_password", None)
+            self.initial.pop("vapid_private_key", None)
             if self.instance.pk and self.instance.smtp_password:
                 self.fields["smtp_password"].help_text = (
                     "A password is stored (not shown). " + self.fields["smtp_password"].help_text)
+            if self.instance.pk and self.instance.vapid_private_key:
+                self.fields["vapid_private_key"].help_text = (
+                    _("A private key is stored (not shown).") + " " + self.fields["vapid_private_key"].help_text)
 
         def clean(self):
             cleaned = super().clean()
@@ -68,6 +81,14 @@ def site_settings_admin_form(model):
                 cleaned["smtp_password"] = ""
             elif not cleaned.get("smtp_password"):
                 cleaned["smtp_password"] = stored
+            stored_key = self.instance.vapid_private_key if self.instance.pk else ""
+            if cleaned.get("vapid_keys_clear"):
+                cleaned["vapid_private_key"] = ""
+                self.instance.vapid_public_key = ""
+            elif not (cleaned.get("vapid_private_key") or "").strip():
+                cleaned["vapid_private_key"] = stored_key
+            elif cleaned["vapid_private_key"].strip() != stored_key:
+                self.instance.vapid_public_key = ""  # a new private key: its public key is derived
             return cleaned
 
     return SiteSettingsAdminForm

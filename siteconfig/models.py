@@ -13,9 +13,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, validate_email
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from inference.addresses import parse_networks
 from inference.openai_chat import CLIENT_PARAMS, check_params
+
+from .vapid import VapidKeyError, check_subject, public_key_of
 
 # Private LANs, loopback, CGNAT/Tailscale and IPv6 unique-local: where a self-hosted site's cameras
 # and model servers live. Link-local (169.254.0.0/16, fe80::/10) is not in it, and cloud metadata
@@ -124,6 +127,19 @@ class SiteSettings(models.Model):
         "sender address", max_length=255, blank=True, default="",
         help_text="The From address of email alerts, e.g. alerts@example.com or "
                   "\"Surveillance <alerts@example.com>\". Empty: DEFAULT_FROM_EMAIL.")
+    # Web Push (docs/alerts.md "Web Push"): the site's VAPID key pair and contact. Empty keys: no push is sent.
+    vapid_public_key = models.CharField(
+        _("VAPID public key"), max_length=100, blank=True, default="",
+        help_text=_("The application server key browsers subscribe with (base64url, 65 bytes). Left empty with a "
+                    "private key given, it is derived from it."))
+    vapid_private_key = models.CharField(
+        _("VAPID private key"), max_length=100, blank=True, default="",
+        help_text=_("Stored, never shown back (base64url of the 32-byte P-256 key). Use \"Generate VAPID keys\" "
+                    "rather than typing one."))
+    vapid_subject = models.CharField(
+        _("VAPID contact"), max_length=255, blank=True, default="",
+        help_text=_("How push services reach the site's administrator: mailto:admin@example.com, or the site's "
+                    "https:// address without a path (https://cameras.example.com)."))
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -164,12 +180,43 @@ class SiteSettings(models.Model):
             except ValidationError:
                 errors["smtp_from_email"] = "Give an email address, e.g. alerts@example.com or " \
                                             "\"Surveillance <alerts@example.com>\"."
+        errors.update(self._clean_vapid())
         if self.login_max_failures < 1:
             errors["login_max_failures"] = "At least one attempt."
         if self.login_lockout_seconds < 1:
             errors["login_lockout_seconds"] = "At least one second."
         if errors:
             raise ValidationError(errors)
+
+    def _clean_vapid(self) -> dict:
+        """The VAPID keys: both or neither, one pair (a public key alone is derived from its private key), and
+        a contact whenever they are set."""
+        errors = {}
+        self.vapid_public_key = (self.vapid_public_key or "").strip()
+        self.vapid_private_key = (self.vapid_private_key or "").strip()
+        self.vapid_subject = (self.vapid_subject or "").strip()
+        if self.vapid_private_key:
+            try:
+                derived = public_key_of(self.vapid_private_key)
+            except VapidKeyError as exc:
+                errors["vapid_private_key"] = str(exc)
+            else:
+                if not self.vapid_public_key:
+                    self.vapid_public_key = derived
+                elif self.vapid_public_key != derived:
+                    errors["vapid_public_key"] = _("This public key is not the private key's: leave it empty to "
+                                                   "derive it, or generate a new pair.")
+        elif self.vapid_public_key:
+            errors["vapid_private_key"] = _("Give the private key of this public key too (or generate a new pair).")
+        if self.vapid_subject:
+            try:
+                check_subject(self.vapid_subject)
+            except VapidKeyError as exc:
+                errors["vapid_subject"] = str(exc)
+        elif self.vapid_private_key:
+            errors["vapid_subject"] = _("Push services need a contact with the keys: mailto:admin@example.com or "
+                                        "the site's https:// address.")
+        return errors
 
     def save(self, *args, **kwargs):
         self.pk = 1  # one row

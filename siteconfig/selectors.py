@@ -82,6 +82,21 @@ def smtp_server() -> dict | None:
             "use_ssl": row.smtp_security == "ssl", "from_email": row.smtp_from_email}
 
 
+def web_push_keys() -> dict | None:
+    """The site's VAPID keys and contact for Web Push (docs/alerts.md "Web Push"); None while they are not set
+    (no push is sent, browsers do not subscribe)."""
+    row = site_settings()
+    if not (row.vapid_private_key and row.vapid_public_key and row.vapid_subject):
+        return None
+    return {"public_key": row.vapid_public_key, "private_key": row.vapid_private_key, "subject": row.vapid_subject}
+
+
+def web_push_public_key() -> str:
+    """The key browsers subscribe with (the VAPID public key); "" while Web Push is not set up."""
+    keys = web_push_keys()
+    return keys["public_key"] if keys else ""
+
+
 def registration_open() -> bool:
     return site_settings().registration_open
 

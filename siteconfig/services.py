@@ -7,6 +7,7 @@ from django.db import transaction
 
 from inference.openai_chat import keep_secrets
 
+from . import vapid
 from .models import SiteSettings
 from .selectors import site_settings_clear_cache
 
@@ -14,9 +15,10 @@ EDITABLE = (
     "camera_networks", "model_server_networks", "webhook_networks", "registration_open",
     "login_max_failures", "login_lockout_seconds", "trusted_proxies", "vlm_server", "agent_server",
     "smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp_password", "smtp_from_email",
+    "vapid_public_key", "vapid_private_key", "vapid_subject",
 )
 #: Write-only: never shown back (admin, API). Empty (or left out) keeps the stored one; None clears it.
-SECRET_FIELDS = ("smtp_password",)
+SECRET_FIELDS = ("smtp_password", "vapid_private_key")
 #: Fields holding model-server parameters: their API key is shown as *** and kept when sent back so.
 SERVER_FIELDS = ("vlm_server", "agent_server")
 
@@ -37,12 +39,29 @@ def site_settings_update(**changes) -> SiteSettings:
                     changes[name] = ""  # cleared
                 elif changes[name] == "":
                     del changes[name]  # kept
-        changed = [name for name, value in changes.items() if getattr(row, name) != value]
-        for name in changed:
-            setattr(row, name, changes[name])
+        if "vapid_private_key" in changes and "vapid_public_key" not in changes:
+            changes["vapid_public_key"] = ""  # a new private key's public key is derived; a cleared one's goes
+        before = {name: getattr(row, name) for name in EDITABLE}
+        for name, value in changes.items():
+            setattr(row, name, value)
         row.full_clean()
+        # What clean normalised counts too (a VAPID public key derived from its private key).
+        changed = [name for name in EDITABLE if getattr(row, name) != before[name]]
         if changed:
             row.save(update_fields=[*changed, "updated_at"])
     transaction.on_commit(site_settings_clear_cache)
     site_settings_clear_cache()
     return row
+
+
+def site_vapid_keys_generate(*, subject: str = "") -> SiteSettings:
+    """A new VAPID key pair for Web Push (docs/alerts.md "Web Push"), replacing any stored one: browsers
+    subscribed with the old public key subscribe again on their next page (their old subscriptions are dropped
+    when a push is sent). ``subject`` fills the contact when none is set yet."""
+    public, private = vapid.generate()
+    changes = {"vapid_public_key": public, "vapid_private_key": private}
+    with transaction.atomic():
+        SiteSettings.objects.get_or_create(pk=1)
+        if subject and not SiteSettings.objects.get(pk=1).vapid_subject:
+            changes["vapid_subject"] = subject
+        return site_settings_update(**changes)

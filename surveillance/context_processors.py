@@ -11,6 +11,7 @@ from functools import cached_property
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef
+from django.urls import reverse
 
 from alerts.models import AlertItem, Delivery
 from events.models import AnomalyEvent
@@ -65,7 +66,15 @@ class OpenAlerts:
         """For notify.js (json_script): the counted events, so that an acknowledgement takes one off."""
         return {"events": [[pk, camera] for pk, camera in self._rows], "more": self.more,
                 "max": BADGE_MAX, "severities": list(BADGE_SEVERITIES),
-                "toast_seconds": settings.ALERT_TOAST_SECONDS}
+                "toast_seconds": settings.ALERT_TOAST_SECONDS, "push": self.push}
+
+    @property
+    def push(self) -> dict:
+        """Web Push for static/js/push.js (docs/alerts.md "Web Push"): where to ask for the key to subscribe with
+        (only once the user allowed notifications: no query here), where to post the subscription, and the
+        service worker."""
+        return {"config": reverse("push-config"), "user": self.user.pk,
+                "subscriptions": reverse("push-subscription-list"), "worker": reverse("service-worker")}
 
 
 def open_alerts(request) -> dict:

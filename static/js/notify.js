@@ -187,9 +187,13 @@
     document.addEventListener("keydown", unlock, true);
   }
 
+  // Web Push (static/js/push.js): once this browser is subscribed, its service worker shows the notifications.
+  const push = window.SurveillancePush || { active: false, start() {} };
+
   // -- desktop notifications (the Notification API; allowed in the preferences page) ------------------------
   function desktop(m, loud) {
     if (!("Notification" in window) || Notification.permission !== "granted" || !document.hidden) return;
+    if (push.active) return;  // this browser is subscribed: the service worker shows it (static/js/sw.js)
     const delivery = Number(m.delivery);
     // a new high or critical alert; an update replaces the one shown (the same tag), silently
     if (!loud && !(desktopShown.has(delivery) && LOUD.has(m.severity))) return;
@@ -213,9 +217,10 @@
       status.dataset.permission = permission;
       allow.hidden = permission !== "default";
     };
+    const shown = () => { showPermission(); push.start(); };
     allow.addEventListener("click", () => {
-      const asked = Notification.requestPermission(showPermission);  // the callback: older Safari
-      if (asked && asked.then) asked.then(showPermission);
+      const asked = Notification.requestPermission(shown);  // the callback: older Safari
+      if (asked && asked.then) asked.then(shown);
     });
     showPermission();
   }
@@ -250,5 +255,5 @@
 
   new Set(counted.values()).forEach(watch);
   render();
-  window.SurveillanceNotify = { counted, toasts };  // for tests and the console
+  window.SurveillanceNotify = { counted, toasts, push };  // for tests and the console
 })();
