@@ -475,7 +475,7 @@
       }
       status.textContent = "";
       error.textContent = body.error || `${form.dataset.failed} (HTTP ${response.status})`;
-      const named = /zones\[(\d+)\]/.exec(body.error || "");
+      const named = /(?:zones|구역)\[(\d+)\]/.exec(body.error || ""); // the zone the checker named (English or Korean)
       if (named) editor.select(Number(named[1]));
     });
   }
