@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from django.db.models import Q
 
 from events.kinds import EVENT_KINDS
@@ -109,6 +110,8 @@ class NotificationChannel(models.Model):
     MIN_SECRET_LENGTH = 16
 
     class Meta:
+        verbose_name = _("notification channel")
+        verbose_name_plural = _("notification channels")
         ordering = ["id"]
         constraints = [_one_owner_constraint("alerts_channel_one_owner")]
 
@@ -174,6 +177,8 @@ class AlertRule(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("alert rule")
+        verbose_name_plural = _("alert rules")
         ordering = ["id"]
         constraints = [_one_owner_constraint("alerts_rule_one_owner")]
 
@@ -294,8 +299,9 @@ class Delivery(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
         ordering = ["-created_at", "-id"]
-        verbose_name_plural = "deliveries"
         constraints = [
             # One follow-up of each kind per first alert: routing the same update twice sends once. An
             # incident's thread has one per later event (made under the first alert's lock: services._incident_join).
@@ -357,6 +363,8 @@ class AlertItem(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("alert item")
+        verbose_name_plural = _("alert items")
         ordering = ["created_at", "id"]
         constraints = [
             models.UniqueConstraint(fields=["event", "channel", "severity"],
@@ -398,6 +406,8 @@ class EscalationStep(models.Model):
                               help_text="A group: each active member, like a user.")
 
     class Meta:
+        verbose_name = _("escalation step")
+        verbose_name_plural = _("escalation steps")
         # No unique (rule, order): the admin's inline may swap two steps' orders in one save; the
         # services number them 1..n and the admin's formset refuses two steps with one order.
         ordering = ["rule", "order", "id"]
@@ -418,6 +428,8 @@ class Escalation(models.Model):
     fired_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("escalation")
+        verbose_name_plural = _("escalations")
         ordering = ["fired_at", "id"]
         constraints = [models.UniqueConstraint(fields=["event", "step"], name="alerts_escalation_once_per_step")]
 
@@ -453,6 +465,8 @@ class PushSubscription(models.Model):
     failures = models.PositiveIntegerField(default=0, help_text="Failed pushes in a row (0 after a success).")
 
     class Meta:
+        verbose_name = _("push subscription")
+        verbose_name_plural = _("push subscriptions")
         ordering = ["id"]
 
     def __str__(self):

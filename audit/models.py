@@ -7,6 +7,7 @@ values, so no secret (a webhook secret, a camera URL's password) can end up here
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from django.utils import timezone
 
 
@@ -27,9 +28,9 @@ class AuditEntry(models.Model):
     details = models.JSONField(default=dict, blank=True, help_text="Small non-secret facts, e.g. false_alarm.")
 
     class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit entries")
         ordering = ("-at", "-id")
-        verbose_name = "audit entry"
-        verbose_name_plural = "audit entries"
         indexes = [models.Index(fields=["target_type", "target_id", "at"], name="audit_target_at")]
 
     def __str__(self):

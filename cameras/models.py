@@ -167,6 +167,8 @@ class Area(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("area")
+        verbose_name_plural = _("areas")
         ordering = ["name", "id"]
 
     def __str__(self):
@@ -261,6 +263,8 @@ class Camera(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("camera")
+        verbose_name_plural = _("cameras")
         ordering = ["name", "id"]
         permissions = [("operate_camera", "Can start/stop the camera and handle its events")]
         indexes = [models.Index(fields=["enabled", "heartbeat_at"])]
@@ -429,6 +433,8 @@ class DetectorVersion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("detector version")
+        verbose_name_plural = _("detector versions")
         ordering = ["camera", "-number"]
         constraints = [models.UniqueConstraint(fields=["camera", "number"], name="detector_version_number_per_camera")]
 
@@ -486,6 +492,8 @@ class LearningJob(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("learning job")
+        verbose_name_plural = _("learning jobs")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["camera", "status"])]
 

@@ -3,6 +3,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from django.urls import reverse
 from django.utils import timezone
 
@@ -63,6 +64,8 @@ class AnomalyEvent(models.Model):
     )
 
     class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
         ordering = ["-started_at", "-id"]
         indexes = [
             models.Index(fields=["camera", "-started_at"]),
@@ -151,6 +154,8 @@ class EventNote(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("event note")
+        verbose_name_plural = _("event notes")
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["event", "created_at"], name="events_note_event_created")]
 
@@ -183,6 +188,8 @@ class Incident(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("incident")
+        verbose_name_plural = _("incidents")
         ordering = ["-last_event_at", "-id"]
         indexes = [models.Index(fields=["area", "-last_event_at"], name="events_incident_area_last")]
 

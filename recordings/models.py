@@ -30,6 +30,8 @@ class Segment(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("recording segment")
+        verbose_name_plural = _("recording segments")
         ordering = ["camera", "start"]
         indexes = [models.Index(fields=["camera", "start"]), models.Index(fields=["tier", "start"]),
                    models.Index(fields=["start"])]
@@ -45,6 +47,10 @@ class Segment(models.Model):
 
 class DeletionCount(models.Model):
     """What retention deleted, per reason: segments and bytes (for the admin and /metrics)."""
+    class Meta:
+        verbose_name = _("deletion count")
+        verbose_name_plural = _("deletion counts")
+
 
     class Reason(models.TextChoices):
         AGE = "age", _("Older than its mode's retention")
