@@ -67,6 +67,7 @@
     if (!segment) return;
     current = index;
     video.hidden = false;
+    root.querySelector("#rec-controls").hidden = false;
     const rate = Number(speed.value) || 1;
     video.defaultPlaybackRate = rate;
     video.src = segment.url;
