@@ -1,6 +1,6 @@
 """`make bench`: run every benchmark, print a summary, update docs/BENCHMARKS.md.
 
-    python -m bench            # all benchmarks (about 19 minutes here, 11.5 of them `cameras`, 3.5 `describe`)
+    python -m bench            # all benchmarks (about 21 minutes here, 11.5 of them `cameras`, 3.5 `describe`, 2 `recordings`)
     python -m bench --quick    # all of them shorter (about 5 minutes)
     python -m bench ws         # only the named ones
 """
@@ -23,6 +23,7 @@ BENCHMARKS = {
     "objects": "bench.objects",
     "describe": "bench.describe",
     "health": "bench.health",
+    "recordings": "bench.recordings",
 }
 
 

@@ -324,6 +324,12 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def notification(self, message):
         await self._send_json({"type": "notification", **message.get("payload", {})})
 
+    async def recording_export(self, message):
+        """Progress of one of the user's exports (recordings/services.py; docs/websocket.md, "export"): sent to the
+        user's own group only, so no camera check here."""
+        await self._send_json({"type": "export", **{k: v for k, v in (message.get("export") or {}).items()
+                                                    if k != "type"}})
+
     # -- helpers -----------------------------------------------------------------------------------
     async def _send_json(self, data):
         if self.closing:  # nothing more after the last error of _shut

@@ -1,4 +1,5 @@
 from datetime import timedelta
+from pathlib import Path
 
 from django.core.files.storage import default_storage
 from django.http import Http404
@@ -149,7 +150,7 @@ class EventNotesApi(ListAPIView):
         return Response(EventNoteOutputSerializer(note).data, status=http_status.HTTP_201_CREATED)
 
 
-# -- an event's files, for clients with a JWT (the pages serve the same files at events/<id>/*.jpg|webm) -----
+# -- an event's files, for clients with a JWT (the pages serve the same files at events/<id>/*.jpg|mp4) ------
 _NOT_FOUND = OpenApiResponse(ApiErrorSerializer, description=(
     "No such event, the user may not view its camera, the event has no such file, or the file is gone "
     "(retention)."))
@@ -182,7 +183,7 @@ class EventSnapshotApi(_EventMediaApi):
 
 class EventClipApi(_EventMediaApi):
     @extend_schema(
-        summary="The event's clip (WebM, VP8), with byte ranges",
+        summary="The event's clip (H.264 MP4; VP8 WebM for older events), with byte ranges",
         description=(
             "A few seconds before the event until it ended. Answers one byte range: `Range: bytes=0-1023`, "
             "`bytes=1024-` or `bytes=-1024` give 206 Partial Content with Content-Range and exactly those "
@@ -192,7 +193,9 @@ class EventClipApi(_EventMediaApi):
         parameters=[OpenApiParameter("Range", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
                                      description="One byte range, e.g. bytes=0-1023.")],
         responses={
-            (200, "video/webm"): OpenApiResponse(OpenApiTypes.BINARY, description="The whole clip."),
+            (200, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="The whole clip."),
+            (200, "video/webm"): OpenApiResponse(OpenApiTypes.BINARY, description="The whole clip (older events)."),
+            (206, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="The bytes asked for."),
             (206, "video/webm"): OpenApiResponse(OpenApiTypes.BINARY, description="The bytes asked for."),
             401: _UNAUTHORIZED, 404: _NOT_FOUND,
             416: OpenApiResponse(ApiErrorSerializer, description=(
@@ -205,7 +208,7 @@ class EventClipApi(_EventMediaApi):
             raise Http404("This event has no clip (yet: it is written when the event ends).")
         return media_file_response(request, event.clip.storage, event.clip.name, content_type=clip_content_type(event),
                                    missing="The clip file is missing (removed by retention?).", ranges=True,
-                                   filename=f"event-{event.pk}.webm")
+                                   filename=f"event-{event.pk}{Path(event.clip.name).suffix.lower() or '.mp4'}")
 
 
 class EventThumbnailApi(_EventMediaApi):

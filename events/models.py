@@ -38,7 +38,8 @@ class AnomalyEvent(models.Model):
     description = models.TextField(blank=True, default="")
     decision = models.JSONField(default=dict, blank=True)
     snapshot = models.ImageField(upload_to="events/snapshots/", blank=True, default="")
-    #: A few seconds before the episode until it ended (capped): VP8 WebM, written by the worker.
+    #: A few seconds before the episode until it ended (capped): H.264 MP4 written by the worker (VP8 WebM for
+    #: events stored before, or where the worker has no ffmpeg).
     clip = models.FileField(upload_to="events/clips/", blank=True, default="")
     details = models.JSONField(default=dict, blank=True)
     #: Set when the event is stored (events.services): the incident of its camera's area it belongs to.
@@ -73,6 +74,11 @@ class AnomalyEvent(models.Model):
             models.Index(fields=["severity", "-started_at"]),
             models.Index(fields=["status", "-started_at"]),
         ]
+
+    @property
+    def clip_url_name(self) -> str:
+        """The page URL of the clip: ``event-clip`` (clip.mp4), or ``event-clip-webm`` for a WebM clip."""
+        return "event-clip-webm" if self.clip and self.clip.name.lower().endswith(".webm") else "event-clip"
 
     def __str__(self):
         return f"{self.severity} on {self.camera_id} at {self.started_at:%Y-%m-%d %H:%M:%S}"

@@ -16,5 +16,7 @@ urlpatterns = [
     path("events/<uuid:event_id>/fragment/<slug:kind>/", views.event_fragment, name="event-fragment"),
     path("events/<uuid:event_id>/snapshot.jpg", views.event_snapshot, name="event-snapshot"),
     path("events/<uuid:event_id>/objects/<int:track>.jpg", views.event_object, name="event-object"),
-    path("events/<uuid:event_id>/clip.webm", views.event_clip, name="event-clip"),
+    path("events/<uuid:event_id>/clip.mp4", views.event_clip, name="event-clip"),
+    # Clips were VP8 WebM before they were H.264 MP4: the old address keeps working (both serve the file's real type).
+    path("events/<uuid:event_id>/clip.webm", views.event_clip, name="event-clip-webm"),
 ]

@@ -29,7 +29,8 @@ class EventOutputSerializer(serializers.ModelSerializer):
         help_text="Absolute URL of the snapshot (JPEG) in the API, for a JWT (Authorization: Bearer): "
                   "GET /api/v1/events/{id}/snapshot/. Null without a snapshot.")
     clip_url = serializers.SerializerMethodField(
-        help_text="Absolute URL of the clip (WebM, VP8) in the API, for a JWT; answers byte ranges (206): "
+        help_text="Absolute URL of the clip (H.264 MP4; VP8 WebM for older events) in the API, for a JWT; answers "
+                  "byte ranges (206): "
                   "GET /api/v1/events/{id}/clip/. Null without a clip (or before the event ended).")
     thumbnails = serializers.SerializerMethodField(
         help_text="The objects seen that have a thumbnail, each with the absolute API URL of its JPEG.")
@@ -52,7 +53,7 @@ class EventOutputSerializer(serializers.ModelSerializer):
         return reverse("event-snapshot", args=[event.pk]) if event.snapshot else None
 
     def get_clip(self, event) -> str | None:
-        return reverse("event-clip", args=[event.pk]) if event.clip else None
+        return reverse(event.clip_url_name, args=[event.pk]) if event.clip else None
 
     def _api_events(self) -> str:
         """The absolute URL of /api/v1/events/, once per serializer: the request's host, else SITE_URL

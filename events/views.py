@@ -335,7 +335,8 @@ def event_snapshot(request, event_id):
 
 @login_required
 def event_clip(request, event_id):
-    """The event's clip (WebM), for users who may view its camera; answers byte ranges so players can seek."""
+    """The event's clip (H.264 MP4; VP8 WebM for older events), for users who may view its camera, at clip.mp4 or
+    clip.webm alike, sent as the file's real type; answers byte ranges so players can seek."""
     event = event_get_for_user(request.user, event_id)
     if event is None or not event.clip:
         raise Http404("No clip for that event, or you may not view its camera.")
@@ -357,7 +358,11 @@ SMALL_RANGE = 64 * 1024
 
 
 def clip_content_type(event) -> str:
-    return mimetypes.guess_type(event.clip.name)[0] or "video/webm"
+    """The clip file's real type: video/mp4 (ffmpeg's H.264 clips) or video/webm (OpenCV's VP8, older events)."""
+    name = event.clip.name.lower()
+    if name.endswith(".webm"):
+        return "video/webm"
+    return mimetypes.guess_type(name)[0] or "video/mp4"
 
 
 def byte_range(header: str, size: int):

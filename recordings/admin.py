@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import DeletionCount, Segment
+from .models import DeletionCount, Export, Segment
 
 
 @admin.register(Segment)
@@ -24,6 +24,22 @@ class SegmentAdmin(admin.ModelAdmin):
 class DeletionCountAdmin(admin.ModelAdmin):
     list_display = ("reason", "segments", "bytes", "updated_at")
     readonly_fields = ("reason", "segments", "bytes", "updated_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Export)
+class ExportAdmin(admin.ModelAdmin):
+    """Read-only: users ask for exports through the API; deleting one here removes its files."""
+
+    list_display = ("id", "user", "since", "until", "status", "progress", "size", "expires_at", "created_at")
+    list_filter = ("status",)
+    list_select_related = ("user",)
+    readonly_fields = [f.name for f in Export._meta.fields] + ["cameras"]
 
     def has_add_permission(self, request):
         return False

@@ -1,5 +1,8 @@
 """Recorded footage: one row per finished segment file, and what retention deleted and why."""
 
+import uuid
+
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -66,3 +69,43 @@ class DeletionCount(models.Model):
 
     def __str__(self):
         return f"{self.reason}: {self.segments}"
+
+
+class Export(models.Model):
+    """A time range of one or several cameras exported to one MP4 per camera (``services.export_run``, a Celery
+    task on the default queue). ``files`` lists what was written under RECORDING_EXPORT_DIR/<id>/; the row and
+    its files go at ``expires_at`` (``services.exports_expire``, beat)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recording_exports",
+                             help_text=_("Who asked for it: only they see its progress."))
+    cameras = models.ManyToManyField("cameras.Camera", related_name="recording_exports")
+    since = models.DateTimeField()
+    until = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0, help_text=_("0 to 1."))
+    message = models.TextField(blank=True, default="")
+    files = models.JSONField(default=list, blank=True, help_text=_(
+        "One entry per camera with footage: camera, name (under the export's folder), size, duration, copied."))
+    size = models.BigIntegerField(default=0, help_text=_("Bytes, all files together."))
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("recording export")
+        verbose_name_plural = _("recording exports")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["expires_at"]), models.Index(fields=["user", "status"])]
+
+    def __str__(self):
+        return f"{self.pk} {self.status}"
+
+    def file_for(self, camera_id: int) -> dict | None:
+        return next((f for f in self.files or [] if f.get("camera") == int(camera_id)), None)

@@ -6,11 +6,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 
 from cameras.selectors import camera_ids_for_user
 from events.models import AnomalyEvent
 
-from .models import Segment
+from .models import Export, Segment
 
 #: Events whose footage retention never deletes: open (not ended) or not resolved.
 UNRESOLVED = (AnomalyEvent.Status.NEW, AnomalyEvent.Status.ACKNOWLEDGED)
@@ -49,3 +50,26 @@ def segments_with_rules(qs: QuerySet | None = None) -> QuerySet:
 def event_overlaps(*, camera_id: int, start: datetime, end: datetime) -> bool:
     return AnomalyEvent.objects.filter(camera_id=camera_id, started_at__lte=end).filter(
         Q(ended_at__isnull=True) | Q(ended_at__gte=start)).exists()
+
+
+def export_get_for_user(user, export_id) -> Export | None:
+    """The user's own export, else None (another user's export is answered 404, as if it did not exist)."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return Export.objects.filter(pk=export_id, user_id=user.pk).first()
+
+
+def export_file_for_user(user, export_id, camera_id) -> tuple[Export, dict] | None:
+    """(export, its file of the camera) when the export is done and not expired, has a file of that camera, and the
+    user may view the camera (whoever made the export); else None."""
+    export = Export.objects.filter(pk=export_id, status=Export.Status.DONE).first()
+    if export is None or (export.expires_at and export.expires_at <= timezone.now()):
+        return None
+    entry = export.file_for(camera_id)
+    if entry is None or int(camera_id) not in camera_ids_for_user(user):
+        return None
+    return export, entry
+
+
+def exports_active_count(user) -> int:
+    return Export.objects.filter(user=user, status__in=[Export.Status.QUEUED, Export.Status.RUNNING]).count()

@@ -1,24 +1,27 @@
-"""Writing recordings: indexing finished segments (the inference worker), retention (beat)."""
+"""Writing recordings: indexing finished segments (the inference worker), retention (beat), exports (a task)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import shutil
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError
-from django.db.models import F, Sum
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
+from audit.services import audit_record
 from cameras.models import Camera
 
-from .models import DeletionCount, Segment
-from .selectors import event_overlaps, segments_with_rules
-from .storage import ARCHIVE, FAST, segment_file, tier_roots
+from . import concat
+from .models import DeletionCount, Export, Segment
+from .selectors import event_overlaps, segments_in_range, segments_with_rules
+from .storage import ARCHIVE, FAST, export_folder, segment_file, tier_roots
 
 log = logging.getLogger(__name__)
 
@@ -174,3 +177,185 @@ def _retention(now: datetime, disk_usage) -> dict[str, int]:
     if tally:
         log.info("Recording retention deleted %s", dict(tally))
     return dict(tally)
+
+
+# -- exports (POST /api/v1/exports/; docs/recordings.md "Export") ------------------------------------------------
+EXPORT_LOCK = "recordings:export:{}"
+#: The live message of an export, sent to its owner's user group (cameras/consumers.py ``recording_export``).
+EXPORT_MESSAGE_TYPE = "recording.export"
+
+
+def export_create(*, user, camera_ids: list[int], since: datetime, until: datetime) -> Export:
+    """Store an export of ``camera_ids`` between ``since`` and ``until`` and queue its task after commit. The caller
+    checked the permission and the limits (the API's serializer). Audited (``recordings.export``)."""
+    with transaction.atomic():
+        export = Export.objects.create(
+            user=user, since=since, until=until,
+            expires_at=timezone.now() + timedelta(hours=settings.RECORDING_EXPORT_EXPIRY_HOURS))
+        export.cameras.set(camera_ids)
+        audit_record(actor=user, action="recordings.export", target=export, camera_id=camera_ids[0],
+                     details={"cameras": len(camera_ids), "seconds": int((until - since).total_seconds())})
+        export_id = str(export.pk)
+        transaction.on_commit(lambda: _queue_export(export_id))
+    return export
+
+
+def _queue_export(export_id: str) -> None:
+    from .tasks import recordings_export
+
+    recordings_export.delay(export_id)
+
+
+def export_message(export: Export) -> dict:
+    """What the WebSocket says about an export (docs/websocket.md "export"): its state, not its files' URLs."""
+    return {"type": "export", "export": str(export.pk), "status": export.status,
+            "progress": round(export.progress, 4), "message": export.message, "size": export.size,
+            "cameras": [f["camera"] for f in export.files or []] if export.status == Export.Status.DONE else []}
+
+
+def export_broadcast(*, user_id: int, message: dict) -> None:
+    """Push an export's state (``export_message``) to its owner's open WebSockets. Never raises: the database has
+    the truth."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from cameras.groups import user_group
+
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(user_group(user_id), {"type": EXPORT_MESSAGE_TYPE, "export": message})
+    except Exception:
+        log.exception("Live push of export %s failed", message.get("export"))
+
+
+def _export_save(export: Export, **fields) -> None:
+    """Store some fields of a running export and push its state as it is now, after commit (in the task: at once)."""
+    for name, value in fields.items():
+        setattr(export, name, value)
+    Export.objects.filter(pk=export.pk).update(updated_at=timezone.now(), **fields)
+    user_id, message = export.user_id, export_message(export)
+    transaction.on_commit(lambda: export_broadcast(user_id=user_id, message=message))
+
+
+def _pieces(segments: list[Segment], since: datetime, until: datetime) -> tuple[list, float, float, int]:
+    """(files, offset into the first, seconds kept, files missing) of a camera's segments in the range."""
+    files, kept, missing, offset = [], 0.0, 0, 0.0
+    for segment in segments:
+        file = segment_file(segment.tier, segment.path)
+        if file is None or not file.is_file():
+            missing += 1
+            continue
+        if not files:
+            offset = max(0.0, (since - segment.start).total_seconds())
+        files.append(file)
+        kept += max(0.0, (min(segment.end, until) - max(segment.start, since)).total_seconds())
+    return files, offset, kept, missing
+
+
+def export_run(export_id) -> str:
+    """Make the export's files: per camera, its segments in the range joined into one MP4, copied when they share
+    one codec of RECORDING_COPY_CODECS (ffmpeg's concat demuxer, ``-c copy``; gaps between segments are left out),
+    else encoded to H.264 (or when the copy fails); trimmed to the range. Progress stored and pushed as it goes. Safe to run twice: a finished
+    export is left alone, and one run at a time works on an export. Returns the final status."""
+    if not cache.add(EXPORT_LOCK.format(export_id), 1, timeout=int(settings.RECORDING_EXPORT_TIMEOUT_SECONDS) + 60):
+        log.info("Export %s already runs elsewhere", export_id)
+        return "busy"
+    try:
+        export = Export.objects.filter(pk=export_id).first()
+        if export is None or export.status in (Export.Status.DONE, Export.Status.FAILED):
+            return export.status if export else "gone"
+        try:
+            return _export_run(export)
+        except Exception as exc:  # never leave it "running" for ever
+            log.exception("Export %s failed", export_id)
+            _export_save(export, status=Export.Status.FAILED, message=f"{type(exc).__name__}: {exc}"[:1000],
+                         expires_at=timezone.now() + timedelta(hours=settings.RECORDING_EXPORT_EXPIRY_HOURS))
+            return Export.Status.FAILED
+    finally:
+        cache.delete(EXPORT_LOCK.format(export_id))
+
+
+def _export_run(export: Export) -> str:
+    from django.utils.translation import gettext as _
+
+    _export_save(export, status=Export.Status.RUNNING, progress=0.0, message="")
+    folder = export_folder(export.pk)
+    folder.mkdir(parents=True, exist_ok=True)
+    camera_ids = sorted(export.cameras.values_list("id", flat=True))
+    files, notes, last_push = [], [], [0.0]
+    for n, camera_id in enumerate(camera_ids):
+        segments = segments_in_range(camera_id=camera_id, since=export.since, until=export.until)
+        sources, offset, kept, missing = _pieces(segments, export.since, export.until)
+        if missing:
+            notes.append(_("camera %(camera)s: %(n)d segment files are missing") % {"camera": camera_id, "n": missing})
+        if not sources or kept <= 0:
+            notes.append(_("camera %(camera)s: no recorded footage in the range") % {"camera": camera_id})
+            continue
+        name = f"camera-{camera_id}-{export.since:%Y%m%dT%H%M%SZ}-{export.until:%Y%m%dT%H%M%SZ}.mp4"
+        listing, part = folder / f"{camera_id}.txt", folder / f"{name}.part"
+        listing.write_text(concat.concat_list(sources))
+
+        def progress(fraction, n=n):
+            now = time.monotonic()
+            if now - last_push[0] >= settings.RECORDING_EXPORT_PROGRESS_SECONDS:
+                last_push[0] = now
+                _export_save(export, progress=round((n + fraction) / len(camera_ids), 4))
+
+        codecs = {s.codec for s in segments}  # copied when one codec that recording copies (H.264), else encoded
+        copy = len(codecs) == 1 and codecs <= set(settings.RECORDING_COPY_CODECS)
+        whole = sum((s.end - s.start).total_seconds() for s in segments)  # what the copy's join run goes through
+        ok, error = False, ""
+        for attempt in ([True, False] if copy else [False]):
+            runs = concat.export_commands(ffmpeg=settings.FFMPEG_BINARY, listing=listing, output=part, offset=offset,
+                                          duration=kept, copy=attempt, preset=settings.RECORDING_ENCODE_PRESET,
+                                          crf=settings.RECORDING_ENCODE_CRF)
+            for i, cmd in enumerate(runs):
+                ok, error = concat.run_with_progress(cmd, duration=whole if attempt else kept,
+                                                     on_progress=progress if i == 0 else (lambda f: None),
+                                                     timeout=settings.RECORDING_EXPORT_TIMEOUT_SECONDS)
+                if not ok:
+                    break
+            part.with_name(part.name + ".joined.mp4").unlink(missing_ok=True)
+            if ok and part.is_file() and part.stat().st_size > 0:
+                copy = attempt
+                break
+            log.warning("Export %s, camera %s: ffmpeg (%s) failed: %s", export.pk, camera_id,
+                        "copy" if attempt else "encode", error)
+            ok = False
+        listing.unlink(missing_ok=True)
+        if not ok:
+            part.unlink(missing_ok=True)
+            notes.append(_("camera %(camera)s: ffmpeg failed: %(error)s") % {"camera": camera_id, "error": error[-200:]})
+            continue
+        os.replace(part, folder / name)
+        probed = concat.probe(folder / name, ffprobe=settings.FFPROBE_BINARY)
+        files.append({"camera": camera_id, "name": name, "size": (folder / name).stat().st_size,
+                      "duration": round(probed.get("duration") or kept, 3), "copied": copy})
+    expires = timezone.now() + timedelta(hours=settings.RECORDING_EXPORT_EXPIRY_HOURS)
+    if not files:
+        shutil.rmtree(folder, ignore_errors=True)
+        _export_save(export, status=Export.Status.FAILED, progress=1.0, expires_at=expires, files=[], size=0,
+                     message="; ".join(notes) or _("No recorded footage of these cameras in that range."))
+        return Export.Status.FAILED
+    _export_save(export, status=Export.Status.DONE, progress=1.0, files=files, size=sum(f["size"] for f in files),
+                 expires_at=expires, message="; ".join(notes))
+    return Export.Status.DONE
+
+
+def exports_expire(*, now: datetime | None = None) -> int:
+    """Beat: delete the exports past their ``expires_at`` (the folder first, then the row), and those stuck
+    queued or running for longer than RECORDING_EXPORT_TIMEOUT_SECONDS past it. Safe to run twice (a missing folder
+    is not an error). Returns the exports deleted."""
+    now = now or timezone.now()
+    stuck = now - timedelta(seconds=settings.RECORDING_EXPORT_TIMEOUT_SECONDS)
+    due = Export.objects.filter(expires_at__lt=now).filter(
+        Q(status__in=[Export.Status.DONE, Export.Status.FAILED]) | Q(updated_at__lt=stuck))
+    deleted = 0
+    for pk in list(due.values_list("pk", flat=True)[:1000]):
+        shutil.rmtree(export_folder(pk), ignore_errors=True)
+        deleted += Export.objects.filter(pk=pk).delete()[1].get(Export._meta.label, 0)
+    if deleted:
+        log.info("Deleted %d expired recording exports", deleted)
+    return deleted

@@ -35,3 +35,8 @@ def segment_file(tier: str, path: str) -> Path | None:
 def segment_name(camera_id: int, start, run: str, ext: str) -> str:
     """A finished segment's path in its tier: ``<camera>/<YYYY-MM-DD>/<HHMMSS>-<run>.<ext>`` (UTC)."""
     return f"{int(camera_id)}/{start:%Y-%m-%d}/{start:%H%M%S}-{run}.{ext}"
+
+
+def export_folder(export_id) -> Path:
+    """An export's files: RECORDING_EXPORT_DIR/<export id>/."""
+    return Path(settings.RECORDING_EXPORT_DIR) / str(export_id)

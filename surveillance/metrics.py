@@ -5,7 +5,9 @@ The figures come from three places, read once per request whatever the number of
   (``runtime.stats.StatsPublisher``: analysis fps, frames, frame lag and detector-time
   histograms, events, state): one SCAN and one MGET;
 - WebSocket subscribers per camera, from the live-watcher registry (``cameras.live``): one pipeline;
-- the database: the cameras (one query) and alerts sent / failed per camera (one aggregate query).
+- the database: the cameras (one query) and alerts sent / failed per camera (one aggregate query);
+  on /metrics also the recorded footage per camera and tier (one aggregate query) and what retention
+  deleted, per reason (one query).
 
 django-prometheus adds the web side's request, response and latency metrics to the same page.
 See docs/metrics.md for every series and the access rules.
@@ -25,7 +27,7 @@ from datetime import datetime, timezone
 import prometheus_client
 import redis
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Min, Sum
 from django.http import Http404, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -43,6 +45,7 @@ from cameras import live
 from cameras.models import Camera
 from cameras.selectors import camera_get_for_user
 from inference.stats import quantile
+from recordings.models import DeletionCount, Segment
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +137,24 @@ def figures_gather(*, camera_ids: list[int] | None = None) -> Figures:
     return figures
 
 
+@dataclass
+class RecordingFigures:
+    """Recorded footage per camera and tier, and retention's deletions per reason (for /metrics)."""
+
+    tiers: list[dict] = field(default_factory=list)              # camera_id, tier, bytes, segments, oldest
+    deletions: dict[str, tuple[int, int]] = field(default_factory=dict)  # reason -> (segments, bytes)
+
+
+def recording_figures_gather() -> RecordingFigures:
+    """Two queries whatever the number of cameras and segments: one aggregate over the segments, one over the
+    deletion counts."""
+    tiers = list(Segment.objects.order_by().values("camera_id", "tier")
+                 .annotate(bytes=Sum("size"), segments=Count("id"), oldest=Min("start")))
+    deletions = {reason: (segments, nbytes) for reason, segments, nbytes
+                 in DeletionCount.objects.values_list("reason", "segments", "bytes")}
+    return RecordingFigures(tiers=tiers, deletions=deletions)
+
+
 def _iso(ts) -> str | None:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat() if ts else None
 
@@ -221,6 +242,43 @@ class SurveillanceCollector:
             log.exception("Metrics: could not read the cameras")
             figures, db_ok = Figures(cameras=[], redis_ok=False), False
         yield from self.families(figures, db_ok=db_ok)
+        if db_ok:
+            try:
+                recordings = recording_figures_gather()
+            except Exception:
+                log.exception("Metrics: could not read the recordings")
+            else:
+                yield from self.recording_families(recordings, {c["id"]: c["name"] for c in figures.cameras})
+
+    def recording_families(self, recordings: RecordingFigures, names: dict[int, str]):
+        """Recorded footage (docs/recordings.md): bytes and segments per camera and tier, the oldest footage per
+        camera, and what retention deleted per reason (every reason, 0 when none)."""
+        labels = CAMERA_LABELS + ["tier"]
+        size = GaugeMetricFamily("surveillance_recording_bytes", "Bytes of recorded footage of the camera in the tier.",
+                                 labels=labels)
+        segments = GaugeMetricFamily("surveillance_recording_segments", "Recorded segments of the camera in the tier.",
+                                     labels=labels)
+        oldest = GaugeMetricFamily("surveillance_recording_oldest_timestamp_seconds",
+                                   "Start of the camera's oldest recorded footage (unix time).", labels=CAMERA_LABELS)
+        first: dict[int, datetime] = {}
+        for row in sorted(recordings.tiers, key=lambda r: (r["camera_id"], r["tier"])):
+            camera_labels = [str(row["camera_id"]), names.get(row["camera_id"], "")]
+            size.add_metric(camera_labels + [row["tier"]], row["bytes"] or 0)
+            segments.add_metric(camera_labels + [row["tier"]], row["segments"])
+            if row["oldest"] and (row["camera_id"] not in first or row["oldest"] < first[row["camera_id"]]):
+                first[row["camera_id"]] = row["oldest"]
+        for camera_id, start in sorted(first.items()):
+            oldest.add_metric([str(camera_id), names.get(camera_id, "")], start.timestamp())
+        deleted = CounterMetricFamily("surveillance_recording_deleted_segments",
+                                      "Segments retention deleted, by reason (age, no_motion, no_event, size, "
+                                      "free_space).", labels=["reason"])
+        deleted_bytes = CounterMetricFamily("surveillance_recording_deleted_bytes",
+                                            "Bytes retention deleted, by reason.", labels=["reason"])
+        for reason in DeletionCount.Reason.values:
+            n, nbytes = recordings.deletions.get(reason, (0, 0))
+            deleted.add_metric([reason], n)
+            deleted_bytes.add_metric([reason], nbytes)
+        yield from (size, segments, oldest, deleted, deleted_bytes)
 
     def families(self, figures: Figures, *, db_ok: bool = True):
         up_db = GaugeMetricFamily("surveillance_database_up", "1 when the database answered this scrape.")

@@ -33,6 +33,10 @@ def beat_schedules() -> dict[str, dict]:
             "task": "recordings.tasks.recordings_retention",
             "every": settings.RECORDING_RETENTION_CHECK_SECONDS,
         },
+        "recordings-exports-expire": {
+            "task": "recordings.tasks.recordings_exports_expire",
+            "every": settings.RECORDING_EXPORT_CLEANUP_SECONDS,
+        },
         "events-score-history-prune": {
             "task": "events.tasks.events_score_history_prune",
             "every": settings.SCORE_HISTORY_PRUNE_SECONDS,

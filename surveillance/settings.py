@@ -381,12 +381,17 @@ DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "alerts@localhost")
 EMAIL_FILE_PATH = os.getenv("EMAIL_FILE_PATH", str(DATA_DIR / "mail"))
 
 # --- Operator pages: event clips, their retention, and the user's language and time zone ----------
-# Each event keeps a clip (VP8 WebM, playable in every current browser) of the analysed frames from
+# Each event keeps a clip (H.264 MP4 encoded by ffmpeg, playable in every browser; VP8 WebM through OpenCV
+# where ffmpeg is missing) of the analysed frames from
 # CLIP_PRE_SECONDS before it opened until it closed, at most CLIP_MAX_SECONDS long. Frames are held at
 # the analysis size until the event closes (about 0.3 MB each at 360 px wide: 30 s at 5 fps is 45 MB).
 CLIP_ENABLED = envbool("CLIP_ENABLED", True)
 CLIP_PRE_SECONDS = envfloat("CLIP_PRE_SECONDS", 4.0)
 CLIP_MAX_SECONDS = envfloat("CLIP_MAX_SECONDS", 30.0)
+# The clip's encoding (ffmpeg, libx264): its preset and quality, and how long one clip may take.
+CLIP_ENCODE_PRESET = os.getenv("CLIP_ENCODE_PRESET", "veryfast")
+CLIP_ENCODE_CRF = envint("CLIP_ENCODE_CRF", 23)
+CLIP_ENCODE_TIMEOUT_SECONDS = envfloat("CLIP_ENCODE_TIMEOUT_SECONDS", 120.0)
 # Retention, enforced by the beat task events.tasks.events_clips_retention every
 # CLIP_RETENTION_CHECK_SECONDS: clips older than CLIP_RETENTION_DAYS are deleted (0: kept), then the
 # oldest until all clips fit in CLIP_MAX_TOTAL_MB (0: no cap). The events themselves are kept.
@@ -435,6 +440,23 @@ RECORDING_RETENTION_CHECK_SECONDS = envint("RECORDING_RETENTION_CHECK_SECONDS", 
 RECORDING_RETENTION_BATCH = envint("RECORDING_RETENTION_BATCH", 500)
 # GET /api/v1/cameras/{id}/recordings/ lists at most this many segments (the earliest; "truncated" says so).
 RECORDING_API_MAX_SEGMENTS = envint("RECORDING_API_MAX_SEGMENTS", 10000)
+# Export (POST /api/v1/exports/): a time range of one or several cameras into one MP4 per camera, made by the
+# task recordings.tasks.recordings_export (default queue) under RECORDING_EXPORT_DIR. The segments are copied
+# (ffmpeg's concat demuxer, no re-encoding) when they share one codec, else encoded (RECORDING_ENCODE_PRESET,
+# RECORDING_ENCODE_CRF). A range may span at most RECORDING_EXPORT_MAX_HOURS and RECORDING_EXPORT_MAX_CAMERAS
+# cameras; a user may have RECORDING_EXPORT_MAX_ACTIVE exports queued or running at once. Progress is stored (and
+# pushed) at most every RECORDING_EXPORT_PROGRESS_SECONDS; an ffmpeg run taking longer than
+# RECORDING_EXPORT_TIMEOUT_SECONDS fails the export. Exports (files and rows) go RECORDING_EXPORT_EXPIRY_HOURS
+# after they finish, removed by the beat task recordings.tasks.recordings_exports_expire every
+# RECORDING_EXPORT_CLEANUP_SECONDS.
+RECORDING_EXPORT_DIR = Path(os.getenv("RECORDING_EXPORT_DIR", DATA_DIR / "exports"))
+RECORDING_EXPORT_MAX_HOURS = envfloat("RECORDING_EXPORT_MAX_HOURS", 24)
+RECORDING_EXPORT_MAX_CAMERAS = envint("RECORDING_EXPORT_MAX_CAMERAS", 16)
+RECORDING_EXPORT_MAX_ACTIVE = envint("RECORDING_EXPORT_MAX_ACTIVE", 3)
+RECORDING_EXPORT_EXPIRY_HOURS = envfloat("RECORDING_EXPORT_EXPIRY_HOURS", 24)
+RECORDING_EXPORT_PROGRESS_SECONDS = envfloat("RECORDING_EXPORT_PROGRESS_SECONDS", 1.0)
+RECORDING_EXPORT_TIMEOUT_SECONDS = envfloat("RECORDING_EXPORT_TIMEOUT_SECONDS", 3600)
+RECORDING_EXPORT_CLEANUP_SECONDS = envint("RECORDING_EXPORT_CLEANUP_SECONDS", 900)
 # Score history (the camera page's 24-hour timeline, GET /api/v1/cameras/{id}/scores/): the worker keeps
 # each camera's max, mean and count per SCORE_HISTORY_BUCKET_SECONDS and stores finished buckets of all
 # its cameras in one insert every SCORE_HISTORY_FLUSH_SECONDS. Rows older than SCORE_HISTORY_DAYS are

@@ -81,6 +81,12 @@ MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
     # -- API: recordings (the world's camera has one recorded segment)
     ("GET", "api/v1/cameras/<int:camera_id>/recordings/"): (None, API_READ),
     ("GET", "api/v1/recordings/<int:segment_id>/video/"): (None, API_READ),
+    # Exports: anyone may ask for one of cameras they may view (the outsider is told which cameras it may not:
+    # 400); its progress is the asker's only; its file is for whoever may view the camera (the viewer's done export).
+    ("POST", "api/v1/exports/"): ({"cameras": ["{camera_id}"], "since": "2026-01-01T00:00:00Z",
+                                   "until": "2026-01-01T01:00:00Z"}, codes(401, 400, 202, 202, 202)),
+    ("GET", "api/v1/exports/<uuid:export_id>/"): (None, API_VIEWERS_OWN),
+    ("GET", "api/v1/exports/<uuid:export_id>/files/<int:camera_id>/"): (None, API_READ),
     # -- API: areas (those holding a camera the user may view; staff: all) and incidents (their viewable events)
     ("GET", "api/v1/areas/"): (None, API_ANY_USER),
     ("POST", "api/v1/areas/"): ({"name": "Area of {role}"}, codes(401, 403, 403, 403, 201)),
@@ -167,6 +173,7 @@ MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
     ("GET", "events/<uuid:event_id>/fragment/<slug:kind>/"): (None, PAGE_READ),
     ("GET", "events/<uuid:event_id>/snapshot.jpg"): (None, codes(302, 404, 200, 200, 200)),
     ("GET", "events/<uuid:event_id>/clip.webm"): (None, codes(302, 404, 200, 200, 200)),
+    ("GET", "events/<uuid:event_id>/clip.mp4"): (None, codes(302, 404, 200, 200, 200)),  # either serves the clip
     ("GET", "events/<uuid:event_id>/objects/<int:track>.jpg"): (None, codes(302, 404, 200, 200, 200)),
     ("GET", "alerts/"): (None, PAGE_ANY_USER),
     ("POST", "alerts/channels/<int:channel_id>/test/"): ({}, codes(302, 403, 302, 403, 403)),
@@ -293,10 +300,19 @@ def world(db, settings, tmp_path):
     recording.write_bytes(b"\0\0\0\x18ftypmp42")
     segment = segment_index(camera_id=camera.id, start=event.started_at, end=event.started_at, size=16,
                             path=f"{camera.id}/matrix.mp4")
+    from recordings.models import Export
+    from recordings.storage import export_folder
+
+    export = Export.objects.create(user=users["viewer"], since=event.started_at, until=event.started_at,
+                                   status="done", files=[{"camera": camera.id, "name": "matrix.mp4", "size": 16,
+                                                          "duration": 1.0, "copied": True}])
+    export.cameras.set([camera])
+    export_folder(export.pk).mkdir(parents=True, exist_ok=True)
+    (export_folder(export.pk) / "matrix.mp4").write_bytes(b"\0\0\0\x18ftypmp42")
     ids = {"camera_id": camera.id, "event_id": str(event.id), "job_id": job.id, "number": version.number,
            "channel_id": channel.id, "rule_id": rule.id, "delivery_id": delivery.id, "kind": "row", "track": 3,
            "area_id": area.id, "incident_id": incident.id, "subscription_id": subscription.id,
-           "segment_id": segment.id}
+           "segment_id": segment.id, "export_id": str(export.pk)}
     return {"users": users, "ids": ids, "camera": camera, "hidden": hidden, "event": event,
             "hidden_event": hidden_event, "area": area, "hidden_area": hidden_area, "incident": incident}
 
@@ -326,7 +342,8 @@ def _client(role, users, api: bool):
 def _request(world, role, method, route):
     data, expected = MATRIX[(method, route)]
     ids = world["ids"]
-    data = json.loads(json.dumps(data).replace("{role}", role).replace("{event_id}", ids["event_id"])) \
+    data = json.loads(json.dumps(data).replace("{role}", role).replace("{event_id}", ids["event_id"])
+                      .replace("{camera_id}", str(ids["camera_id"]))) \
         if data is not None else None
     api = route.startswith("api/")
     client = _client(role, world["users"], api)

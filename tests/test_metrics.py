@@ -339,7 +339,7 @@ def test_scrapes_cost_a_bounded_number_of_queries(client, api_as, staff, redis_c
     cameras += [CameraFactory(state="running", worker=WORKER) for _ in range(24)]
     StatsPublisher(WORKER, ttl=30, client=redis_client).publish({c.id: _figures() for c in cameras})
     assert cost() == few  # the same queries for 25 cameras as for one
-    with django_assert_max_num_queries(2):  # the cameras and the alert counts
+    with django_assert_max_num_queries(4):  # the cameras, the alert counts, the recorded footage, the deletions
         client.get("/metrics", **auth)
     assert Camera.objects.count() == 25
 
@@ -370,3 +370,39 @@ def test_the_description_queue_figures_reach_metrics_and_stats(client, db, redis
     client.force_login(staff)
     workers = client.get("/api/v1/stats/").json()["workers"]
     assert next(w for w in workers if w["name"] == WORKER)["describe_queue"]["completed"] == 1
+
+
+def test_recording_figures_per_camera_and_tier_oldest_footage_and_deletions(client, db, settings):
+    """Recorded footage (recordings.Segment) and retention's deletions (recordings.DeletionCount) in /metrics."""
+    from datetime import datetime, timedelta
+    from datetime import timezone as tz
+
+    from recordings.models import DeletionCount
+    from recordings.services import segment_index
+
+    settings.METRICS_TOKEN = ""
+    gate, yard = CameraFactory(name="Gate"), CameraFactory(name="Yard")
+    t0 = datetime(2026, 1, 1, tzinfo=tz.utc)
+    for i, (camera, tier, size) in enumerate([(gate, "fast", 100), (gate, "fast", 50), (gate, "archive", 7),
+                                              (yard, "fast", 20)]):
+        start = t0 + timedelta(hours=10 - i)  # the archived segment is the gate's oldest
+        segment_index(camera_id=camera.id, start=start, end=start + timedelta(seconds=10), path=f"{i}.mp4",
+                      size=size, tier=tier)
+    DeletionCount.objects.create(reason="size", segments=3, bytes=3000)
+    families = _families(client.get("/metrics", REMOTE_ADDR="127.0.0.1"))
+    g, y = {"camera_id": str(gate.id), "camera": "Gate"}, {"camera_id": str(yard.id), "camera": "Yard"}
+    name = "surveillance_recording_bytes"
+    assert _sample(families, name, name, tier="fast", **g) == 150
+    assert _sample(families, name, name, tier="archive", **g) == 7
+    assert _sample(families, name, name, tier="fast", **y) == 20
+    name = "surveillance_recording_segments"
+    assert _sample(families, name, name, tier="fast", **g) == 2 and _sample(families, name, name, tier="fast", **y) == 1
+    name = "surveillance_recording_oldest_timestamp_seconds"
+    assert _sample(families, name, name, **g) == (t0 + timedelta(hours=8)).timestamp()
+    assert _sample(families, name, name, **y) == (t0 + timedelta(hours=7)).timestamp()
+    name = "surveillance_recording_deleted_segments"
+    assert families[name].type == "counter"
+    assert _sample(families, name, name + "_total", reason="size") == 3
+    assert _sample(families, name, name + "_total", reason="age") == 0
+    name = "surveillance_recording_deleted_bytes"
+    assert _sample(families, name, name + "_total", reason="size") == 3000

@@ -241,15 +241,16 @@ def test_the_schema_describes_the_media_endpoints(client):
     schema = client.get("/api/v1/schema/", {"format": "json"}).json()
     paths = schema["paths"]
     binary = {"type": "string", "format": "binary"}
-    for path, media_type in [("/api/v1/events/{event_id}/snapshot/", "image/jpeg"),
-                             ("/api/v1/events/{event_id}/clip/", "video/webm"),
-                             ("/api/v1/events/{event_id}/objects/{track}/thumbnail/", "image/jpeg"),
-                             ("/api/v1/cameras/{camera_id}/picture/", "image/jpeg")]:
+    clips = {"video/mp4": {"schema": binary}, "video/webm": {"schema": binary}}  # H.264 MP4; WebM for older events
+    for path, content in [("/api/v1/events/{event_id}/snapshot/", {"image/jpeg": {"schema": binary}}),
+                          ("/api/v1/events/{event_id}/clip/", clips),
+                          ("/api/v1/events/{event_id}/objects/{track}/thumbnail/", {"image/jpeg": {"schema": binary}}),
+                          ("/api/v1/cameras/{camera_id}/picture/", {"image/jpeg": {"schema": binary}})]:
         responses = paths[path]["get"]["responses"]
-        assert responses["200"]["content"] == {media_type: {"schema": binary}}, path
+        assert responses["200"]["content"] == content, path
         assert "application/json" in responses["404"]["content"] and "401" in responses, path
     clip = paths["/api/v1/events/{event_id}/clip/"]["get"]
-    assert clip["responses"]["206"]["content"] == {"video/webm": {"schema": binary}} and "416" in clip["responses"]
+    assert clip["responses"]["206"]["content"] == clips and "416" in clip["responses"]
     assert any(p["name"] == "Range" and p["in"] == "header" for p in clip["parameters"])
     fields = schema["components"]["schemas"]["EventOutput"]["properties"]
     for name in ("snapshot_url", "clip_url", "thumbnails"):

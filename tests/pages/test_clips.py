@@ -1,6 +1,9 @@
 """Event clips: written by the camera loop with a pre-roll, stored with the event, served with ranges, retained."""
 
+import json
 import os
+import shutil
+import subprocess
 import time
 import uuid
 from datetime import timedelta
@@ -90,19 +93,42 @@ def frame_count(path):
     return n, size
 
 
-def test_the_loop_writes_a_vp8_webm_clip_with_pre_roll_until_the_event_ended(tmp_path, settings):
+def ffprobe(path):
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                          "stream=codec_name,pix_fmt,nb_frames:format=format_name", "-of", "json", str(path)],
+                         capture_output=True, text=True, check=True)
+    data = json.loads(out.stdout)
+    return {**data["streams"][0], "format": data["format"]["format_name"]}
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_the_loop_writes_an_h264_mp4_clip_with_pre_roll_until_the_event_ended(tmp_path, settings):
     # frames 20..29 anomalous; the event closes 1 s (5 frames) after the last anomalous frame
     records = run_loop(tmp_path, settings, frames=60, start=20, end=30, pre=2.0)
     opened, closed = records[0], records[-1]
     assert opened["clip"] == "" and opened["ended_at"] is None  # the open event has no clip yet
-    assert closed["clip"].startswith("events/clips/") and closed["clip"].endswith(".webm")
+    assert closed["clip"].startswith("events/clips/") and closed["clip"].endswith(".mp4")
     path = tmp_path / closed["clip"]
-    assert path.read_bytes()[:4] == b"\x1a\x45\xdf\xa3"  # EBML: a WebM/Matroska file
+    data = path.read_bytes()
+    assert data[4:8] == b"ftyp" and data.find(b"moov") < data.find(b"mdat")  # MP4, faststart: plays while loading
+    probe = ffprobe(path)
+    assert probe["codec_name"] == "h264" and probe["pix_fmt"] == "yuv420p" and "mp4" in probe["format"]
     count, size = frame_count(path)
     # 10 pre-roll frames (2 s at 5 fps) + the anomalous 10 + the quiet frames until it closed
     assert 10 + 10 + 4 <= count <= 10 + 10 + 6
     assert size == (320, 240)  # the analysis-size frames: no other copy of the frame is made
-    assert not list(path.parent.glob("*.part.webm"))
+    assert not list(path.parent.glob("*.part.*"))
+
+
+def test_without_ffmpeg_the_clip_is_a_vp8_webm_as_before_and_it_is_logged(tmp_path, settings, caplog):
+    settings.FFMPEG_BINARY = "/nonexistent/ffmpeg"
+    records = run_loop(tmp_path, settings, frames=60, start=20, end=30, pre=2.0)
+    closed = records[-1]
+    assert closed["clip"].endswith(".webm")
+    path = tmp_path / closed["clip"]
+    assert path.read_bytes()[:4] == b"\x1a\x45\xdf\xa3"  # EBML: a WebM/Matroska file
+    assert 10 + 10 + 4 <= frame_count(path)[0] <= 10 + 10 + 6
+    assert not list(path.parent.glob("*.part.*"))
 
 
 def test_a_long_event_clip_is_capped(tmp_path, settings):
@@ -132,10 +158,13 @@ def test_stored_events_keep_their_clip_and_the_api_links_it(camera):
     record = {"id": str(uuid.uuid4()), "camera_id": camera.pk, "started_at": timezone.now().isoformat(),
               "ended_at": None, "clip": "", "details": {}}
     event_records_store([record])
-    event_records_store([{**record, "ended_at": timezone.now().isoformat(), "clip": "events/clips/a.webm"}])
+    event_records_store([{**record, "ended_at": timezone.now().isoformat(), "clip": "events/clips/a.mp4"}])
     event = AnomalyEvent.objects.get()
-    assert event.clip.name == "events/clips/a.webm"
+    assert event.clip.name == "events/clips/a.mp4"
     assert EventOutputSerializer(event).data["clip"] == reverse("event-clip", args=[event.pk])
+    assert reverse("event-clip", args=[event.pk]).endswith("/clip.mp4")
+    event.clip.name = "events/clips/a.webm"  # an older event's clip keeps its WebM address
+    assert EventOutputSerializer(event).data["clip"] == f"/events/{event.pk}/clip.webm"
     assert "clip" in AnomalyEvent.WORKER_FIELDS
 
 
@@ -199,3 +228,29 @@ def test_retention_runs_on_beat(settings):
     from events.tasks import events_clips_retention
 
     assert events_clips_retention.name == "events.tasks.events_clips_retention"
+
+
+@pytest.fixture
+def mp4_clip_event(camera, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    (tmp_path / "events/clips").mkdir(parents=True)
+    (tmp_path / "events/clips/c.mp4").write_bytes(b"\0\0\0\x18ftypisom" + bytes(1000))
+    return EventFactory(camera=camera, clip="events/clips/c.mp4")
+
+
+@pytest.mark.django_db
+def test_an_mp4_clip_is_served_as_mp4_at_either_address_and_the_page_plays_it(client, mp4_clip_event, viewer):
+    client.force_login(viewer)
+    for url in (f"/events/{mp4_clip_event.pk}/clip.mp4", f"/events/{mp4_clip_event.pk}/clip.webm"):
+        response = client.get(url, HTTP_RANGE="bytes=4-7")
+        assert response.status_code == 206 and response.content == b"ftyp" and response["Content-Type"] == "video/mp4"
+    page = client.get(reverse("event-page", args=[mp4_clip_event.pk])).content.decode()
+    assert f'src="/events/{mp4_clip_event.pk}/clip.mp4"' in page
+
+
+@pytest.mark.django_db
+def test_an_older_webm_clip_keeps_its_address_and_type(client, clip_event, viewer):
+    client.force_login(viewer)
+    page = client.get(reverse("event-page", args=[clip_event.pk])).content.decode()
+    assert f'src="/events/{clip_event.pk}/clip.webm"' in page
+    assert client.get(f"/events/{clip_event.pk}/clip.mp4")["Content-Type"] == "video/webm"  # the file's real type
