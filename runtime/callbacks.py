@@ -33,11 +33,13 @@ class WorkerCallbacks(Callbacks):
     """Events to the log, state to the database, live updates to the channel layer."""
 
     SCORE_INTERVAL = 1.0
+    #: runtime/recording.py: the cameras that record (None: none does)
+    recordings: Recordings | None = None
 
     def __init__(self, worker: str, logger: EventLogger, db_writer: BoundedExecutor, *, clock=time.time,
                  recordings: Recordings | None = None):
         self.worker = worker
-        self.recordings = recordings  # runtime/recording.py: the cameras that record (None: none does)
+        self.recordings = recordings
         self.logger = logger
         self.db_writer = db_writer
         self.layer = get_channel_layer()

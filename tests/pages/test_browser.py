@@ -6,6 +6,7 @@ event and play its clip, acknowledge it and see the change on a second operator'
 without the operate permission sees no action buttons.
 """
 
+import re
 import time
 
 import pytest
@@ -212,6 +213,12 @@ def test_operators_in_the_browser(processes, browser, tmp_path, settings):
     page_ko.wait_for_selector("#event-actions")
     assert "처리" in page_ko.inner_text("#event-actions") and "Asia/Seoul" in page_ko.inner_text("header.top")
     page_ko.wait_for_timeout(1000)
+    # Nothing the product says is left in English: only the names people gave and product names.
+    shown = page_ko.inner_text("body")
+    for kept in (*(c.name for c in cameras), "bob", "alice", "Asia/Seoul", "VLM", "Ollama", "llama.cpp", "vLLM",
+                 "API"):
+        shown = shown.replace(kept, " ")
+    assert re.findall(r"[A-Za-z]{3,}", shown) == [], shown
     shot(page_ko, "event-ko.png", full_page=True)
 
     # -- my alerts, with a test alert ----------------------------------------------------------------------------
