@@ -34,7 +34,7 @@ from .serializers import (
     EventResolveInputSerializer,
     IncidentOutputSerializer,
 )
-from .services import event_acknowledge, event_note_add, event_reopen, event_resolve
+from .services import event_acknowledge, event_keep, event_note_add, event_reopen, event_resolve
 from .views import clip_content_type, media_file_response
 
 
@@ -98,6 +98,24 @@ class EventAcknowledgeApi(APIView):
     @extend_schema(request=None, responses=EventOutputSerializer)
     def post(self, request, event_id):
         event = event_acknowledge(event=_event_or_404(request, event_id, OPERATE), by=request.user)
+        return Response(_out(request, event))
+
+
+class EventKeepInputSerializer(serializers.Serializer):
+    keep = serializers.BooleanField(default=True, help_text="true (the default): keep it as evidence; false: "
+                                                            "let retention treat it as any other event.")
+
+
+class EventKeepApi(APIView):
+    @extend_schema(
+        request=EventKeepInputSerializer, responses=EventOutputSerializer,
+        description=("Keep the event as evidence: retention never deletes its clip, snapshot or recorded footage "
+                     "while `keep` is true. Needs operate_camera (403); 404 for those who may not view it."))
+    def post(self, request, event_id):
+        event = _event_or_404(request, event_id, OPERATE)
+        data = EventKeepInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        event = event_keep(event=event, by=request.user, keep=data.validated_data["keep"])
         return Response(_out(request, event))
 
 

@@ -42,6 +42,9 @@ class AnomalyEvent(models.Model):
     #: events stored before, or where the worker has no ffmpeg).
     clip = models.FileField(upload_to="events/clips/", blank=True, default="")
     details = models.JSONField(default=dict, blank=True)
+    #: Kept as evidence by an operator: retention never deletes its clip, snapshot or recorded footage.
+    keep = models.BooleanField(default=False, help_text=_(
+        "Kept as evidence: retention never deletes its clip, snapshot or recorded footage."))
     #: Set when the event is stored (events.services): the incident of its camera's area it belongs to.
     incident = models.ForeignKey("Incident", null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
     #: The object labels seen in the episode, as ",bicycle,person," (filterable on every database; ``label_list``).

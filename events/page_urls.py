@@ -10,6 +10,7 @@ urlpatterns = [
     path("events/resolve/", views.event_bulk_resolve, name="event-bulk-resolve"),
     path("events/<uuid:event_id>/", views.event_page, name="event-page"),
     path("events/<uuid:event_id>/acknowledge/", views.event_page_acknowledge, name="event-page-acknowledge"),
+    path("events/<uuid:event_id>/keep/", views.event_page_keep, name="event-page-keep"),
     path("events/<uuid:event_id>/resolve/", views.event_page_resolve, name="event-page-resolve"),
     path("events/<uuid:event_id>/reopen/", views.event_page_reopen, name="event-page-reopen"),
     path("events/<uuid:event_id>/notes/", views.event_page_note, name="event-page-note"),

@@ -42,7 +42,7 @@ class EventOutputSerializer(serializers.ModelSerializer):
         fields = (
             "id", "camera", "camera_name", "started_at", "ended_at", "peak_score", "mean_score", "severity",
             "status", "description", "decision", "snapshot", "clip", "snapshot_url", "clip_url", "thumbnails",
-            "labels", "details", "incident", "acknowledged_by", "acknowledged_at",
+            "labels", "details", "incident", "keep", "acknowledged_by", "acknowledged_at",
             "resolved_by", "resolved_at", "created_at", "updated_at",
         )
         read_only_fields = fields
@@ -97,7 +97,7 @@ class EventOutputSerializer(serializers.ModelSerializer):
             "decision": event.decision, "snapshot": self.get_snapshot(event), "clip": self.get_clip(event),
             "snapshot_url": self.get_snapshot_url(event), "clip_url": self.get_clip_url(event),
             "thumbnails": self.get_thumbnails(event),
-            "labels": event.label_list, "details": event.details, "incident": event.incident_id,
+            "labels": event.label_list, "details": event.details, "incident": event.incident_id, "keep": event.keep,
             "acknowledged_by": event.acknowledged_by.username if event.acknowledged_by_id else None,
             "acknowledged_at": when(event.acknowledged_at),
             "resolved_by": event.resolved_by.username if event.resolved_by_id else None,

@@ -411,6 +411,22 @@ def event_reopen(*, event: AnomalyEvent, by, note: str = "") -> AnomalyEvent:
     return event
 
 
+def event_keep(*, event: AnomalyEvent, by, keep: bool = True) -> AnomalyEvent:
+    """Keep the event as evidence (or stop keeping it): while kept, retention never deletes its clip, its
+    snapshot or the recorded footage around it (recordings). Audited, pushed; the same value twice changes
+    nothing."""
+    keep = bool(keep)
+    with transaction.atomic():
+        event = AnomalyEvent.objects.select_for_update().get(pk=event.pk)
+        if event.keep == keep:
+            return event
+        event.keep = keep
+        event.save(update_fields=["keep", "updated_at"])
+        audit_record(actor=by, action="event.keep" if keep else "event.unkeep", target=event, changes=["keep"])
+        transaction.on_commit(lambda: events_broadcast(event_ids=[event.pk]))
+    return event
+
+
 def events_resolve_many(*, event_ids, by, false_alarm: bool = False) -> tuple[int, int]:
     """Resolve (or mark as false alarms) the given open events of cameras ``by`` may operate, each as
     ``event_resolve`` does (audited, pushed, a false alarm learned). (done, left alone): closed events and
@@ -473,7 +489,8 @@ def event_clips_enforce_retention(*, now=None) -> dict:
     removed_old = removed_cap = 0
     if settings.CLIP_RETENTION_DAYS > 0:
         cutoff = now - timedelta(days=settings.CLIP_RETENTION_DAYS)
-        for pk, name in AnomalyEvent.objects.filter(started_at__lt=cutoff).exclude(clip="").values_list("id", "clip"):
+        expired = AnomalyEvent.objects.filter(started_at__lt=cutoff, keep=False).exclude(clip="")
+        for pk, name in expired.values_list("id", "clip"):
             _delete_file(root / name)
             AnomalyEvent.objects.filter(pk=pk, clip=name).update(clip="")
             removed_old += 1
@@ -490,10 +507,13 @@ def event_clips_enforce_retention(*, now=None) -> dict:
     total = sum(size for _, size, _ in files)
     cap = int(settings.CLIP_MAX_TOTAL_MB * 1024 * 1024)
     if cap > 0 and total > cap:
+        kept = set(AnomalyEvent.objects.filter(keep=True).exclude(clip="").values_list("clip", flat=True))
         for _mtime, size, path in sorted(files):
             if total <= cap:
                 break
             name = path.relative_to(root).as_posix()
+            if name in kept:
+                continue  # evidence an operator keeps: counted, never deleted
             _delete_file(path)
             AnomalyEvent.objects.filter(clip=name).update(clip="")
             total -= size

@@ -6,6 +6,7 @@ urlpatterns = [
     path("events/", apis.EventListApi.as_view(), name="event-list"),
     path("events/<uuid:event_id>/", apis.EventDetailApi.as_view(), name="event-detail"),
     path("events/<uuid:event_id>/acknowledge/", apis.EventAcknowledgeApi.as_view(), name="event-acknowledge"),
+    path("events/<uuid:event_id>/keep/", apis.EventKeepApi.as_view(), name="event-keep"),
     path("events/<uuid:event_id>/resolve/", apis.EventResolveApi.as_view(), name="event-resolve"),
     path("events/<uuid:event_id>/reopen/", apis.EventReopenApi.as_view(), name="event-reopen"),
     path("events/<uuid:event_id>/notes/", apis.EventNotesApi.as_view(), name="event-notes"),

@@ -45,6 +45,7 @@ from .selectors import (
 )
 from .services import (
     event_acknowledge,
+    event_keep,
     event_note_add,
     event_reopen,
     event_resolve,
@@ -288,6 +289,16 @@ def _note(request) -> str:
 @require_POST
 def event_page_acknowledge(request, event_id):
     return _act(request, event_id, event_acknowledge)
+
+
+@login_required
+@require_POST
+def event_page_keep(request, event_id):
+    """Keep the event as evidence (``keep=1``) or stop keeping it (``keep=0``)."""
+    keep = request.POST.get("keep", "1") in ("1", "true", "on")
+    return _act(request, event_id, event_keep, keep=keep,
+                done=_("Kept as evidence: retention will not delete its clip or footage.") if keep
+                else _("No longer kept: retention treats it as any other event."))
 
 
 @login_required

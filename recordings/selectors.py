@@ -39,10 +39,10 @@ def _overlapping_events(events: QuerySet) -> Exists:
 
 
 def segments_with_rules(qs: QuerySet | None = None) -> QuerySet:
-    """Segments annotated with ``protected`` (an open or unresolved event overlaps it: never deleted) and
+    """Segments annotated with ``protected`` (an open or unresolved event, or one kept as evidence, overlaps it: never deleted) and
     ``eventful`` (an event that is not a false alarm overlaps it: kept by the events and motion modes)."""
     qs = Segment.objects.all() if qs is None else qs
-    protected = AnomalyEvent.objects.filter(Q(ended_at__isnull=True) | Q(status__in=UNRESOLVED))
+    protected = AnomalyEvent.objects.filter(Q(ended_at__isnull=True) | Q(status__in=UNRESOLVED) | Q(keep=True))
     eventful = AnomalyEvent.objects.exclude(status=AnomalyEvent.Status.FALSE_ALARM)
     return qs.annotate(protected=_overlapping_events(protected), eventful=_overlapping_events(eventful))
 

@@ -89,8 +89,8 @@ def _delete(qs, reason: str, tally: Counter, sizes: Counter, *, need_bytes: int 
 
 def recordings_retention(*, now: datetime | None = None, disk_usage=shutil.disk_usage) -> dict[str, int]:
     """Delete the footage no rule keeps: by age per mode, then the oldest while a folder is over its size cap
-    (RECORDING_MAX_GB) or its disk under its free-space floor (RECORDING_MIN_FREE_GB). Footage of an open or
-    unresolved event is never deleted. First, with an archive folder, old footage moves there
+    (RECORDING_MAX_GB) or its disk under its free-space floor (RECORDING_MIN_FREE_GB). Footage of an open, unresolved
+    or kept event is never deleted. First, with an archive folder, old footage moves there
     (``recordings_archive``). Safe to run twice (one run at a time; a second waits for none and returns {}).
     Returns {reason: segments deleted} (and "archived": segments moved)."""
     if not cache.add(RETENTION_LOCK, 1, timeout=max(60, settings.RECORDING_RETENTION_CHECK_SECONDS)):
@@ -163,7 +163,7 @@ def _retention(now: datetime, disk_usage) -> dict[str, int]:
                 freed = _delete(in_tier, DeletionCount.Reason.SIZE, tally, sizes, need_bytes=over)
                 if freed < over:
                     log.warning("Recordings in %s stay %d bytes over RECORDING_MAX_GB: the rest is protected "
-                                "(footage of open or unresolved events)", root, over - freed)
+                                "(footage of open, unresolved or kept events)", root, over - freed)
         if settings.RECORDING_MIN_FREE_GB > 0:
             root.mkdir(parents=True, exist_ok=True)
             short = int(settings.RECORDING_MIN_FREE_GB * GB) - disk_usage(root).free

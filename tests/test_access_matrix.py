@@ -103,6 +103,7 @@ MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
     ("GET", "api/v1/events/"): (None, API_ANY_USER),
     ("GET", "api/v1/events/<uuid:event_id>/"): (None, API_READ),
     ("POST", "api/v1/events/<uuid:event_id>/acknowledge/"): ({}, API_OPERATE_200),
+    ("POST", "api/v1/events/<uuid:event_id>/keep/"): ({"keep": True}, API_OPERATE_200),
     ("POST", "api/v1/events/<uuid:event_id>/resolve/"): ({"false_alarm": False}, API_OPERATE_200),
     # Reopen: the world's event is new (open), so those allowed get 400 naming "status".
     ("POST", "api/v1/events/<uuid:event_id>/reopen/"): ({}, codes(401, 404, 403, 400, 400)),
@@ -167,6 +168,7 @@ MATRIX: dict[tuple[str, str], tuple[dict | None, tuple]] = {
     ("POST", "events/resolve/"): ({"event": "{event_id}", "false_alarm": "1"}, codes(302, 302, 302, 302, 302)),
     ("GET", "events/<uuid:event_id>/"): (None, PAGE_READ),
     ("POST", "events/<uuid:event_id>/acknowledge/"): ({}, PAGE_OPERATE),
+    ("POST", "events/<uuid:event_id>/keep/"): ({"keep": "1"}, PAGE_OPERATE),
     ("POST", "events/<uuid:event_id>/resolve/"): ({}, PAGE_OPERATE),
     ("POST", "events/<uuid:event_id>/reopen/"): ({}, PAGE_OPERATE),
     ("POST", "events/<uuid:event_id>/notes/"): ({"text": "Seen by {role}"}, PAGE_OPERATE),

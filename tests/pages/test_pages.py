@@ -167,7 +167,7 @@ def test_event_page_shows_region_clip_decision_curve_and_history(client, owner, 
     client.force_login(owner)
     html = client.get(reverse("event-page", args=[event.pk])).content.decode()
     assert '<svg viewBox="0 0 640 360"' in html and '<rect x="100" y="50" width="80" height="120">' in html
-    assert f'src="{reverse("event-clip", args=[event.pk])}"' in html and "<video" in html
+    assert f'src="{reverse("event-clip-webm", args=[event.pk])}"' in html and "<video" in html  # a WebM clip keeps its address
     assert "A person falls near the bench." in html and "peak score 0.91 is 1.8x the threshold" in html
     assert "record, alert now" in html  # the actions in words (events/reasons.py)
     curve = json_script(html, "curve")

@@ -82,6 +82,41 @@ def test_the_size_cap_deletes_the_oldest_first_and_keeps_an_unresolved_events_fo
 
 
 @pytest.mark.django_db
+def test_an_event_kept_as_evidence_keeps_its_footage_and_clip_until_it_is_let_go(folder, settings, tmp_path):
+    """A resolved event an operator keeps: the size cap and the clip retention spare its footage and clip; once
+    it is no longer kept, the next cleanup may take them."""
+    from events.services import event_clips_enforce_retention, event_keep
+
+    camera, operator = CameraFactory(), UserFactory()
+    now = timezone.now()
+    t0 = now - timedelta(days=40)
+    segments = [_segment(camera, t0 + timedelta(seconds=10 * i), folder=folder) for i in range(4)]
+    settings.MEDIA_ROOT = tmp_path / "media"
+    clip = "events/clips/2026/01/01/kept.mp4"
+    (settings.MEDIA_ROOT / clip).parent.mkdir(parents=True)
+    (settings.MEDIA_ROOT / clip).write_bytes(b"\0" * 100)
+    event = EventFactory(camera=camera, started_at=t0 + timedelta(seconds=2), ended_at=t0 + timedelta(seconds=8),
+                         status=AnomalyEvent.Status.RESOLVED, clip=clip)
+    event_keep(event=event, by=operator, keep=True)
+    settings.RECORDING_EVENT_PADDING_SECONDS = 0
+    settings.RECORDING_RETENTION_DAYS_CONTINUOUS = 0  # no age limit: the size cap decides
+    settings.RECORDING_MAX_GB = 0.5 * MB / 1024 ** 3  # everything over the cap
+    settings.CLIP_RETENTION_DAYS = 30
+
+    assert recordings_retention(now=now) == {"size": 3}
+    assert list(Segment.objects.values_list("pk", flat=True)) == [segments[0].pk]
+    event_clips_enforce_retention(now=now)
+    event.refresh_from_db()
+    assert event.clip == clip and (settings.MEDIA_ROOT / clip).exists()
+
+    event_keep(event=event, by=operator, keep=False)
+    assert recordings_retention(now=now) == {"size": 1} and not Segment.objects.exists()
+    event_clips_enforce_retention(now=now)
+    event.refresh_from_db()
+    assert event.clip == "" and not (settings.MEDIA_ROOT / clip).exists()
+
+
+@pytest.mark.django_db
 def test_the_free_space_floor_deletes_the_oldest_until_enough_is_free(folder, settings):
     camera = CameraFactory()
     now = timezone.now()

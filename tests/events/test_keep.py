@@ -1,0 +1,48 @@
+"""Keeping an event as evidence: API and page, who may, audit, the pushed event JSON."""
+
+import pytest
+from django.urls import reverse
+
+from audit.models import AuditEntry
+from events.models import AnomalyEvent
+from tests.factories import EventFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def url(event):
+    return f"/api/v1/events/{event.pk}/keep/"
+
+
+def test_an_operator_keeps_and_lets_go_of_an_event_audited(api_as, owner, viewer, outsider, camera,
+                                                          django_capture_on_commit_callbacks):
+    event = EventFactory(camera=camera, status=AnomalyEvent.Status.RESOLVED)
+    with django_capture_on_commit_callbacks() as pushed:
+        response = api_as(owner).post(url(event), {}, format="json")  # keep: true by default
+    assert response.status_code == 200 and response.json()["keep"] is True and len(pushed) == 1
+    assert api_as(owner).post(url(event), {"keep": True}, format="json").json()["keep"] is True  # no change
+    assert api_as(owner).post(url(event), {"keep": False}, format="json").json()["keep"] is False
+    assert list(AuditEntry.objects.filter(target_id=str(event.pk)).values_list("action", flat=True)
+                .order_by("id")) == ["event.keep", "event.unkeep"]
+    assert api_as(viewer).post(url(event), {"keep": True}, format="json").status_code == 403
+    assert api_as(outsider).post(url(event), {"keep": True}, format="json").status_code == 404
+    bad = api_as(owner).post(url(event), {"keep": "forever"}, format="json")
+    assert bad.status_code == 400 and "keep" in bad.json()
+    event.refresh_from_db()
+    assert event.keep is False
+    assert api_as(viewer).get(f"/api/v1/events/{event.pk}/").json()["keep"] is False
+
+
+def test_the_event_page_keeps_it_for_operators_only(client, owner, viewer, camera):
+    event = EventFactory(camera=camera)
+    client.force_login(viewer)
+    assert 'action="/events/%s/keep/"' % event.pk not in client.get(reverse("event-page", args=[event.pk])).content.decode()
+    assert client.post(reverse("event-page-keep", args=[event.pk]), {"keep": "1"}).status_code == 403
+    client.force_login(owner)
+    page = client.get(reverse("event-page", args=[event.pk])).content.decode()
+    assert "Keep as evidence" in page
+    response = client.post(reverse("event-page-keep", args=[event.pk]), {"keep": "1"}, follow=True)
+    page = response.content.decode()
+    assert "Kept as evidence" in page and "Stop keeping" in page
+    event.refresh_from_db()
+    assert event.keep is True
