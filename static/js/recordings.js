@@ -109,6 +109,79 @@
     play(since + ((e.clientX - box.left) / box.width) * (until - since));
   });
 
+  // Export a time range to MP4 (POST /api/v1/exports/ with the session): progress, then the download links.
+  const form = root.querySelector("#rec-export");
+  const status = root.querySelector("#rec-export-status");
+  const pad = (n) => String(n).padStart(2, "0");
+  const local = (ms) => {
+    const d = new Date(ms);
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  };
+  let exportTimer = null;
+
+  function showExport(data) {
+    status.replaceChildren();
+    if (data.status === "done") {
+      status.append(`${status.dataset.done} ${new Date(data.expires_at).toLocaleString()}) `);
+      for (const file of data.files || []) {
+        const link = document.createElement("a");
+        link.href = file.url;
+        link.download = file.name;
+        link.textContent = `${status.dataset.download} ${file.name}`;
+        link.dataset.role = "export-file";
+        status.append(link, " ");
+      }
+      return true;
+    }
+    if (data.status === "failed") {
+      status.append(`${status.dataset.failed} ${data.message || ""}`);
+      return true;
+    }
+    status.append(data.status === "running" ? `${status.dataset.running} ${Math.round((data.progress || 0) * 100)}%`
+      : status.dataset.queued);
+    return false;
+  }
+
+  async function follow(url) {
+    clearTimeout(exportTimer);
+    try {
+      const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (response.ok && showExport(await response.json())) return;
+    } catch (err) {
+      // a moment offline: try again
+    }
+    exportTimer = setTimeout(() => follow(url), 2000);
+  }
+
+  function problem(body) {
+    if (!body || typeof body !== "object") return "";
+    return Object.entries(body).map(([k, v]) => (k === "detail" ? "" : `${k}: `) + [].concat(v).join(" ")).join("; ");
+  }
+
+  if (form) {
+    form.hidden = false;
+    form.since.value = local(Date.now() - 10 * 60 * 1000);
+    form.until.value = local(Date.now());
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const body = { cameras: [Number(form.dataset.camera)], since: new Date(form.since.value).toISOString(),
+                     until: new Date(form.until.value).toISOString() };
+      const response = await fetch(form.dataset.url, {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json",
+                   "X-CSRFToken": form.querySelector("[name=csrfmiddlewaretoken]").value },
+        body: JSON.stringify(body),
+      });
+      const data = await response.json().catch(() => null);
+      if (!response.ok) {
+        status.textContent = `${status.dataset.failed} ${problem(data) || response.status}`;
+        return;
+      }
+      showExport(data);
+      follow(response.headers.get("Location") || `${form.dataset.url}${data.id}/`);
+    });
+  }
+
   window.SurveillanceRecordings = { load, play, segments: () => segments, current: () => current };
   load();
   setInterval(load, 60000);

@@ -10,7 +10,9 @@ import pytest
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
+from recordings.models import Export
 from recordings.services import segment_index
+from recordings.tasks import recordings_export
 from tests.conftest import dataset
 from tests.factories import CameraFactory, UserFactory
 from tests.pages.test_browser import JS_ERRORS, sign_in
@@ -43,7 +45,8 @@ def test_the_camera_page_plays_recorded_footage_across_segments(processes, brows
         size = encode(folder, rel, 3 * i, 3)
         segment_index(camera_id=camera.id, start=t0 + timedelta(seconds=3 * i),
                       end=t0 + timedelta(seconds=3 * (i + 1)), path=rel, size=size, codec="h264", encoded=True)
-    env = process_env(tmp_path, RECORDING_DIR=folder)
+    settings.RECORDING_DIR, settings.RECORDING_EXPORT_DIR = folder, tmp_path / "exports"  # the export runs here
+    env = process_env(tmp_path, RECORDING_DIR=folder, RECORDING_EXPORT_DIR=tmp_path / "exports")
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     base = f"http://127.0.0.1:{processes.daphne(env)}"
 
@@ -67,4 +70,40 @@ def test_the_camera_page_plays_recorded_footage_across_segments(processes, brows
     assert "seg-1.mp4" not in page.evaluate("document.querySelector('#rec-video').src")  # served by the API
     assert page.evaluate("document.querySelector('#rec-video').src").endswith("/video/")
     assert page.inner_text("#rec-time")
+
+    # Export the two segments' range from the page: queued, run (as the default-queue worker runs it), then the
+    # download link, an MP4 of the range that ffprobe reads.
+    since, until = t0.astimezone(), (t0 + timedelta(seconds=6)).astimezone()
+    page.fill("#rec-export [name=since]", since.strftime("%Y-%m-%dT%H:%M:%S"))
+    page.fill("#rec-export [name=until]", until.strftime("%Y-%m-%dT%H:%M:%S"))
+    page.click("#rec-export button[type=submit]")
+    page.wait_for_function("document.querySelector('#rec-export-status').textContent.length > 0")
+    export = Export.objects.get()
+    assert list(export.cameras.values_list("id", flat=True)) == [camera.id] and export.user == alice
+    run_in_thread(recordings_export, str(export.pk))
+    link = page.wait_for_selector("#rec-export-status [data-role=export-file]", timeout=15_000)
+    response = page.request.get(link.get_attribute("href"))
+    assert response.status == 200 and response.headers["content-type"] == "video/mp4"
+    out = tmp_path / "export.mp4"
+    out.write_bytes(response.body())
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(out)],
+                           capture_output=True, text=True, check=True)
+    assert 4.5 <= float(probe.stdout) <= 6.5
     assert not JS_ERRORS, JS_ERRORS
+
+
+def run_in_thread(fn, *args):
+    """The task, in a thread of its own (Playwright holds an event loop in this one)."""
+    import threading
+
+    from django.db import connections
+
+    def run():
+        try:
+            fn(*args)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(120)
