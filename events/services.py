@@ -107,7 +107,7 @@ def _upsert_sql() -> str:
     meta, q = AnomalyEvent._meta, connection.ops.quote_name
     table, camera_table = q(meta.db_table), q(Camera._meta.db_table)
     columns = [q(meta.get_field(f).column) for f in
-               ("id", *AnomalyEvent.WORKER_FIELDS, "status", "created_at", "updated_at")]
+               ("id", *AnomalyEvent.WORKER_FIELDS, "status", "keep", "created_at", "updated_at")]
     updates = ", ".join(f"{q(meta.get_field(f).column)} = EXCLUDED.{q(meta.get_field(f).column)}"
                         for f in _UPDATE_FIELDS)
     incident, camera = q(meta.get_field("incident").column), q(meta.get_field("camera").column)
@@ -133,7 +133,7 @@ def _upsert_postgresql(rows: list[dict]) -> dict[uuid.UUID, tuple]:
     payload = json.dumps([
         {**row, "id": str(row["id"]), "started_at": row["started_at"].isoformat(),
          "ended_at": row["ended_at"].isoformat() if row["ended_at"] else None,
-         "status": AnomalyEvent.Status.NEW, "created_at": now, "updated_at": now}
+         "status": AnomalyEvent.Status.NEW, "keep": False, "created_at": now, "updated_at": now}
         for row in rows
     ], allow_nan=False)
     with connection.cursor() as cursor:

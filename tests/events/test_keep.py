@@ -46,3 +46,21 @@ def test_the_event_page_keeps_it_for_operators_only(client, owner, viewer, camer
     assert "Kept as evidence" in page and "Stop keeping" in page
     event.refresh_from_db()
     assert event.keep is True
+
+
+def test_stored_events_are_not_kept_and_a_workers_update_never_undoes_keeping(camera, owner):
+    """The worker's batched upsert (events.services.event_records_store) writes new events unkept and leaves an
+    operator's choice alone when the same event comes again."""
+    import uuid
+
+    from events.services import event_keep, event_records_store
+
+    record = {"id": str(uuid.uuid4()), "camera_id": camera.pk, "started_at": "2026-12-06T10:00:00+00:00",
+              "severity": "high", "peak_score": 0.9}
+    event_records_store([record])
+    event = AnomalyEvent.objects.get(pk=record["id"])
+    assert event.keep is False
+    event_keep(event=event, by=owner, keep=True)
+    event_records_store([{**record, "ended_at": "2026-12-06T10:00:09+00:00", "description": "Done."}])
+    event.refresh_from_db()
+    assert event.keep is True and event.description == "Done."
