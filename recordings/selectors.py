@@ -73,3 +73,18 @@ def export_file_for_user(user, export_id, camera_id) -> tuple[Export, dict] | No
 
 def exports_active_count(user) -> int:
     return Export.objects.filter(user=user, status__in=[Export.Status.QUEUED, Export.Status.RUNNING]).count()
+
+
+#: The event page's recording plays from CLIP_PRE_SECONDS before the event until this long after it ended.
+EVENT_AFTER_SECONDS = 5
+
+
+def event_recording(event, *, now: datetime | None = None) -> dict | None:
+    """What the event page needs to play the event's moment from the recording: the window (``since``: CLIP_PRE_SECONDS
+    before it started, ``until``: EVENT_AFTER_SECONDS after it ended, or after now while it is open), or None when its
+    camera recorded nothing in it. One query (an EXISTS)."""
+    since = event.started_at - timedelta(seconds=settings.CLIP_PRE_SECONDS)
+    until = (event.ended_at or now or timezone.now()) + timedelta(seconds=EVENT_AFTER_SECONDS)
+    if not Segment.objects.filter(camera_id=event.camera_id, start__lt=until, end__gt=since).exists():
+        return None
+    return {"since": since, "until": until, "open": event.ended_at is None, "since_ms": int(since.timestamp() * 1000)}

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from cameras.models import Camera
+from siteconfig.selectors import RecordingRetention, recording_retention
 
 from . import concat
 from .models import DeletionCount, Export, Segment
@@ -88,16 +89,16 @@ def _delete(qs, reason: str, tally: Counter, sizes: Counter, *, need_bytes: int 
 
 
 def recordings_retention(*, now: datetime | None = None, disk_usage=shutil.disk_usage) -> dict[str, int]:
-    """Delete the footage no rule keeps: by age per mode, then the oldest while a folder is over its size cap
-    (RECORDING_MAX_GB) or its disk under its free-space floor (RECORDING_MIN_FREE_GB). Footage of an open, unresolved
-    or kept event is never deleted. First, with an archive folder, old footage moves there
+    """Delete the footage no rule keeps: by age per mode, then the oldest while a folder is over its size cap or its
+    disk under its free-space floor (the site settings' "Recordings", read once per run: a change applies at the next
+    run). Footage of an open, unresolved or kept event is never deleted. First, with an archive folder, old footage moves there
     (``recordings_archive``). Safe to run twice (one run at a time; a second waits for none and returns {}).
     Returns {reason: segments deleted} (and "archived": segments moved)."""
     if not cache.add(RETENTION_LOCK, 1, timeout=max(60, settings.RECORDING_RETENTION_CHECK_SECONDS)):
         log.info("Recording retention already runs elsewhere")
         return {}
     try:
-        return _retention(now or timezone.now(), disk_usage)
+        return _retention(now or timezone.now(), disk_usage, recording_retention())
     finally:
         cache.delete(RETENTION_LOCK)
 
@@ -138,15 +139,15 @@ def recordings_archive(*, now: datetime) -> int:
             return moved
 
 
-def _retention(now: datetime, disk_usage) -> dict[str, int]:
+def _retention(now: datetime, disk_usage, rules: RecordingRetention) -> dict[str, int]:
     tally, sizes = Counter(), Counter()
     archived = recordings_archive(now=now)
     if archived:
         tally["archived"] = archived
     free = segments_with_rules().filter(protected=False)
-    for mode, days in ((Camera.RecordMode.CONTINUOUS, settings.RECORDING_RETENTION_DAYS_CONTINUOUS),
-                       (Camera.RecordMode.MOTION, settings.RECORDING_RETENTION_DAYS_MOTION),
-                       (Camera.RecordMode.EVENTS, settings.RECORDING_RETENTION_DAYS_EVENTS)):
+    for mode, days in ((Camera.RecordMode.CONTINUOUS, rules.days_continuous),
+                       (Camera.RecordMode.MOTION, rules.days_motion),
+                       (Camera.RecordMode.EVENTS, rules.days_events)):
         if days > 0:
             _delete(free.filter(mode=mode, end__lt=now - timedelta(days=days)), DeletionCount.Reason.AGE, tally, sizes)
     grace = now - timedelta(minutes=settings.RECORDING_UNMARKED_KEEP_MINUTES)
@@ -156,21 +157,21 @@ def _retention(now: datetime, disk_usage) -> dict[str, int]:
             DeletionCount.Reason.NO_EVENT, tally, sizes)
     for tier, root in tier_roots().items():
         in_tier = free.filter(tier=tier)
-        if settings.RECORDING_MAX_GB > 0:
+        if rules.max_gb > 0:
             total = Segment.objects.filter(tier=tier).aggregate(total=Sum("size"))["total"] or 0
-            over = total - int(settings.RECORDING_MAX_GB * GB)
+            over = total - int(rules.max_gb * GB)
             if over > 0:
                 freed = _delete(in_tier, DeletionCount.Reason.SIZE, tally, sizes, need_bytes=over)
                 if freed < over:
-                    log.warning("Recordings in %s stay %d bytes over RECORDING_MAX_GB: the rest is protected "
+                    log.warning("Recordings in %s stay %d bytes over their size cap: the rest is protected "
                                 "(footage of open, unresolved or kept events)", root, over - freed)
-        if settings.RECORDING_MIN_FREE_GB > 0:
+        if rules.min_free_gb > 0:
             root.mkdir(parents=True, exist_ok=True)
-            short = int(settings.RECORDING_MIN_FREE_GB * GB) - disk_usage(root).free
+            short = int(rules.min_free_gb * GB) - disk_usage(root).free
             if short > 0:
                 freed = _delete(in_tier, DeletionCount.Reason.FREE_SPACE, tally, sizes, need_bytes=short)
                 if freed < short:
-                    log.warning("The disk of %s stays under RECORDING_MIN_FREE_GB: nothing more may be deleted", root)
+                    log.warning("The disk of %s stays under its free-space floor: nothing more may be deleted", root)
     for reason, segments in tally.items():
         if reason != "archived":
             _count(reason, segments, sizes[reason])

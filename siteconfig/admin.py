@@ -56,6 +56,13 @@ class SiteSettingsAdmin(admin.ModelAdmin):
                 "The VAPID key pair that signs the site's Web Push notifications (alerts reaching a background tab, "
                 "a closed browser or a phone). \"Generate VAPID keys\" below makes a new pair: browsers subscribe "
                 "again on their next page. The private key is stored and never shown.")}),
+        (gettext_lazy("Recordings"), {
+            "fields": ("recording_max_gb", "recording_min_free_gb", "recording_retention_days_continuous",
+                       "recording_retention_days_motion", "recording_retention_days_events"),
+            "description": gettext_lazy(
+                "How long recorded footage is kept, per recording mode, and how much of each recordings folder it "
+                "may fill. The next retention run follows a change. Footage of open, unresolved or kept events is "
+                "never deleted.")}),
     )
     readonly_fields = ("vapid_public_key", "updated_at")
 

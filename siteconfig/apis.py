@@ -51,7 +51,7 @@ class SiteSettingsSerializer(serializers.ModelSerializer):
 
 class SiteSettingsApi(APIView):
     """The site's settings (staff only): networks, registration, sign-in limits, trusted proxies, model servers,
-    the mail server of email alerts, the VAPID keys of Web Push."""
+    the mail server of email alerts, the VAPID keys of Web Push, the retention of recorded footage."""
 
     permission_classes = [IsAdminUser]
 

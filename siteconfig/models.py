@@ -7,6 +7,7 @@ variables only seed the row when it is first created (docs/deployment.md).
 """
 
 import ipaddress
+import math
 from email.utils import parseaddr
 
 from django.conf import settings
@@ -58,6 +59,47 @@ def _trusted_proxies_default():
 
 def _registration_open_default():
     return bool(getattr(settings, "SEED_REGISTRATION_OPEN", False))
+
+
+# Recording retention (docs/recordings.md "Retention"): the RECORDING_* environment settings seed the row.
+def _number(name: str, fallback: float) -> float:
+    value = getattr(settings, name, None)
+    return float(fallback if value is None else value)
+
+
+def _recording_max_gb_default():
+    return _number("RECORDING_MAX_GB", 0)
+
+
+def _recording_min_free_gb_default():
+    return _number("RECORDING_MIN_FREE_GB", 1)
+
+
+def _recording_days_continuous_default():
+    return _number("RECORDING_RETENTION_DAYS_CONTINUOUS", 7)
+
+
+def _recording_days_motion_default():
+    return _number("RECORDING_RETENTION_DAYS_MOTION", 14)
+
+
+def _recording_days_events_default():
+    return _number("RECORDING_RETENTION_DAYS_EVENTS", 30)
+
+
+#: The largest values the recording retention fields take: a size cap of 1 PB, a free-space floor of 100 TB,
+#: ten years of footage.
+RECORDING_MAX_GB_LIMIT = 1_000_000
+RECORDING_MIN_FREE_GB_LIMIT = 100_000
+RECORDING_DAYS_LIMIT = 3650
+#: field: its largest value.
+RECORDING_FIELDS = {
+    "recording_max_gb": RECORDING_MAX_GB_LIMIT,
+    "recording_min_free_gb": RECORDING_MIN_FREE_GB_LIMIT,
+    "recording_retention_days_continuous": RECORDING_DAYS_LIMIT,
+    "recording_retention_days_motion": RECORDING_DAYS_LIMIT,
+    "recording_retention_days_events": RECORDING_DAYS_LIMIT,
+}
 
 
 class SiteSettings(models.Model):
@@ -140,6 +182,32 @@ class SiteSettings(models.Model):
         _("VAPID contact"), max_length=255, blank=True, default="",
         help_text=_("How push services reach the site's administrator: mailto:admin@example.com, or the site's "
                     "https:// address without a path (https://cameras.example.com)."))
+    # Recording retention (docs/recordings.md "Retention"), read by each run of recordings_retention.
+    recording_max_gb = models.FloatField(
+        _("size cap per folder (GB)"), default=_recording_max_gb_default,
+        validators=[MinValueValidator(0), MaxValueValidator(RECORDING_MAX_GB_LIMIT)],
+        help_text=_("When a recordings folder (the fast one, and the archive one) holds more than this, its oldest "
+                    "footage that no event protects is deleted. 0: no cap."))
+    recording_min_free_gb = models.FloatField(
+        _("free-space floor (GB)"), default=_recording_min_free_gb_default,
+        validators=[MinValueValidator(0), MaxValueValidator(RECORDING_MIN_FREE_GB_LIMIT)],
+        help_text=_("When the disk of a recordings folder has less free space than this, its oldest footage that "
+                    "no event protects is deleted. 0: no floor."))
+    recording_retention_days_continuous = models.FloatField(
+        _("days kept: continuous"), default=_recording_days_continuous_default,
+        validators=[MinValueValidator(0), MaxValueValidator(RECORDING_DAYS_LIMIT)],
+        help_text=_("Footage recorded in the \"continuous\" mode is deleted after this many days. 0: kept "
+                    "(until the size cap or the free-space floor needs the room)."))
+    recording_retention_days_motion = models.FloatField(
+        _("days kept: motion"), default=_recording_days_motion_default,
+        validators=[MinValueValidator(0), MaxValueValidator(RECORDING_DAYS_LIMIT)],
+        help_text=_("Footage with motion or objects, recorded in the \"motion\" mode, is deleted after this many "
+                    "days. 0: kept."))
+    recording_retention_days_events = models.FloatField(
+        _("days kept: events"), default=_recording_days_events_default,
+        validators=[MinValueValidator(0), MaxValueValidator(RECORDING_DAYS_LIMIT)],
+        help_text=_("Footage around events, recorded in the \"events\" mode, is deleted after this many days. "
+                    "0: kept."))
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -181,6 +249,7 @@ class SiteSettings(models.Model):
                 errors["smtp_from_email"] = "Give an email address, e.g. alerts@example.com or " \
                                             "\"Surveillance <alerts@example.com>\"."
         errors.update(self._clean_vapid())
+        errors.update(self._clean_recording())
         if self.login_max_failures < 1:
             errors["login_max_failures"] = "At least one attempt."
         if self.login_lockout_seconds < 1:
@@ -216,6 +285,15 @@ class SiteSettings(models.Model):
         elif self.vapid_private_key:
             errors["vapid_subject"] = _("Push services need a contact with the keys: mailto:admin@example.com or "
                                         "the site's https:// address.")
+        return errors
+
+    def _clean_recording(self) -> dict:
+        """The retention numbers: their validators keep them from 0 up to their limit; a NaN slips past those."""
+        errors = {}
+        for name, limit in RECORDING_FIELDS.items():
+            value = getattr(self, name)
+            if isinstance(value, float) and math.isnan(value):
+                errors[name] = _("A number from 0 to %(limit)s.") % {"limit": limit}
         return errors
 
     def save(self, *args, **kwargs):

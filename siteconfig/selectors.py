@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -95,6 +96,26 @@ def web_push_public_key() -> str:
     """The key browsers subscribe with (the VAPID public key); "" while Web Push is not set up."""
     keys = web_push_keys()
     return keys["public_key"] if keys else ""
+
+
+@dataclass(frozen=True)
+class RecordingRetention:
+    """What recording retention keeps (docs/recordings.md "Retention"): 0 means no cap, no floor, kept."""
+
+    max_gb: float
+    min_free_gb: float
+    days_continuous: float
+    days_motion: float
+    days_events: float
+
+
+def recording_retention() -> RecordingRetention:
+    """The site's recording retention (Site settings > Recordings), read once by each retention run."""
+    row = site_settings()
+    return RecordingRetention(max_gb=row.recording_max_gb, min_free_gb=row.recording_min_free_gb,
+                              days_continuous=row.recording_retention_days_continuous,
+                              days_motion=row.recording_retention_days_motion,
+                              days_events=row.recording_retention_days_events)
 
 
 def registration_open() -> bool:

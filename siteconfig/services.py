@@ -16,6 +16,8 @@ EDITABLE = (
     "login_max_failures", "login_lockout_seconds", "trusted_proxies", "vlm_server", "agent_server",
     "smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp_password", "smtp_from_email",
     "vapid_public_key", "vapid_private_key", "vapid_subject",
+    "recording_max_gb", "recording_min_free_gb", "recording_retention_days_continuous",
+    "recording_retention_days_motion", "recording_retention_days_events",
 )
 #: Write-only: never shown back (admin, API). Empty (or left out) keeps the stored one; None clears it.
 SECRET_FIELDS = ("smtp_password", "vapid_private_key")

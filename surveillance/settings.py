@@ -429,6 +429,9 @@ RECORDING_PROBE_TIMEOUT_SECONDS = envfloat("RECORDING_PROBE_TIMEOUT_SECONDS", 15
 # (no event) go after RECORDING_UNMARKED_KEEP_MINUTES. Then, per folder, the oldest footage goes while the
 # folder holds more than RECORDING_MAX_GB (0: no cap) or its disk has less than RECORDING_MIN_FREE_GB free.
 # Footage within RECORDING_EVENT_PADDING_SECONDS of an event that is open or not resolved is never deleted.
+# The days per mode, RECORDING_MAX_GB and RECORDING_MIN_FREE_GB are site settings (admin "Site settings" >
+# Recordings, or PATCH /api/v1/site/settings/), read by each run: these variables only seed the row when it is
+# first created (or when the migration adds the fields).
 RECORDING_RETENTION_DAYS_CONTINUOUS = envfloat("RECORDING_RETENTION_DAYS_CONTINUOUS", 7)
 RECORDING_RETENTION_DAYS_MOTION = envfloat("RECORDING_RETENTION_DAYS_MOTION", 14)
 RECORDING_RETENTION_DAYS_EVENTS = envfloat("RECORDING_RETENTION_DAYS_EVENTS", 30)

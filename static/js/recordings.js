@@ -1,6 +1,6 @@
 // The camera page's recordings (templates/recordings/_playback.html): a timeline of the footage recorded in the
 // last 24 hours (GET /api/v1/cameras/{id}/recordings/, session auth), click to play from that moment; playback
-// goes on across segment boundaries (the next segment starts when one ends) at the chosen speed.
+// goes on across segment boundaries (the next segment starts when one ends) at the chosen speed (recplayer.js).
 (function () {
   "use strict";
   const root = document.getElementById("recordings");
@@ -15,7 +15,6 @@
   let segments = [];
   let since = 0;
   let until = 0;
-  let current = -1;
 
   function pct(t) {
     return Math.max(0, Math.min(100, ((t - since) / (until - since)) * 100));
@@ -48,61 +47,33 @@
     empty.hidden = segments.length > 0;
   }
 
-  async function load() {
-    try {
-      const response = await fetch(root.dataset.url, { credentials: "same-origin", headers: { Accept: "application/json" } });
-      if (!response.ok) return;
-      const data = await response.json();
-      since = Date.parse(data.since);
-      until = Date.parse(data.until);
-      segments = data.segments.map((s) => Object.assign({}, s, { t0: Date.parse(s.start), t1: Date.parse(s.end) }));
-      draw();
-    } catch (err) {
-      // offline for a moment: the next refresh tries again
-    }
-  }
+  const player = window.SurveillanceRecPlayer(video, {
+    onTime(at) {
+      clock.textContent = new Date(at).toLocaleString();
+      cursor.hidden = false;
+      cursor.style.left = pct(at) + "%";
+    },
+  });
 
-  function playSegment(index, offset) {
-    const segment = segments[index];
-    if (!segment) return;
-    current = index;
-    video.hidden = false;
-    root.querySelector("#rec-controls").hidden = false;
-    const rate = Number(speed.value) || 1;
-    video.defaultPlaybackRate = rate;
-    video.src = segment.url;
-    video.addEventListener("loadedmetadata", function seek() {
-      video.currentTime = Math.max(0, Math.min(offset, (video.duration || offset) - 0.05));
-      video.playbackRate = rate;
-      video.play().catch(() => {});
-    }, { once: true });
+  async function load() {
+    const data = await player.load(root.dataset.url);
+    if (!data) return;
+    since = data.since;
+    until = data.until;
+    segments = data.segments;
+    draw();
   }
 
   // Play from ``at`` (epoch ms): the segment that holds it, else the next one recorded after it, else the last
   // one (a click just past the end of a short range).
   function play(at) {
-    if (!segments.length) return false;
-    let index = segments.findIndex((s) => s.t1 > at);
-    if (index < 0) index = segments.length - 1;
-    const offset = Math.max(0, Math.min((at - segments[index].t0) / 1000, (segments[index].t1 - segments[index].t0) / 1000 - 0.5));
-    playSegment(index, offset);
+    if (!player.play(at)) return false;
+    root.querySelector("#rec-controls").hidden = false;
     return true;
   }
 
-  video.addEventListener("ended", () => {
-    if (current + 1 < segments.length) playSegment(current + 1, 0);
-  });
-  video.addEventListener("timeupdate", () => {
-    const segment = segments[current];
-    if (!segment) return;
-    const at = segment.t0 + video.currentTime * 1000;
-    clock.textContent = new Date(at).toLocaleString();
-    cursor.hidden = false;
-    cursor.style.left = pct(at) + "%";
-  });
-  speed.addEventListener("change", () => {
-    video.defaultPlaybackRate = video.playbackRate = Number(speed.value) || 1;
-  });
+  player.setRate(speed.value); // a speed the browser kept from before
+  speed.addEventListener("change", () => player.setRate(speed.value));
   bar.addEventListener("click", (e) => {
     const box = bar.getBoundingClientRect();
     if (!box.width || !until) return;
@@ -182,7 +153,7 @@
     });
   }
 
-  window.SurveillanceRecordings = { load, play, segments: () => segments, current: () => current };
+  window.SurveillanceRecordings = { load, play, segments: () => segments, current: player.current };
   load();
   setInterval(load, 60000);
 })();

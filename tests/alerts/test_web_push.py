@@ -405,7 +405,8 @@ def test_the_admin_generates_keys_and_never_shows_the_private_one(client, site):
     page = client.get(url)
     form = page.context["adminform"].form
     data = {name: (json.dumps(v) if isinstance(v, dict | list) else v)
-            for name in form.fields if (v := form.initial.get(name, form.fields[name].initial)) not in (None, False)}
+            for name in form.fields  # a 0 (a recording cap's "none") is a value to send, False and None are not
+            if (v := form.initial.get(name, form.fields[name].initial)) is not None and v is not False}
     assert client.post(url, data).status_code == 302
     again = site_settings()
     assert (again.vapid_public_key, again.vapid_private_key) == (row.vapid_public_key, row.vapid_private_key)

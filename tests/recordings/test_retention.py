@@ -20,11 +20,10 @@ Usage = namedtuple("Usage", "total used free")
 
 
 @pytest.fixture
-def folder(settings, tmp_path):
+def folder(settings, tmp_path, site):
     settings.RECORDING_DIR = tmp_path / "fast"
     settings.RECORDING_ARCHIVE_DIR = ""
-    settings.RECORDING_MIN_FREE_GB = 0
-    settings.RECORDING_MAX_GB = 0
+    site(recording_min_free_gb=0, recording_max_gb=0)  # the retention rules are site settings (Recordings)
     return settings.RECORDING_DIR
 
 
@@ -51,7 +50,7 @@ def test_indexing_a_segment_twice_stores_it_once_and_a_deleted_camera_is_refused
 
 
 @pytest.mark.django_db
-def test_the_size_cap_deletes_the_oldest_first_and_keeps_an_unresolved_events_footage(folder, settings):
+def test_the_size_cap_deletes_the_oldest_first_and_keeps_an_unresolved_events_footage(folder, settings, site):
     camera = CameraFactory()
     now = timezone.now()
     t0 = now - timedelta(hours=2)
@@ -62,7 +61,7 @@ def test_the_size_cap_deletes_the_oldest_first_and_keeps_an_unresolved_events_fo
     EventFactory(camera=camera, started_at=t0 + timedelta(seconds=22), ended_at=t0 + timedelta(seconds=25),
                  status=AnomalyEvent.Status.RESOLVED)
     settings.RECORDING_EVENT_PADDING_SECONDS = 0
-    settings.RECORDING_MAX_GB = 6.5 * MB / 1024 ** 3  # 6.5 MB: 4 segments must go
+    site(recording_max_gb=6.5 * MB / 1024 ** 3)  # 6.5 MB: 4 segments must go
 
     assert recordings_retention(now=now) == {"size": 4}
     left = set(Segment.objects.values_list("pk", flat=True))
@@ -76,13 +75,13 @@ def test_the_size_cap_deletes_the_oldest_first_and_keeps_an_unresolved_events_fo
     assert Segment.objects.count() == 6
 
     # Over the cap with only protected footage left to delete: it stays (logged).
-    settings.RECORDING_MAX_GB = 1 * MB / 1024 ** 3
+    site(recording_max_gb=1 * MB / 1024 ** 3)
     recordings_retention(now=now)
     assert set(Segment.objects.values_list("pk", flat=True)) == {segments[0].pk, segments[1].pk}
 
 
 @pytest.mark.django_db
-def test_an_event_kept_as_evidence_keeps_its_footage_and_clip_until_it_is_let_go(folder, settings, tmp_path):
+def test_an_event_kept_as_evidence_keeps_its_footage_and_clip_until_it_is_let_go(folder, settings, tmp_path, site):
     """A resolved event an operator keeps: the size cap and the clip retention spare its footage and clip; once
     it is no longer kept, the next cleanup may take them."""
     from events.services import event_clips_enforce_retention, event_keep
@@ -99,8 +98,8 @@ def test_an_event_kept_as_evidence_keeps_its_footage_and_clip_until_it_is_let_go
                          status=AnomalyEvent.Status.RESOLVED, clip=clip)
     event_keep(event=event, by=operator, keep=True)
     settings.RECORDING_EVENT_PADDING_SECONDS = 0
-    settings.RECORDING_RETENTION_DAYS_CONTINUOUS = 0  # no age limit: the size cap decides
-    settings.RECORDING_MAX_GB = 0.5 * MB / 1024 ** 3  # everything over the cap
+    site(recording_retention_days_continuous=0)  # no age limit: the size cap decides
+    site(recording_max_gb=0.5 * MB / 1024 ** 3)  # everything over the cap
     settings.CLIP_RETENTION_DAYS = 30
 
     assert recordings_retention(now=now) == {"size": 3}
@@ -117,21 +116,20 @@ def test_an_event_kept_as_evidence_keeps_its_footage_and_clip_until_it_is_let_go
 
 
 @pytest.mark.django_db
-def test_the_free_space_floor_deletes_the_oldest_until_enough_is_free(folder, settings):
+def test_the_free_space_floor_deletes_the_oldest_until_enough_is_free(folder, settings, site):
     camera = CameraFactory()
     now = timezone.now()
     segments = [_segment(camera, now - timedelta(minutes=30 - i), folder=folder) for i in range(5)]
-    settings.RECORDING_MIN_FREE_GB = 10 / 1024  # 10 MB
+    site(recording_min_free_gb=10 / 1024)  # 10 MB
     usage = Usage(100 * MB, 93 * MB, 7.5 * MB)  # 2.5 MB short: three 1 MB segments
     assert recordings_retention(now=now, disk_usage=lambda root: usage) == {"free_space": 3}
     assert list(Segment.objects.order_by("start").values_list("pk", flat=True)) == [s.pk for s in segments[3:]]
 
 
 @pytest.mark.django_db
-def test_age_per_mode_and_footage_without_motion_or_event(folder, settings):
-    settings.RECORDING_RETENTION_DAYS_CONTINUOUS = 7
-    settings.RECORDING_RETENTION_DAYS_MOTION = 14
-    settings.RECORDING_RETENTION_DAYS_EVENTS = 30
+def test_age_per_mode_and_footage_without_motion_or_event(folder, settings, site):
+    site(recording_retention_days_continuous=7, recording_retention_days_motion=14,
+         recording_retention_days_events=30)
     settings.RECORDING_UNMARKED_KEEP_MINUTES = 60
     settings.RECORDING_EVENT_PADDING_SECONDS = 10
     camera = CameraFactory()
@@ -164,7 +162,7 @@ def test_retention_is_a_beat_task_defined_in_the_one_place():
 
 
 @pytest.mark.django_db
-def test_old_footage_moves_to_the_archive_folder_and_stays_playable(folder, settings, tmp_path):
+def test_old_footage_moves_to_the_archive_folder_and_stays_playable(folder, settings, tmp_path, site):
     from rest_framework.test import APIClient
 
     settings.RECORDING_ARCHIVE_DIR = str(tmp_path / "nas")
@@ -184,5 +182,97 @@ def test_old_footage_moves_to_the_archive_folder_and_stays_playable(folder, sett
     response = staff.get(f"/api/v1/recordings/{old.id}/video/", HTTP_RANGE="bytes=0-9")
     assert response.status_code == 206 and response["Content-Range"] == "bytes 0-9/1000"
     # Each folder has the cap: over it, the fast folder's and the archive's oldest footage go.
-    settings.RECORDING_MAX_GB = 500 / 1024 ** 3
+    site(recording_max_gb=500 / 1024 ** 3)
     assert recordings_retention(now=now) == {"size": 2}
+
+
+# -- the retention rules are site settings (admin "Recordings", PATCH /api/v1/site/settings/) -------------------
+@pytest.mark.django_db
+def test_an_administrator_changes_the_size_cap_and_the_next_run_follows_it_without_a_restart(folder, api_as, staff):
+    camera = CameraFactory()
+    now = timezone.now()
+    segments = [_segment(camera, now - timedelta(minutes=30 - i), folder=folder) for i in range(6)]  # 6 MB
+    assert recordings_retention(now=now) == {}  # no cap yet
+    client = api_as(staff)
+    response = client.patch("/api/v1/site/settings/", {"recording_max_gb": 4 * MB / 1024 ** 3}, format="json")
+    assert response.status_code == 200 and response.json()["recording_max_gb"] == 4 * MB / 1024 ** 3
+
+    assert recordings_retention(now=now) == {"size": 2}  # the same process, no restart: the oldest two go
+    assert list(Segment.objects.order_by("start").values_list("pk", flat=True)) == [s.pk for s in segments[2:]]
+    # Age per mode too: five days of continuous footage is kept at 7 days, not at 4.
+    old = _segment(camera, now - timedelta(days=5), folder=folder, size=10)
+    client.patch("/api/v1/site/settings/", {"recording_max_gb": 0}, format="json")
+    assert recordings_retention(now=now) == {}
+    assert client.patch("/api/v1/site/settings/", {"recording_retention_days_continuous": 4},
+                        format="json").status_code == 200
+    assert recordings_retention(now=now) == {"age": 1} and not Segment.objects.filter(pk=old.pk).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field, value", [
+    ("recording_max_gb", -1), ("recording_max_gb", 2_000_000), ("recording_max_gb", "lots"),
+    ("recording_min_free_gb", -0.5), ("recording_min_free_gb", "NaN"), ("recording_min_free_gb", None),
+    ("recording_retention_days_continuous", -1), ("recording_retention_days_motion", 4000),
+    ("recording_retention_days_events", "Infinity"), ("recording_retention_days_events", [1]),
+])
+def test_a_bad_retention_value_is_a_400_naming_the_field(api_as, staff, field, value):
+    from siteconfig.selectors import site_settings
+
+    before = getattr(site_settings(), field)
+    response = api_as(staff).patch("/api/v1/site/settings/", {field: value}, format="json")
+    assert response.status_code == 400 and list(response.json()) == [field], response.json()
+    assert getattr(site_settings(), field) == before
+
+
+@pytest.mark.django_db
+def test_the_service_refuses_what_the_api_would_and_the_rules_are_staff_only(site, api_as, owner):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        site(recording_max_gb=float("nan"), recording_retention_days_motion=-2)
+    assert set(refused.value.message_dict) == {"recording_max_gb", "recording_retention_days_motion"}
+    assert api_as(owner).patch("/api/v1/site/settings/", {"recording_max_gb": 1}, format="json").status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_environment_settings_seed_the_retention_rules(settings, site):
+    from siteconfig.models import SiteSettings
+    from siteconfig.selectors import recording_retention, site_settings_clear_cache
+
+    SiteSettings.objects.all().delete()
+    site_settings_clear_cache()
+    settings.RECORDING_MAX_GB, settings.RECORDING_MIN_FREE_GB = 250, 5
+    settings.RECORDING_RETENTION_DAYS_CONTINUOUS, settings.RECORDING_RETENTION_DAYS_MOTION = 3, 9
+    settings.RECORDING_RETENTION_DAYS_EVENTS = 60
+    rules = recording_retention()
+    assert (rules.max_gb, rules.min_free_gb, rules.days_continuous, rules.days_motion, rules.days_events) == (
+        250, 5, 3, 9, 60)
+    settings.RECORDING_MAX_GB = 1
+    site_settings_clear_cache()
+    assert recording_retention().max_gb == 250  # the stored row wins
+    site(recording_max_gb=100)
+    assert recording_retention().max_gb == 100
+
+
+@pytest.mark.django_db
+def test_the_admin_has_a_recordings_section_that_refuses_a_negative_cap(admin_client, site):
+    from siteconfig.selectors import site_settings
+
+    site(recording_max_gb=0)
+    url = "/admin/siteconfig/sitesettings/1/change/"
+    response = admin_client.get(url)
+    html = response.content.decode()
+    assert response.status_code == 200 and ">Recordings</h2>" in html
+    for name in ("recording_max_gb", "recording_min_free_gb", "recording_retention_days_continuous",
+                 "recording_retention_days_motion", "recording_retention_days_events"):
+        assert f'name="{name}"' in html
+    form = response.context["adminform"].form
+    data = {name: ("" if value is None else value) for name, value in form.initial.items()
+            if name not in ("vlm_server", "agent_server")}
+    data.update(vlm_server="{}", agent_server="{}", smtp_password="", vapid_private_key="")
+    data = {k: v for k, v in data.items() if v is not False}
+    refused = admin_client.post(url, {**data, "recording_max_gb": "-1"})
+    assert refused.status_code == 200 and "recording_max_gb" in refused.context["adminform"].form.errors
+    response = admin_client.post(url, {**data, "recording_max_gb": "250"})
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    assert site_settings().recording_max_gb == 250
