@@ -28,7 +28,6 @@ from cameras.selectors import (
     CHANGE, OPERATE, camera_ids_for_user, camera_list_for_user, camera_perms_for_user, user_has_camera_perm,
 )
 from cameras.views import LIVE_FPS_CHOICES, camera_or_403, chart_labels, learn_minute_choices, state_labels
-from recordings.selectors import event_recording
 
 from .models import AnomalyEvent, EventNote
 from .describe import label_name
@@ -250,7 +249,6 @@ def event_page(request, event_id):
     context["incident"] = incident
     context["notes"] = list(event_notes(event))
     context["note_max_length"] = EventNote.MAX_LENGTH
-    context["recording"] = event_recording(event)  # its moment in the camera's recording, if recorded
     return render(request, "events/detail.html", context)
 
 
