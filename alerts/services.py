@@ -51,8 +51,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from arming.selectors import arming_allows
-from arming.services import arming_event_allowed
+from arming.selectors import arming_decisions
+from arming.services import arming_events_allowed
 from audit.services import audit_record
 from cameras.groups import user_group
 from events.models import AnomalyEvent
@@ -367,8 +367,9 @@ def alerts_route_events(*, event_ids: list) -> None:
     now = timezone.now()
     # One transaction for the batch: a digest built meanwhile sees all of its events or none.
     with transaction.atomic():
+        armed = arming_events_allowed(events=events)
         for event in events:
-            if not arming_event_allowed(event=event):
+            if event.pk not in armed:
                 continue  # its camera's arming mode holds its alerts (docs/alerts.md "Arming"); the event stays stored
             # Two-stage alerts: a slot that already had an immediate alert about the event gets a
             # follow-up (the description, the final severity), not a second alert; only a raise to
@@ -669,8 +670,9 @@ def alerts_escalate(*, now=None) -> list[int]:
     fired = escalations_fired(event_ids=[e.pk for e in events])
     viewable = _Viewable()
     made: list[int] = []
+    armed = arming_decisions(events, at=now)
     for event in events:
-        if not arming_allows(event.camera_id, event.severity, event.kind, now):
+        if not armed[event.pk][0]:
             continue  # its camera is disarmed now (or its mode does not let this event alert): no escalation
         for rule in rules:
             if not _rule_applies(rule, event, viewable) or rule.quiet_until(now, event.severity) is not None:

@@ -162,13 +162,25 @@ def arming_effective_many(cameras, at: datetime | None = None) -> dict[int, Effe
 
 def arming_allows(camera_id: int, severity: str, kind: str, at: datetime | None = None) -> bool:
     """Whether an event of the camera, of this severity and kind (events.kinds), may alert at ``at``."""
-    return arming_decision(camera_id, severity, kind, at)[0]
+    return arming_modes()[arming_effective(camera_id, at).mode].allows(severity, kind)
 
 
-def arming_decision(camera_id: int, severity: str, kind: str, at: datetime | None = None) -> tuple[bool, Effective]:
-    """(may it alert, the camera's effective mode) for an event of the camera."""
-    effective = arming_effective(camera_id, at)
-    return arming_modes()[effective.mode].allows(severity, kind), effective
+def arming_decisions(events, at: datetime | None = None) -> dict:
+    """{event id: (may it alert, its camera's effective mode)} for ``events`` (``camera_id``, ``severity``,
+    ``kind``, ``started_at``), each judged at ``at`` or else at its start, with a fixed number of queries
+    (routing and escalation ask for a whole batch)."""
+    events = list(events)
+    if not events:
+        return {}
+    cameras = {c.pk: c for c in Camera.objects.filter(pk__in={e.camera_id for e in events}).only("id", "area_id")}
+    context, modes = _Context(list(cameras.values())), arming_modes()
+    out = {}
+    for event in events:
+        camera = cameras.get(event.camera_id)
+        effective = (context.effective(camera, at or event.started_at) if camera is not None
+                     else Effective(Mode.ARMED.value, "default"))
+        out[event.pk] = (modes[effective.mode].allows(event.severity, event.kind), effective)
+    return out
 
 
 # -- what a user sees and may do ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from cameras.groups import camera_group
 from cameras.models import Area, Camera
 
 from .models import ArmingState, HeldAlert, Mode
-from .selectors import arming_decision, arming_effective_many
+from .selectors import arming_decisions, arming_effective_many
 
 log = logging.getLogger(__name__)
 
@@ -94,22 +94,28 @@ def arming_broadcast(*, camera_ids) -> None:
         log.exception("Live push of the arming mode of cameras %s failed; it is stored", camera_ids)
 
 
-def arming_event_allowed(*, event) -> bool:
-    """Routing asks this once per event: may the event alert under its camera's mode (at its start)?
+def arming_events_allowed(*, events) -> set:
+    """Routing asks this once per batch: the ids of the events that may alert under their camera's mode (at
+    their start).
 
-    When not, the hold is recorded on the event's trail (``HeldAlert``, one row per event, updated at each
-    routing) and logged; the event itself is stored and shown as always.
+    For each one held, the hold is recorded on the event's trail (``HeldAlert``, one row per event, updated at
+    each routing) and logged; the event itself is stored and shown as always.
     """
-    allowed, effective = arming_decision(event.camera_id, event.severity, event.kind, event.started_at)
-    if allowed:
-        return True
-    HeldAlert.objects.update_or_create(
-        event_id=event.pk,
-        defaults={"camera_id": event.camera_id, "mode": effective.mode, "source": effective.source,
-                  "severity": event.severity, "kind": event.kind, "held_at": timezone.now()})
-    log.info("Alerts of event %s held: camera %s is %s (%s); %s %s events do not alert in this mode",
-             event.pk, event.camera_id, effective.mode, effective.source, event.severity, event.kind)
-    return False
+    events = list(events)
+    decisions = arming_decisions(events)
+    allowed = set()
+    for event in events:
+        ok, effective = decisions[event.pk]
+        if ok:
+            allowed.add(event.pk)
+            continue
+        HeldAlert.objects.update_or_create(
+            event_id=event.pk,
+            defaults={"camera_id": event.camera_id, "mode": effective.mode, "source": effective.source,
+                      "severity": event.severity, "kind": event.kind, "held_at": timezone.now()})
+        log.info("Alerts of event %s held: camera %s is %s (%s); %s %s events do not alert in this mode",
+                 event.pk, event.camera_id, effective.mode, effective.source, event.severity, event.kind)
+    return allowed
 
 
 def arming_config_audit(*, target, action: str, by, changes) -> None:

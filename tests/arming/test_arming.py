@@ -240,3 +240,14 @@ def test_a_disarmed_camera_escalates_nothing(camera, owner, django_capture_on_co
     with django_capture_on_commit_callbacks(execute=True):
         assert len(alerts_escalate()) == 1
     assert Escalation.objects.count() == 1
+
+
+def test_a_batch_of_events_is_judged_with_a_fixed_number_of_queries(django_assert_max_num_queries):
+    """Routing and escalation judge their whole batch at once (arming_decisions): no query per event."""
+    from arming.selectors import arming_decisions
+
+    cameras = [CameraFactory() for _ in range(3)]
+    events = [EventFactory(camera=cameras[i % 3], severity="critical") for i in range(12)]
+    with django_assert_max_num_queries(5):  # cameras, states, schedules (+ their periods), modes
+        decisions = arming_decisions(events)
+    assert set(decisions) == {e.pk for e in events} and all(ok for ok, _effective in decisions.values())
