@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views import View
 from django.views.decorators.http import require_GET, require_POST
 
@@ -156,20 +157,39 @@ class ChannelFormPage(_Page):
         return self._render(request, form, channel)
 
 
-class ChannelDeletePage(_Page):
-    def get(self, request, channel_id):
-        channel = _own_channel(request.user, channel_id)
-        return render(request, "alerts/confirm_delete.html", {
-            "object": channel, "what": _("channel"),
-            "consequence": _("Alerts are no longer sent through it; your rules keep their other channels."),
-        })
+class _DeletePage(_Page):
+    """Confirm, then delete one of the user's own objects through its service."""
 
-    def post(self, request, channel_id):
-        channel = _own_channel(request.user, channel_id)
-        name = channel.name
-        notification_channel_delete(channel=channel, by=request.user)
-        messages.success(request, _("Channel %(channel)s deleted.") % {"channel": name})
+    what = consequence = deleted = ""
+
+    def _own(self, user, object_id):
+        raise NotImplementedError
+
+    def _delete(self, obj, by):
+        raise NotImplementedError
+
+    def get(self, request, **ids):
+        return render(request, "alerts/confirm_delete.html", {
+            "object": self._own(request.user, *ids.values()), "what": _(self.what), "consequence": _(self.consequence)})
+
+    def post(self, request, **ids):
+        obj = self._own(request.user, *ids.values())
+        name = obj.name
+        self._delete(obj, request.user)
+        messages.success(request, _(self.deleted) % {"channel": name, "rule": name})
         return redirect("my-alerts")
+
+
+class ChannelDeletePage(_DeletePage):
+    what = gettext_noop("channel")
+    consequence = gettext_noop("Alerts are no longer sent through it; your rules keep their other channels.")
+    deleted = gettext_noop("Channel %(channel)s deleted.")
+
+    def _own(self, user, channel_id):
+        return _own_channel(user, channel_id)
+
+    def _delete(self, channel, by):
+        notification_channel_delete(channel=channel, by=by)
 
 
 class RuleFormPage(_Page):
@@ -207,20 +227,16 @@ class RuleFormPage(_Page):
         return self._render(request, form, rule)
 
 
-class RuleDeletePage(_Page):
-    def get(self, request, rule_id):
-        rule = _own_rule(request.user, rule_id)
-        return render(request, "alerts/confirm_delete.html", {
-            "object": rule, "what": _("rule"),
-            "consequence": _("You are no longer alerted by it (your other rules still apply)."),
-        })
+class RuleDeletePage(_DeletePage):
+    what = gettext_noop("rule")
+    consequence = gettext_noop("You are no longer alerted by it (your other rules still apply).")
+    deleted = gettext_noop("Rule %(rule)s deleted.")
 
-    def post(self, request, rule_id):
-        rule = _own_rule(request.user, rule_id)
-        name = rule.name
-        alert_rule_delete(rule=rule, by=request.user)
-        messages.success(request, _("Rule %(rule)s deleted.") % {"rule": name})
-        return redirect("my-alerts")
+    def _own(self, user, rule_id):
+        return _own_rule(user, rule_id)
+
+    def _delete(self, rule, by):
+        alert_rule_delete(rule=rule, by=by)
 
 
 # -- Web Push: the service worker (docs/alerts.md "Web Push") ---------------------------------------------
