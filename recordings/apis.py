@@ -29,6 +29,19 @@ from .storage import export_folder, tier_root
 DEFAULT_SPAN = timedelta(hours=24)
 
 
+#: The schema of the MP4 files served with byte ranges (segments, exports).
+RANGES = ("Answers one byte range: `Range: bytes=0-1023` gives 206 Partial Content with Content-Range; a range "
+          "past the end gives 416. Accept-Ranges: bytes.")
+RANGE_HEADER = OpenApiParameter("Range", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+                                description="One byte range, e.g. bytes=0-1023.")
+
+
+def mp4_responses(whole: str) -> dict:
+    return {(200, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description=whole),
+            (206, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="The bytes asked for."),
+            401: ApiErrorSerializer, 404: ApiErrorSerializer, 416: ApiErrorSerializer}
+
+
 class CameraRecordingsApi(APIView):
     @extend_schema(
         summary="A camera's recorded segments in a time range",
@@ -63,13 +76,8 @@ class RecordingVideoApi(APIView):
 
     @extend_schema(
         summary="One recorded segment (MP4, H.264), with byte ranges",
-        description=("Answers one byte range: `Range: bytes=0-1023` gives 206 Partial Content with Content-Range; "
-                     "a range past the end gives 416. Accept-Ranges: bytes. ETag and Last-Modified are sent."),
-        parameters=[OpenApiParameter("Range", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
-                                     description="One byte range, e.g. bytes=0-1023.")],
-        responses={(200, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="The whole segment."),
-                   (206, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="The bytes asked for."),
-                   401: ApiErrorSerializer, 404: ApiErrorSerializer, 416: ApiErrorSerializer},
+        description=f"{RANGES} ETag and Last-Modified are sent.",
+        parameters=[RANGE_HEADER], responses=mp4_responses("The whole segment."),
     )
     def get(self, request, segment_id):
         segment = segment_get_for_user(request.user, segment_id)
@@ -128,13 +136,8 @@ class ExportFileApi(APIView):
 
     @extend_schema(
         summary="One camera's file of an export (MP4), with byte ranges",
-        description=("For anyone who may view the camera. Answers one byte range: `Range: bytes=0-1023` gives 206 "
-                     "Partial Content with Content-Range; a range past the end gives 416. Accept-Ranges: bytes."),
-        parameters=[OpenApiParameter("Range", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
-                                     description="One byte range, e.g. bytes=0-1023.")],
-        responses={(200, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="The whole file."),
-                   (206, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="The bytes asked for."),
-                   401: ApiErrorSerializer, 404: ApiErrorSerializer, 416: ApiErrorSerializer},
+        description=f"For anyone who may view the camera. {RANGES}",
+        parameters=[RANGE_HEADER], responses=mp4_responses("The whole file."),
     )
     def get(self, request, export_id, camera_id):
         found = export_file_for_user(request.user, export_id, camera_id)
