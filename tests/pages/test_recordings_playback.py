@@ -16,6 +16,7 @@ from recordings.services import segment_index
 from recordings.tasks import recordings_export
 from tests.conftest import dataset
 from tests.factories import CameraFactory, EventFactory, UserFactory
+from tests.pages.test_alert_toasts import in_thread
 from tests.pages.test_browser import JS_ERRORS, sign_in
 from tests.system.processes import process_env
 
@@ -81,7 +82,7 @@ def test_the_camera_page_plays_recorded_footage_across_segments(processes, brows
     page.wait_for_function("document.querySelector('#rec-export-status').textContent.length > 0")
     export = Export.objects.get()
     assert list(export.cameras.values_list("id", flat=True)) == [camera.id] and export.user == alice
-    run_in_thread(recordings_export, str(export.pk))
+    in_thread(recordings_export, str(export.pk))  # as the default-queue worker runs it
     link = page.wait_for_selector("#rec-export-status [data-role=export-file]", timeout=15_000)
     response = page.request.get(link.get_attribute("href"))
     assert response.status == 200 and response.headers["content-type"] == "video/mp4"
@@ -138,19 +139,3 @@ def test_the_event_page_plays_its_moment_from_the_recording(processes, browser, 
     assert page.inner_text("#event-rec-time")
     assert not JS_ERRORS, JS_ERRORS
 
-
-def run_in_thread(fn, *args):
-    """The task, in a thread of its own (Playwright holds an event loop in this one)."""
-    import threading
-
-    from django.db import connections
-
-    def run():
-        try:
-            fn(*args)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(120)
