@@ -39,6 +39,12 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from django.conf import settings
+from django.db import close_old_connections
+
+from recordings.concat import probe
+from recordings.services import segment_index as index_segment
+from recordings.storage import segment_name  # the file layout the web side serves from
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +77,6 @@ class RecordingOptions:
 
     @classmethod
     def from_settings(cls) -> "RecordingOptions":
-        from django.conf import settings
-
         return cls(root=Path(settings.RECORDING_DIR), segment_seconds=settings.RECORDING_SEGMENT_SECONDS,
                    container=settings.RECORDING_CONTAINER, copy_codecs=tuple(settings.RECORDING_COPY_CODECS),
                    encode_fps=settings.RECORDING_ENCODE_FPS, preset=settings.RECORDING_ENCODE_PRESET,
@@ -111,13 +115,8 @@ def probe_codec(url: str, options: RecordingOptions) -> str:
 
 
 def probe_duration(file: Path, options: RecordingOptions) -> float | None:
-    """A finished segment's duration in seconds (ffprobe), or None when it cannot tell."""
-    try:
-        out = subprocess.run([options.ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
-                              str(file)], capture_output=True, text=True, timeout=10)
-        return float(out.stdout.strip())
-    except (OSError, subprocess.TimeoutExpired, ValueError):
-        return None
+    """A finished segment's duration in seconds (ffprobe, recordings.concat.probe), or None when it cannot tell."""
+    return probe(file, ffprobe=options.ffprobe).get("duration") or None
 
 
 def _segment_output(options: RecordingOptions, incoming: Path, run: str) -> list[str]:
@@ -423,8 +422,6 @@ class CameraRecorder:
         return any(start - 1.0 <= t <= end for t in list(self._activity))
 
     def _collect(self, run: _Run) -> None:
-        from recordings.storage import segment_name  # the file layout the web side serves from
-
         listed = run.list.read()
         if listed and run.copy:
             # The list's latest line was written as its segment ended: that anchors the stream's clock on the
@@ -541,9 +538,5 @@ class Recordings:
 
 def segment_index(**fields):
     """Index a finished segment from a recorder's thread (its own database connection)."""
-    from django.db import close_old_connections
-
-    from recordings.services import segment_index as index
-
     close_old_connections()
-    return index(**fields)
+    return index_segment(**fields)
