@@ -7,8 +7,9 @@ from .models import DeletionCount, Export, Segment
 class SegmentAdmin(admin.ModelAdmin):
     """Read-only: the worker indexes segments, retention deletes them (deleting here removes the file)."""
 
-    list_display = ("camera", "start", "end", "size", "tier", "mode", "codec", "has_motion", "has_event")
-    list_filter = ("tier", "mode", "has_motion", "has_event", "encoded")
+    list_display = ("camera", "start", "end", "size", "tier", "mode", "codec", "has_motion", "has_objects",
+                    "has_event")
+    list_filter = ("tier", "mode", "has_motion", "has_objects", "has_event", "encoded")
     date_hierarchy = "start"
     list_select_related = ("camera",)
     readonly_fields = [f.name for f in Segment._meta.fields]

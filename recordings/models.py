@@ -28,7 +28,8 @@ class Segment(models.Model):
                             help_text=_("The camera's record mode when it was recorded (decides its retention)."))
     codec = models.CharField(max_length=20, blank=True, default="")
     encoded = models.BooleanField(default=False, help_text=_("Encoded from decoded frames (else copied)."))
-    has_motion = models.BooleanField(default=False, help_text=_("The detector saw motion or objects in it."))
+    has_motion = models.BooleanField(default=False, help_text=_("The detector saw motion in it."))
+    has_objects = models.BooleanField(default=False, help_text=_("The object detector saw objects in it."))
     has_event = models.BooleanField(default=False, help_text=_("An event overlapped it when it was indexed."))
     created_at = models.DateTimeField(auto_now_add=True)
 

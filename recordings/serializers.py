@@ -20,8 +20,9 @@ class SegmentOutputSerializer(serializers.Serializer):
     end = serializers.DateTimeField()
     size = serializers.IntegerField(help_text=_("Bytes."))
     tier = serializers.CharField()
-    has_motion = serializers.BooleanField()
-    has_event = serializers.BooleanField()
+    has_motion = serializers.BooleanField(help_text=_("The detector saw motion in it."))
+    has_objects = serializers.BooleanField(help_text=_("The object detector saw objects in it."))
+    has_event = serializers.BooleanField(help_text=_("An event overlapped it when it was indexed."))
     url = serializers.SerializerMethodField(help_text=_(
         "The segment's MP4 (H.264): plays with the bearer token or the session, with HTTP range requests."))
 

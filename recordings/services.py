@@ -32,7 +32,7 @@ RETENTION_LOCK = "recordings:retention"
 
 def segment_index(*, camera_id: int, start: datetime, end: datetime, path: str, size: int, tier: str = FAST,
                   mode: str = "continuous", codec: str = "", encoded: bool = False,
-                  has_motion: bool = False) -> Segment | None:
+                  has_motion: bool = False, has_objects: bool = False) -> Segment | None:
     """Index a finished segment file (safe to run twice: the same file is indexed once).
 
     Returns None when the camera no longer exists (the caller deletes the file).
@@ -42,7 +42,7 @@ def segment_index(*, camera_id: int, start: datetime, end: datetime, path: str, 
     try:
         segment, _created = Segment.objects.get_or_create(tier=tier, path=path, defaults=dict(
             camera_id=camera_id, start=start, end=end, size=int(size), mode=mode, codec=codec[:20],
-            encoded=encoded, has_motion=has_motion,
+            encoded=encoded, has_motion=has_motion, has_objects=has_objects,
             has_event=event_overlaps(camera_id=camera_id, start=start, end=end)))
     except IntegrityError:  # the camera was deleted meanwhile
         return None
@@ -151,7 +151,8 @@ def _retention(now: datetime, disk_usage, rules: RecordingRetention) -> dict[str
         if days > 0:
             _delete(free.filter(mode=mode, end__lt=now - timedelta(days=days)), DeletionCount.Reason.AGE, tally, sizes)
     grace = now - timedelta(minutes=settings.RECORDING_UNMARKED_KEEP_MINUTES)
-    _delete(free.filter(mode=Camera.RecordMode.MOTION, has_motion=False, eventful=False, end__lt=grace),
+    _delete(free.filter(mode=Camera.RecordMode.MOTION, has_motion=False, has_objects=False, eventful=False,
+                        end__lt=grace),
             DeletionCount.Reason.NO_MOTION, tally, sizes)
     _delete(free.filter(mode=Camera.RecordMode.EVENTS, eventful=False, end__lt=grace),
             DeletionCount.Reason.NO_EVENT, tally, sizes)
@@ -360,3 +361,4 @@ def exports_expire(*, now: datetime | None = None) -> int:
     if deleted:
         log.info("Deleted %d expired recording exports", deleted)
     return deleted
+

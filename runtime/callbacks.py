@@ -86,8 +86,11 @@ class WorkerCallbacks(Callbacks):
 
     def on_score(self, camera_id, timestamp, result):
         self.scores.add(camera_id, result.score)  # the 24-hour timeline: memory only, stored in batches
-        if self.recordings is not None and (result.regions or (result.details or {}).get("objects")):
-            self.recordings.on_activity(camera_id, time.time())  # the segment "has motion"
+        if self.recordings is not None:  # the segment "has motion" / "has objects"
+            motion = bool(result.regions)
+            objects = bool((result.details or {}).get("objects"))
+            if motion or objects:
+                self.recordings.on_activity(camera_id, time.time(), motion=motion, objects=objects)
         now = time.monotonic()
         if now - self._last_score.get(camera_id, 0) < self.SCORE_INTERVAL:
             return

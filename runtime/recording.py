@@ -15,8 +15,9 @@ follows the loop's state through ``WorkerCallbacks``):
 ffmpeg writes segments of ``RECORDING_SEGMENT_SECONDS`` into the camera's ``incoming/`` folder and lists each
 one in a CSV file when it is finished; the recorder's thread reads that list, moves each finished segment to
 ``<camera>/<day>/`` and indexes it (``index``: ``recordings.services.segment_index``, with whether the
-detector saw motion or objects meanwhile). A run of ffmpeg that ends is started again after 1 s, doubling up
-to ``RECORDING_RESTART_MAX_SECONDS`` (back to 1 s once a run has made a segment), like the camera's loop.
+detector saw motion and whether the object detector saw objects meanwhile, each kept apart). A run of ffmpeg
+that ends is started again after 1 s, doubling up to ``RECORDING_RESTART_MAX_SECONDS`` (back to 1 s once a run
+has made a segment), like the camera's loop.
 Audio is not recorded.
 
 Nothing here runs in the camera's thread except ``on_frame`` and ``on_activity`` (a non-blocking put).
@@ -217,7 +218,9 @@ class CameraRecorder:
         self.segments = 0
         self.restarts = 0
         self.error = ""
-        self._activity: deque = deque(maxlen=7200)  # wall seconds with motion or objects (one per second at most)
+        # wall seconds with motion, and with objects (each at most one a second, about two hours' worth)
+        self._motion: deque = deque(maxlen=7200)
+        self._objects: deque = deque(maxlen=7200)
         self._backlog: deque = deque(maxlen=INDEX_BACKLOG)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -233,9 +236,12 @@ class CameraRecorder:
         except queue.Full:
             self.dropped += 1
 
-    def on_activity(self, wall: float) -> None:
-        if not self._activity or wall - self._activity[-1] >= 1.0:
-            self._activity.append(wall)
+    def on_activity(self, wall: float, *, motion: bool = True, objects: bool = False) -> None:
+        """The detector saw motion (``motion``) and/or the object detector saw objects (``objects``) at ``wall``:
+        the segment that holds that moment is indexed with ``has_motion`` / ``has_objects``."""
+        for seen, marks in ((motion, self._motion), (objects, self._objects)):
+            if seen and (not marks or wall - marks[-1] >= 1.0):
+                marks.append(wall)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> "CameraRecorder":
@@ -418,8 +424,9 @@ class CameraRecorder:
             self._finish(run, graceful=True)
 
     # -- finished segments -------------------------------------------------------------------------------------------
-    def _has_activity(self, start: float, end: float) -> bool:
-        return any(start - 1.0 <= t <= end for t in list(self._activity))
+    @staticmethod
+    def _marked(marks: deque, start: float, end: float) -> bool:
+        return any(start - 1.0 <= t <= end for t in list(marks))
 
     def _collect(self, run: _Run) -> None:
         listed = run.list.read()
@@ -450,7 +457,9 @@ class CameraRecorder:
             self._backlog.append(dict(camera_id=self.camera_id, start=start_dt,
                                       end=datetime.fromtimestamp(end, tz=timezone.utc), path=rel, size=size,
                                       mode=self.mode, codec="h264" if self.kind == "encode" else self.codec,
-                                      encoded=self.kind == "encode", has_motion=self._has_activity(start, end)))
+                                      encoded=self.kind == "encode",
+                                      has_motion=self._marked(self._motion, start, end),
+                                      has_objects=self._marked(self._objects, start, end)))
         self._index_backlog()
 
     def _index_backlog(self) -> None:
@@ -517,10 +526,10 @@ class Recordings:
         if recorder is not None:
             recorder.on_frame(image, wall)
 
-    def on_activity(self, camera_id: int, wall: float) -> None:
+    def on_activity(self, camera_id: int, wall: float, *, motion: bool = True, objects: bool = False) -> None:
         recorder = self.recorders.get(camera_id)
         if recorder is not None:
-            recorder.on_activity(wall)
+            recorder.on_activity(wall, motion=motion, objects=objects)
 
     def stats(self) -> dict:
         return {camera_id: recorder.stats() for camera_id, recorder in list(self.recorders.items())}

@@ -139,3 +139,133 @@ def test_the_event_page_plays_its_moment_from_the_recording(processes, browser, 
     assert page.inner_text("#event-rec-time")
     assert not JS_ERRORS, JS_ERRORS
 
+
+
+def encode_long(folder, rel, seconds: int) -> int:
+    """A long segment (ffmpeg's test pattern, small and at 2 fps: quick to make), so that a moment chosen on the
+    24-hour bar, a minute a pixel, falls inside it."""
+    out = folder / rel
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=2", "-t", str(seconds),
+                    "-c:v", "libx264", "-preset", "ultrafast", "-g", "4", "-pix_fmt", "yuv420p", "-movflags", "+faststart",
+                    str(out)], check=True)
+    return out.stat().st_size
+
+
+def test_the_timeline_marks_motion_objects_and_events_apart_and_scrubs(processes, browser, tmp_path, settings):
+    """Four segments: A (20 minutes, motion), B (motion and objects) and C (objects, an event) right after it, D
+    (motion) ten minutes later. The base draws two recorded ranges; each lane merges only the adjacent segments that
+    carry its mark. A click plays from that moment; a drag along the bar (real pointer events from Chromium's input)
+    moves the cursor and a time label, previews the moment in the paused video, and plays from where it is released;
+    the arrow keys step 10 s (Shift: 60 s)."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    JS_ERRORS.clear()
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    folder = tmp_path / "recordings"
+    dave = UserFactory(username="dave")
+    camera = CameraFactory(name="Walkway", record_mode="motion")
+    assign_perm("view_camera", dave, camera)
+    t0 = timezone.now().replace(microsecond=0) - timedelta(hours=3)
+
+    def at(seconds):
+        return t0 + timedelta(seconds=seconds)
+
+    EventFactory(camera=camera, started_at=at(1204), ended_at=at(1205))  # within C only
+    layout = [("a", 0, 1200, dict(has_motion=True)), ("b", 1200, 3, dict(has_motion=True, has_objects=True)),
+              ("c", 1203, 3, dict(has_objects=True)), ("d", 1800, 3, dict(has_motion=True))]
+    for name, offset, seconds, marks in layout:
+        rel = f"{camera.id}/seg-{name}.mp4"
+        size = encode_long(folder, rel, seconds) if seconds > 60 else encode(folder, rel, 0, seconds)
+        segment = segment_index(camera_id=camera.id, start=at(offset), end=at(offset + seconds), path=rel, size=size,
+                                codec="h264", encoded=True, mode="motion", **marks)
+        assert segment.has_event == (name == "c")
+    env = process_env(tmp_path, RECORDING_DIR=folder)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    base = f"http://127.0.0.1:{processes.daphne(env)}"
+
+    page = sign_in(browser, base, "dave")
+    page.goto(f"{base}/cameras/{camera.id}/")
+    page.wait_for_function("window.SurveillanceRecordings && window.SurveillanceRecordings.segments().length === 4")
+    rec = "window.SurveillanceRecordings"
+    span = page.evaluate(f"{rec}.range()")
+    since, until = span["since"], span["until"]
+
+    def ms(seconds):  # epoch ms of the moment ``seconds`` after A's start
+        return at(seconds).timestamp() * 1000
+
+    def pct(seconds):  # where that moment is on the bar (%)
+        return (ms(seconds) - since) / (until - since) * 100
+
+    # The base and the three lanes: each lane merges only adjacent segments that carry its mark.
+    def lefts(selector):
+        return page.eval_on_selector_all(selector, "els => els.map(el => parseFloat(el.style.left))")
+
+    assert lefts("#recordings .rec-range") == [pytest.approx(pct(0), abs=1e-3), pytest.approx(pct(1800), abs=1e-3)]
+    assert lefts("#recordings .rec-lane.motion") == [pytest.approx(pct(0), abs=1e-3), pytest.approx(pct(1800), abs=1e-3)]
+    assert lefts("#recordings .rec-lane.objects") == [pytest.approx(pct(1200), abs=1e-3)]  # B and C, not A
+    assert lefts("#recordings .rec-lane.event") == [pytest.approx(pct(1203), abs=1e-3)]  # C only
+    motion_width = page.eval_on_selector("#recordings .rec-lane.motion", "el => parseFloat(el.style.width)")
+    assert motion_width == pytest.approx(pct(1203) - pct(0), abs=1e-3)  # A and B
+    assert page.locator("#rec-legend li").all_inner_texts() == ["recorded", "motion", "objects", "event"]
+    colours = page.eval_on_selector_all("#recordings .rec-lane", "els => els.map(el => getComputedStyle(el).backgroundColor)")
+    assert len(set(colours)) == 3
+    timeline = page.locator("#rec-timeline")
+    assert (timeline.get_attribute("role"), timeline.get_attribute("tabindex")) == ("slider", "0")
+    assert page.eval_on_selector("#rec-timeline", "el => getComputedStyle(el).touchAction") == "none"
+
+    page.evaluate("document.querySelector('#recordings').scrollIntoView()")  # the mouse acts within the viewport
+    box = timeline.bounding_box()
+    y = box["y"] + box["height"] / 2
+
+    def x(seconds):
+        return box["x"] + pct(seconds) / 100 * box["width"]
+
+    pixel_ms = (until - since) / box["width"]
+    video = "document.querySelector('#rec-video')"
+
+    # A plain click plays from that moment: two pixels before D (after C), so the next footage, D, from its start.
+    page.mouse.click(x(1800) - 2, y)
+    clicked = page.evaluate(f"{rec}.moment()")
+    assert ms(1206) < clicked < ms(1800)
+    page.wait_for_function(f"{rec}.current() === 3 && !{video}.paused && {video}.currentTime > 0.2", timeout=20_000)
+
+    # Drag from before A into it: the cursor and the label follow, the paused video previews the moment.
+    page.mouse.move(x(-3600), y)
+    page.mouse.down()
+    assert page.locator("#rec-scrub-time").is_visible()
+    page.mouse.move(x(300), y, steps=8)
+    moment = page.evaluate(f"{rec}.moment()")
+    assert abs(moment - ms(300)) <= pixel_ms
+    cursor = page.eval_on_selector("#rec-cursor", "el => parseFloat(el.style.left)")
+    assert cursor == pytest.approx((moment - since) / (until - since) * 100, abs=1e-3)
+    assert page.inner_text("#rec-scrub-time")
+    page.wait_for_function(f"{rec}.current() === 0 && {video}.paused && {video}.readyState >= 1 && "
+                           f"Math.abs({rec}.at() - {moment}) < 1500", timeout=20_000)
+    page.locator("#recordings").screenshot(path=str(tmp_path / "timeline-drag.png"))
+    page.mouse.move(x(900), y, steps=8)
+    page.mouse.up()
+    released = page.evaluate(f"{rec}.moment()")
+    assert abs(released - ms(900)) <= pixel_ms and page.locator("#rec-scrub-time").is_hidden()
+    # On release it plays A from the released moment (10 minutes into it, give or take a pixel).
+    page.wait_for_function(f"{rec}.current() === 0 && !{video}.paused && "
+                           f"Math.abs({rec}.at() - {released}) < 3000", timeout=20_000)
+    assert abs(page.evaluate(f"{video}.currentTime") - (released - ms(0)) / 1000) < 3
+
+    # The keys step from the current moment: paused, it stays paused there.
+    page.evaluate(f"{video}.pause()")
+    page.wait_for_function(f"{video}.paused")
+    page.wait_for_timeout(300)  # the last timeupdate of the pause is in
+    before = page.evaluate(f"{rec}.moment()")
+    timeline.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(f"{video}.paused && Math.abs({rec}.at() - {before + 10_000}) < 600", timeout=10_000)
+    assert page.evaluate(f"{rec}.moment()") == pytest.approx(before + 10_000, abs=600)
+    page.keyboard.press("Shift+ArrowLeft")
+    page.wait_for_function(f"{video}.paused && Math.abs({rec}.at() - {before - 50_000}) < 600", timeout=10_000)
+    cursor = page.eval_on_selector("#rec-cursor", "el => parseFloat(el.style.left)")
+    assert cursor == pytest.approx((before - 50_000 - since) / (until - since) * 100, abs=1e-2)
+    assert int(timeline.get_attribute("aria-valuenow")) == round((before - 50_000) / 1000)
+    assert timeline.get_attribute("aria-valuetext")
+    page.locator("#recordings").screenshot(path=str(tmp_path / "timeline.png"))
+    assert not JS_ERRORS, JS_ERRORS

@@ -38,7 +38,7 @@ def recorded(db, settings, tmp_path):
     rel, size = real_segment(settings.RECORDING_DIR, camera.id)
     start = timezone.now() - timedelta(minutes=5)
     segment = segment_index(camera_id=camera.id, start=start, end=start + timedelta(seconds=2), path=rel, size=size,
-                            codec="h264")
+                            codec="h264", has_objects=True)
     older = segment_index(camera_id=camera.id, start=start - timedelta(hours=30),
                           end=start - timedelta(hours=30) + timedelta(seconds=2), path="old.mp4", size=1)
     return {"camera": camera, "users": users, "segment": segment, "older": older, "size": size}
@@ -59,6 +59,8 @@ def test_a_viewer_lists_the_last_24_hours_and_a_given_range(recorded):
     assert [s["id"] for s in body["segments"]] == [segment.id]
     item = body["segments"][0]
     assert item["size"] == recorded["size"]
+    # The marks the timeline draws as its lanes, each on its own: objects without motion, no event.
+    assert (item["has_motion"], item["has_objects"], item["has_event"]) == (False, True, False)
     assert item["url"] == f"http://testserver/api/v1/recordings/{segment.id}/video/"
     since = (segment.start - timedelta(days=2)).isoformat()
     body = client.get(f"/api/v1/cameras/{camera.id}/recordings/", {"since": since}).json()

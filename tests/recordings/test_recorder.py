@@ -61,13 +61,18 @@ def test_a_file_source_is_encoded_to_h264_segments_from_its_decoded_frames(tmp_p
                               index=lambda **f: indexed.append(f) or f, options=options).start()
     capture = cv2.VideoCapture(str(dataset("pets-walkway/vtest.avi")))
     start = time.time()
+    motion_at, objects_at = [], []  # motion in the first 2 s only, objects (without motion) at 5 s only
     try:
         for n in range(55):  # 5.5 s of footage at its own 10 fps, paced like the camera's loop
             ok, image = capture.read()
             assert ok
             recorder.on_frame(image, time.time())
-            if n % 10 == 0:
-                recorder.on_activity(time.time())
+            if n % 10 == 0 and n <= 20:
+                motion_at.append(time.time())
+                recorder.on_activity(motion_at[-1])
+            if n == 50:
+                objects_at.append(time.time())
+                recorder.on_activity(objects_at[-1], motion=False, objects=True)
             time.sleep(max(0.0, start + (n + 1) / 10 - time.time()))
     finally:
         capture.release()
@@ -84,8 +89,16 @@ def test_a_file_source_is_encoded_to_h264_segments_from_its_decoded_frames(tmp_p
         assert probe["codec"] == "h264" and probe["width"] == 480
         assert probe["duration"] == pytest.approx((item["end"] - item["start"]).total_seconds(), abs=0.25)
         total += probe["duration"]
-        assert item["has_motion"]
+        # Each mark is indexed on its own: a segment has motion when motion was seen within it (or in the second
+        # before it), and objects likewise.
+        marked = [any(item["start"].timestamp() - 1.0 <= t <= item["end"].timestamp() for t in marks)
+                  for marks in (motion_at, objects_at)]
+        assert [item["has_motion"], item["has_objects"]] == marked, item
     assert total == pytest.approx(5.5, abs=0.6)
+    # 2 s segments: the first has motion and no objects, the last objects and no motion.
+    assert len(indexed) == 3, indexed
+    assert (indexed[0]["has_motion"], indexed[0]["has_objects"]) == (True, False)
+    assert (indexed[-1]["has_motion"], indexed[-1]["has_objects"]) == (False, True)
     # Consecutive segments follow each other: playback goes on across the boundary.
     for a, b in zip(indexed, indexed[1:]):
         assert abs((b["start"] - a["end"]).total_seconds()) < 0.15
@@ -122,7 +135,7 @@ def test_an_h264_network_stream_is_copied_into_segments_without_reencoding(tmp_p
         file = options.root / item["path"]
         probe = ffprobe(file)
         assert probe["codec"] == "h264" and probe["duration"] > 0.5
-        assert not item["encoded"] and item["mode"] == "motion" and not item["has_motion"]
+        assert not item["encoded"] and item["mode"] == "motion" and not item["has_motion"] and not item["has_objects"]
         assert probe["duration"] == pytest.approx((item["end"] - item["start"]).total_seconds(), abs=0.3)
         assert abs(item["start"].timestamp() - time.time()) < 120
 
@@ -142,7 +155,7 @@ def test_a_stream_that_is_not_h264_is_recorded_by_encoding_the_decoded_frames(tm
 
 def test_the_workers_recordings_follow_the_camera_loop(tmp_path):
     """What WorkerCallbacks drives: a camera recording from its loop's "running" until its "stopped", its frames
-    encoded, its detector's motion marking the segment; a camera whose mode is off records nothing."""
+    encoded, its detectors' motion and objects marking the segment; a camera whose mode is off records nothing."""
     import cv2
 
     from runtime.recording import Recordings
@@ -161,15 +174,16 @@ def test_the_workers_recordings_follow_the_camera_loop(tmp_path):
         image = capture.read()[1]
         for camera in (1, 2):
             recordings.on_frame(camera, image, time.time())
-        recordings.on_activity(1, time.time())
+        recordings.on_activity(1, time.time(), motion=n < 5, objects=True)
         time.sleep(max(0.0, start + (n + 1) / 5 - time.time()))
     capture.release()
     recorder = recordings.recorders[1]
     recordings.on_state(1, "stopped")
     assert 1 not in recordings.recorders
     recorder.stop(timeout=30)
-    assert indexed and all(item["camera_id"] == 1 and item["mode"] == "motion" and item["has_motion"]
+    assert indexed and all(item["camera_id"] == 1 and item["mode"] == "motion" and item["has_objects"]
                            for item in indexed)
+    assert indexed[0]["has_motion"]  # motion in its first second only
     assert sum((i["end"] - i["start"]).total_seconds() for i in indexed) == pytest.approx(3.0, abs=0.5)
     assert recordings.stats() == {}
     recordings.close()

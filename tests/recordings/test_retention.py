@@ -139,6 +139,8 @@ def test_age_per_mode_and_footage_without_motion_or_event(folder, settings, site
     old_motion = _segment(camera, now - timedelta(days=15), folder=folder, mode="motion", has_motion=True)
     motion = _segment(camera, now - timedelta(days=8, seconds=30), folder=folder, mode="motion", has_motion=True)
     still = _segment(camera, now - timedelta(hours=2), folder=folder, mode="motion")
+    # The object detector saw something the motion detector did not: the motion mode keeps it too.
+    objects = _segment(camera, now - timedelta(hours=2, minutes=1), folder=folder, mode="motion", has_objects=True)
     still_recent = _segment(camera, now - timedelta(minutes=5), folder=folder, mode="motion")
     quiet = _segment(camera, now - timedelta(hours=3), folder=folder, mode="events")
     eventful = _segment(camera, now - timedelta(days=20), folder=folder, mode="events")
@@ -153,7 +155,8 @@ def test_age_per_mode_and_footage_without_motion_or_event(folder, settings, site
     result = recordings_retention(now=now)
     assert result == {"age": 2, "no_motion": 1, "no_event": 1}
     left = set(Segment.objects.values_list("pk", flat=True))
-    assert left == {new_cont.pk, motion.pk, still_recent.pk, eventful.pk, ancient.pk}
+    assert left == {new_cont.pk, motion.pk, objects.pk, still_recent.pk, eventful.pk, ancient.pk}
+    assert (objects.has_motion, objects.has_objects) == (False, True)
     assert not {old_cont.pk, old_motion.pk, still.pk, quiet.pk} & left
 
 

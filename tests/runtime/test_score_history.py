@@ -138,6 +138,30 @@ def test_the_worker_callbacks_store_buckets_through_the_db_writer(settings):
     assert not ScoreBucket.objects.filter(camera_id=other.pk).exists()
 
 
+class Activity:
+    """runtime.recording.Recordings as WorkerCallbacks.on_score sees it: what each score marked."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_activity(self, camera_id, wall, *, motion=True, objects=False):
+        self.calls.append((camera_id, motion, objects))
+
+
+@pytest.mark.django_db
+def test_the_worker_callbacks_tell_the_recorder_motion_and_objects_apart(settings):
+    """Regions are motion, the object detector's labels are objects: each marks the segment on its own (the
+    timeline's lanes, the motion mode's retention); a score with neither marks nothing."""
+    activity = Activity()
+    callbacks = WorkerCallbacks("worker-test", logger=None, db_writer=Inline(), clock=Clock(), recordings=activity)
+    person = [{"label": "person", "score": 0.9, "box": [1, 2, 3, 4]}]
+    for regions, details in (([], {}), ([(1, 2, 3, 4)], {}), ([], {"objects": person}),
+                             ([(1, 2, 3, 4)], {"objects": person}), ([], {"objects": []}), ([], None)):
+        callbacks.on_score(7, 0.0, SimpleNamespace(score=0.1, regions=regions, details=details))
+    assert activity.calls == [(7, True, False), (7, False, True), (7, True, True)]
+    callbacks.scores.close()
+
+
 @pytest.mark.django_db
 def test_storing_skips_deleted_cameras_in_one_insert(camera, django_assert_num_queries):
     with django_assert_num_queries(2):  # the live cameras, then one insert
