@@ -8,4 +8,4 @@ class RecordingsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import receivers  # noqa: F401  (a deleted segment's file goes with it)
+        from . import receivers  # noqa: F401  (files go with their rows; closed events get clips cut from the recording)

@@ -8,6 +8,7 @@ import shutil
 import time
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.core.cache import cache
@@ -17,6 +18,7 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from cameras.models import Camera
+from events.models import AnomalyEvent
 from siteconfig.selectors import RecordingRetention, recording_retention
 
 from . import concat
@@ -362,3 +364,90 @@ def exports_expire(*, now: datetime | None = None) -> int:
         log.info("Deleted %d expired recording exports", deleted)
     return deleted
 
+
+# -- event clips cut from the recording (docs/recordings.md "Event clips") ----------------------------------------
+EVENT_CLIP_LOCK = "recordings:event-clip:{}"
+#: Set when an event's cut is queued, so that the later batches that store the same event do not queue it again.
+EVENT_CLIP_QUEUED = "recordings:event-clip-queued:{}"
+
+
+def event_clip_window(event) -> tuple[datetime, datetime]:
+    """[CLIP_PRE_SECONDS before the event opened, CLIP_POST_SECONDS after it closed], at most CLIP_MAX_SECONDS."""
+    since = event.started_at - timedelta(seconds=settings.CLIP_PRE_SECONDS)
+    until = (event.ended_at or event.started_at) + timedelta(seconds=settings.CLIP_POST_SECONDS)
+    return since, min(until, since + timedelta(seconds=settings.CLIP_MAX_SECONDS))
+
+
+def event_clip_from_recording(event_id, *, now: datetime | None = None) -> str:
+    """Cut a closed event's clip again from its camera's recording and put it in place of the encoded one.
+
+    The clip runs over ``event_clip_window``; it is copied without re-encoding where the segments share one codec
+    of RECORDING_COPY_CODECS (H.264: the camera's own resolution and frame rate), else encoded (H.264). The file
+    keeps the event's clip name (``event.clip``), replaced at once when the cut is complete, so nothing stored
+    changes and a kept event's clip stays kept. Returns what happened: ``done``; ``wait`` while the recording does
+    not yet reach the window's end (until CLIP_RECORDING_WAIT_SECONDS past it; the caller asks again later);
+    ``no_footage``; ``skip`` (no event, still open, no MP4 clip to replace, or the camera does not record);
+    ``busy`` (another run works on it); ``failed`` (ffmpeg failed: the encoded clip stays). Safe to run twice."""
+    now = now or timezone.now()
+    event = AnomalyEvent.objects.filter(pk=event_id).only("id", "camera_id", "started_at", "ended_at", "clip").first()
+    if event is None or event.ended_at is None or not event.clip.name.lower().endswith(".mp4"):
+        return "skip"
+    since, until = event_clip_window(event)
+    segments = segments_in_range(camera_id=event.camera_id, since=since, until=until)
+    covered = bool(segments) and max(s.end for s in segments) >= until - timedelta(seconds=0.5)
+    if not covered and now < until + timedelta(seconds=settings.CLIP_RECORDING_WAIT_SECONDS):
+        return "wait"
+    files, offset, kept, _missing = _pieces(segments, since, until)
+    if not files or kept < 1.0:
+        return "no_footage"
+    if not cache.add(EVENT_CLIP_LOCK.format(event.pk), 1, timeout=int(settings.CLIP_ENCODE_TIMEOUT_SECONDS) + 60):
+        return "busy"
+    try:
+        target = Path(event.clip.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part, listing = target.with_name(f"{event.pk}.rec.part.mp4"), target.with_name(f"{event.pk}.rec.txt")
+        listing.write_text(concat.concat_list(files))
+        codecs = {s.codec for s in segments}
+        copy = len(codecs) == 1 and codecs <= set(settings.RECORDING_COPY_CODECS)
+        ok, error = False, ""
+        try:
+            for attempt in ([True, False] if copy else [False]):
+                for cmd in concat.export_commands(ffmpeg=settings.FFMPEG_BINARY, listing=listing, output=part,
+                                                  offset=offset, duration=kept, copy=attempt,
+                                                  preset=settings.CLIP_ENCODE_PRESET, crf=settings.CLIP_ENCODE_CRF):
+                    ok, error = concat.run_with_progress(cmd, duration=kept, on_progress=lambda f: None,
+                                                         timeout=settings.CLIP_ENCODE_TIMEOUT_SECONDS)
+                    if not ok:
+                        break
+                part.with_name(part.name + ".joined.mp4").unlink(missing_ok=True)
+                if ok and part.is_file() and part.stat().st_size > 0:
+                    break
+                ok = False
+        finally:
+            listing.unlink(missing_ok=True)
+        if not ok:
+            part.unlink(missing_ok=True)
+            log.warning("Event %s: its clip could not be cut from the recording (the encoded clip stays): %s",
+                        event.pk, error)
+            return "failed"
+        os.replace(part, target)
+        log.info("Event %s: clip cut from the recording (%.1f s%s)", event.pk, kept, ", copied" if attempt else "")
+        return "done"
+    finally:
+        cache.delete(EVENT_CLIP_LOCK.format(event.pk))
+
+
+def event_clips_to_cut(event_ids) -> list[tuple[str, float]]:
+    """Of the events just stored, those whose clip should now be cut from the recording: closed, with an MP4 clip,
+    of a camera that records, not queued before (``EVENT_CLIP_QUEUED``, a day). Returns (event id, seconds to wait
+    until the recording may reach the window's end: CLIP_POST_SECONDS and a segment past the close)."""
+    if not settings.CLIP_FROM_RECORDING or not event_ids:
+        return []
+    rows = (AnomalyEvent.objects.filter(pk__in=list(event_ids), ended_at__isnull=False, clip__iendswith=".mp4")
+            .exclude(camera__record_mode=Camera.RecordMode.OFF).values_list("pk", "ended_at"))
+    now, due = timezone.now(), []
+    for pk, ended_at in rows:
+        if cache.add(EVENT_CLIP_QUEUED.format(pk), 1, timeout=86400):
+            wait = (ended_at - now).total_seconds() + settings.CLIP_POST_SECONDS + settings.RECORDING_SEGMENT_SECONDS + 2
+            due.append((str(pk), max(1.0, wait)))
+    return due

@@ -392,6 +392,14 @@ CLIP_MAX_SECONDS = envfloat("CLIP_MAX_SECONDS", 30.0)
 CLIP_ENCODE_PRESET = os.getenv("CLIP_ENCODE_PRESET", "veryfast")
 CLIP_ENCODE_CRF = envint("CLIP_ENCODE_CRF", 23)
 CLIP_ENCODE_TIMEOUT_SECONDS = envfloat("CLIP_ENCODE_TIMEOUT_SECONDS", 120.0)
+# Where the camera records (record_mode not "off"), the clip is then cut again from the recording
+# (recordings.tasks.recordings_event_clip, default queue): CLIP_PRE_SECONDS before the event opened until
+# CLIP_POST_SECONDS after it closed, at most CLIP_MAX_SECONDS, copied without re-encoding where the footage is
+# H.264, at the camera's own resolution and frame rate. It waits until the recording covers that window, at most
+# CLIP_RECORDING_WAIT_SECONDS past its end, then uses what is recorded; without footage the encoded clip stays.
+CLIP_FROM_RECORDING = envbool("CLIP_FROM_RECORDING", True)
+CLIP_POST_SECONDS = envfloat("CLIP_POST_SECONDS", 2.0)
+CLIP_RECORDING_WAIT_SECONDS = envfloat("CLIP_RECORDING_WAIT_SECONDS", 60.0)
 # Retention, enforced by the beat task events.tasks.events_clips_retention every
 # CLIP_RETENTION_CHECK_SECONDS: clips older than CLIP_RETENTION_DAYS are deleted (0: kept), then the
 # oldest until all clips fit in CLIP_MAX_TOTAL_MB (0: no cap). The events themselves are kept.
