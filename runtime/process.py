@@ -7,6 +7,7 @@ loop (inference.e2e) to this worker's store, lease, callbacks and media writers.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -21,6 +22,7 @@ from inference.e2e import E2ESystem
 from inference.executors import BoundedExecutor
 from inference.manager import MultiCameraManager
 from inference.pool import ResourcePool
+from inference.source_urls import validate_source_url
 from inference.sources import open_source
 from siteconfig.selectors import WHERE, camera_networks, model_server_networks
 
@@ -63,7 +65,10 @@ def create_manager(worker: str, logger: EventLogger, pool: ResourcePool,
     if describe_queue is None:
         describe_queue = create_describe_queue()
     db_writer = BoundedExecutor(1, settings.WORKER_DB_WRITER_QUEUE, "db-writer")
-    callbacks = WorkerCallbacks(worker, logger, db_writer, recordings=Recordings(segment_index))
+    # The recorder's ffmpeg opens its own connection to a stream: the same camera-network check first, every time.
+    check_stream = functools.partial(validate_source_url, allowed_networks=camera_networks,
+                                     networks_where=WHERE["camera"])
+    callbacks = WorkerCallbacks(worker, logger, db_writer, recordings=Recordings(segment_index, check_url=check_stream))
 
     def build(config: dict, manager: MultiCameraManager) -> E2ESystem:
         # Every model the camera gets from the pool is held until its E2ESystem is gone (stopped, or

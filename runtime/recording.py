@@ -30,6 +30,7 @@ import logging
 import os
 import queue
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -39,11 +40,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from urllib.parse import urlsplit
+
 import numpy as np
 from django.conf import settings
 from django.db import close_old_connections
 
-from recordings.concat import probe
+from inference.source_urls import mask_credentials
+from recordings.concat import concat_list, probe
 from recordings.services import segment_index as index_segment
 from recordings.storage import segment_name  # the file layout the web side serves from
 
@@ -91,27 +95,59 @@ def is_network(url: str) -> bool:
     return url.lower().startswith(NETWORK_SCHEMES)
 
 
-def _input_options(url: str, timeout: float) -> list[str]:
+#: What ffmpeg may open through a stream list (``stream_input``): the stream protocols, nothing local but the list.
+STREAM_PROTOCOLS = "file,rtsp,rtsps,rtp,srtp,tcp,udp,tls,http,https,httpproxy,crypto"
+
+
+def _input_options(url: str, timeout: float) -> list[tuple[str, str]]:
     micros = str(int(timeout * 1_000_000))
     if url.lower().startswith(("rtsp://", "rtsps://")):
-        return ["-rtsp_transport", "tcp", "-timeout", micros]
-    return ["-rw_timeout", micros]
+        return [("rtsp_transport", "tcp"), ("timeout", micros)]
+    return [("rw_timeout", micros)]
 
 
-def probe_codec(url: str, options: RecordingOptions) -> str:
-    """The codec of the stream's first video stream (ffprobe), e.g. "h264"; raises RuntimeError saying why not."""
-    cmd = [options.ffprobe, "-v", "error", *_input_options(url, options.probe_timeout), "-select_streams", "v:0",
-           "-show_entries", "stream=codec_name", "-of", "json", url]
+def has_credentials(url: str) -> bool:
     try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return bool(parts.username or parts.password)
+
+
+def stream_input(url: str, options: RecordingOptions, list_file: Path) -> list[str]:
+    """ffmpeg's (or ffprobe's) input arguments for a stream.
+
+    A URL with credentials (``rtsp://user:password@camera/...``) never appears on the command line, where any user
+    of the machine can read it (``ps``, /proc/<pid>/cmdline): it goes into ``list_file`` (mode 0600), a one-entry list
+    of ffmpeg's concat demuxer with the stream's options, and the command names only that file. Other URLs are given
+    as they are. The caller removes the file when the run ends."""
+    opts = _input_options(url, options.probe_timeout)
+    if not has_credentials(url):
+        return [arg for key, value in opts for arg in (f"-{key}", value)] + ["-i", url]
+    fd = os.open(list_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("ffconcat version 1.0\n" + concat_list([url]) + "".join(f"option {k} {v}\n" for k, v in opts))
+    return ["-f", "concat", "-safe", "0", "-protocol_whitelist", STREAM_PROTOCOLS, "-i", str(list_file)]
+
+
+def probe_codec(url: str, options: RecordingOptions, list_file: Path | None = None) -> str:
+    """The codec of the stream's first video stream (ffprobe), e.g. "h264"; raises RuntimeError saying why not
+    (credentials masked). ``list_file``: where a URL with credentials is written for ffprobe (``stream_input``)."""
+    list_file = list_file or Path(tempfile.gettempdir()) / f"probe-{uuid.uuid4().hex}.ffconcat"
+    try:
+        cmd = [options.ffprobe, "-v", "error", *stream_input(url, options, list_file), "-select_streams", "v:0",
+               "-show_entries", "stream=codec_name", "-of", "json"]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=options.probe_timeout + 5)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RuntimeError(f"ffprobe: {exc}") from exc
+        raise RuntimeError(mask_credentials(f"ffprobe: {exc}")) from exc
+    finally:
+        list_file.unlink(missing_ok=True)
     try:
         streams = json.loads(out.stdout or "{}").get("streams") or []
     except ValueError:
         streams = []
     if out.returncode != 0 or not streams:
-        raise RuntimeError(f"ffprobe found no video stream: {(out.stderr or '').strip()[-300:]}")
+        raise RuntimeError(mask_credentials(f"ffprobe found no video stream: {(out.stderr or '').strip()[-300:]}"))
     return str(streams[0].get("codec_name") or "")
 
 
@@ -129,9 +165,10 @@ def _segment_output(options: RecordingOptions, incoming: Path, run: str) -> list
 
 
 def copy_command(url: str, options: RecordingOptions, incoming: Path, run: str) -> list[str]:
-    """ffmpeg copying the stream's video into segments (no re-encoding)."""
-    return [options.ffmpeg, "-hide_banner", "-loglevel", "error", *_input_options(url, options.probe_timeout),
-            "-i", url, "-map", "0:v:0", "-an", "-c:v", "copy", *_segment_output(options, incoming, run)]
+    """ffmpeg copying the stream's video into segments (no re-encoding); credentials in ``<run>.ffconcat``."""
+    return [options.ffmpeg, "-hide_banner", "-loglevel", "error",
+            *stream_input(url, options, incoming / f"{run}.ffconcat"),
+            "-map", "0:v:0", "-an", "-c:v", "copy", *_segment_output(options, incoming, run)]
 
 
 def encode_command(width: int, height: int, gray: bool, fps: float, options: RecordingOptions, incoming: Path,
@@ -190,12 +227,12 @@ class _Run:
 
     def tail(self) -> str:
         try:
-            return (self.incoming / f"{self.id}.log").read_text(errors="replace").strip()[-500:]
+            return mask_credentials((self.incoming / f"{self.id}.log").read_text(errors="replace").strip()[-500:])
         except OSError:
             return ""
 
     def cleanup(self) -> None:
-        for suffix in (".csv", ".log"):
+        for suffix in (".csv", ".log", ".ffconcat"):
             (self.incoming / f"{self.id}{suffix}").unlink(missing_ok=True)
 
 
@@ -203,9 +240,13 @@ class CameraRecorder:
     """One camera's recording: its thread supervises ffmpeg and indexes the finished segments."""
 
     def __init__(self, camera_id: int, source_url: str, mode: str, *, fps: float, index: Callable[..., object],
-                 options: RecordingOptions, clock: Callable[[], float] = time.time):
+                 options: RecordingOptions, clock: Callable[[], float] = time.time,
+                 check_url: Callable[[str], object] | None = None):
         self.camera_id = int(camera_id)
         self.source_url = source_url
+        #: Asked before every connection ffmpeg or ffprobe makes to the stream (the camera networks the site allows,
+        #: as the camera's loop checks at each of its own): raises ValueError naming the problem.
+        self.check_url = check_url
         self.mode = mode
         self.fps = float(options.encode_fps or fps or 5.0)
         self.index = index
@@ -293,11 +334,26 @@ class CameraRecorder:
         finally:
             self._index_backlog()
 
+    def _allowed(self) -> bool:
+        """Whether the stream may be opened now (``check_url``); else the reason is the recorder's error."""
+        if self.check_url is None:
+            return True
+        try:
+            self.check_url(self.source_url)
+        except ValueError as exc:
+            self.error = mask_credentials(f"the stream is not opened: {exc}")[:300]
+            log.warning("Camera %s: recording refused: %s", self.camera_id, self.error)
+            return False
+        return True
+
     def _probe(self) -> None:
         backoff = 1.0
         while not self._stop.is_set():
             try:
-                self.codec = probe_codec(self.source_url, self.options)
+                if not self._allowed():
+                    raise RuntimeError(self.error)
+                self.codec = probe_codec(self.source_url, self.options,
+                                         self.incoming / f"probe-{uuid.uuid4().hex[:8]}.ffconcat")
             except RuntimeError as exc:
                 self.error = str(exc)[:300]
                 log.warning("Camera %s: recording waits for its stream (%s)", self.camera_id, self.error)
@@ -346,12 +402,14 @@ class CameraRecorder:
         backoff = 1.0
         while not self._stop.is_set():
             run_id = uuid.uuid4().hex[:8]
+            proc = None
             try:
-                proc = self._spawn(copy_command(self.source_url, self.options, self.incoming, run_id), run_id,
-                                   stdin=subprocess.PIPE)
+                if self._allowed():
+                    proc = self._spawn(copy_command(self.source_url, self.options, self.incoming, run_id), run_id,
+                                       stdin=subprocess.PIPE)
             except OSError as exc:
-                proc = None
-                self.error = f"ffmpeg cannot start: {exc}"[:300]
+                (self.incoming / f"{run_id}.ffconcat").unlink(missing_ok=True)
+                self.error = mask_credentials(f"ffmpeg cannot start: {exc}")[:300]
             if proc is not None:
                 run = _Run(proc, self.incoming, run_id, copy=True)
                 while proc.poll() is None and not self._stop.wait(POLL_SECONDS):
@@ -482,9 +540,11 @@ class Recordings:
     and stops (``stopped``) the recorder; frames and detector results reach it through the callbacks.
     """
 
-    def __init__(self, index: Callable[..., object], options: RecordingOptions | None = None):
+    def __init__(self, index: Callable[..., object], options: RecordingOptions | None = None,
+                 check_url: Callable[[str], object] | None = None):
         self.index = index
         self.options = options
+        self.check_url = check_url
         self._configs: dict[int, dict] = {}
         self.recorders: dict[int, CameraRecorder] = {}
         self._lock = threading.Lock()
@@ -513,7 +573,8 @@ class Recordings:
                 return
             options = self.options or RecordingOptions.from_settings()
             self.recorders[camera_id] = CameraRecorder(camera_id, config["url"], config["mode"], fps=config["fps"],
-                                                       index=self.index, options=options).start()
+                                                       index=self.index, options=options,
+                                                       check_url=self.check_url).start()
 
     def _stop(self, camera_id: int) -> None:
         with self._lock:

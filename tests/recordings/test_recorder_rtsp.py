@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from runtime.recording import CameraRecorder, RecordingOptions, copy_command, probe_codec
@@ -161,13 +162,28 @@ def test_the_codec_of_an_rtsp_stream_is_probed_over_tcp():
     assert ("SETUP", 200) in stream.requests and ("SETUP", 461) not in stream.requests
 
 
-def _record(stream: RTSPStream, tmp_path, camera: int, segments: int) -> tuple[CameraRecorder, list, RecordingOptions]:
+def _ffmpeg_command_lines() -> list[str]:
+    """The command lines of this process's ffmpeg and ffprobe children, as any user of the machine can read them."""
+    lines = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            cmdline = child.cmdline()
+        except psutil.Error:
+            continue
+        if cmdline and Path(cmdline[0]).name in ("ffmpeg", "ffprobe"):
+            lines.append(" ".join(cmdline))
+    return lines
+
+
+def _record(stream: RTSPStream, tmp_path, camera: int, segments: int,
+            seen: list | None = None) -> tuple[CameraRecorder, list, RecordingOptions]:
     indexed: list = []
     options = _options(tmp_path)
     recorder = CameraRecorder(camera, stream.url, "continuous", fps=5, index=lambda **f: indexed.append(f) or f,
                               options=options).start()
     try:
-        assert _wait(lambda: len(indexed) >= segments, 25), (recorder.stats(), indexed)
+        assert _wait(lambda: (seen.extend(_ffmpeg_command_lines()) if seen is not None else None) or
+                     len(indexed) >= segments, 25), (recorder.stats(), indexed)
     finally:
         recorder.stop(timeout=20)
     assert not recorder.alive
@@ -197,19 +213,49 @@ def test_an_h264_rtsp_stream_is_copied_into_segments_without_reencoding(tmp_path
 
 
 @pytest.mark.slow
-def test_a_camera_with_basic_credentials_in_its_url_is_recorded(tmp_path):
+def test_a_camera_with_basic_credentials_in_its_url_is_recorded_without_them_on_a_command_line(tmp_path):
+    seen: list[str] = []
     with RTSPStream(dataset(CLIP), user="cam", password="s3cret") as stream:
         assert stream.url.startswith("rtsp://cam:s3cret@127.0.0.1:")
-        recorder, indexed, options = _record(stream, tmp_path, 12, 1)
+        recorder, indexed, options = _record(stream, tmp_path, 12, 1, seen)
     assert recorder.kind == "copy" and recorder.error == ""
     assert ffprobe(options.root / indexed[0]["path"])["codec"] == "h264"
     assert ("PLAY", 200) in stream.requests
+    # ffprobe and ffmpeg ran (seen while recording) and their command lines never held the password: it went
+    # through a list file only the worker's user may read, removed when the run ended.
+    assert any(line.split()[0].endswith("ffmpeg") and " concat " in f" {line} " for line in seen), seen
+    assert seen and not any("s3cret" in line for line in seen)
+    incoming = options.root / "12" / "incoming"
+    assert not list(incoming.glob("*.ffconcat"))
+    cmd = copy_command(stream.url, options, incoming, "r")
+    try:
+        listed = incoming / "r.ffconcat"
+        assert "s3cret" not in " ".join(cmd) and str(listed) in cmd
+        assert listed.stat().st_mode & 0o777 == 0o600 and "cam:s3cret@" in listed.read_text()
+        assert "option rtsp_transport tcp" in listed.read_text()
+    finally:
+        (incoming / "r.ffconcat").unlink(missing_ok=True)
+
+
+def test_the_recorder_checks_the_camera_networks_before_it_connects(tmp_path):
+    def refuse(url):
+        raise ValueError("camera host 127.0.0.1 is an internal address (allowed in Site settings)")
+
+    with RTSPStream(dataset(CLIP)) as stream:
+        recorder = CameraRecorder(14, stream.url, "continuous", fps=5, index=lambda **f: f,
+                                  options=_options(tmp_path), check_url=refuse).start()
+        try:
+            assert _wait(lambda: recorder.error, 10), recorder.stats()
+        finally:
+            recorder.stop(timeout=20)
+        assert stream.connections == 0  # neither ffprobe nor ffmpeg was let near it
+    assert "internal address" in recorder.error and recorder.kind == "probe" and recorder.segments == 0
 
 
 def test_a_wrong_password_is_the_recorders_error_and_nothing_is_recorded(tmp_path):
     indexed: list = []
     with RTSPStream(dataset(CLIP), user="cam", password="s3cret") as stream:
-        url = stream.url.replace(":s3cret@", ":wrong@")
+        url = stream.url.replace(":s3cret@", ":Wr0ngPa55@")
         recorder = CameraRecorder(13, url, "continuous", fps=5, index=lambda **f: indexed.append(f) or f,
                                   options=_options(tmp_path)).start()
         try:
@@ -218,5 +264,6 @@ def test_a_wrong_password_is_the_recorders_error_and_nothing_is_recorded(tmp_pat
             recorder.stop(timeout=20)
         assert not recorder.alive
     assert "401 Unauthorized" in recorder.error, recorder.error
+    assert "Wr0ngPa55" not in recorder.error and "cam:***@" in recorder.error  # ffprobe's message, its password masked
     assert recorder.kind == "probe" and recorder.segments == 0 and indexed == []
     assert ("DESCRIBE", 401) in stream.requests and ("PLAY", 200) not in stream.requests
