@@ -1,6 +1,6 @@
 """`make bench`: run every benchmark, print a summary, update docs/BENCHMARKS.md.
 
-    python -m bench            # all benchmarks (about 21 minutes here, 11.5 of them `cameras`, 3.5 `describe`, 2 `recordings`)
+    python -m bench            # all benchmarks (about 33 minutes here, 11.5 of them `cameras`, 3.5 `describe`, 14 `recordings`)
     python -m bench --quick    # all of them shorter (about 5 minutes)
     python -m bench ws         # only the named ones
 """

@@ -11,6 +11,12 @@ footage, at the default settings, on real footage (../shared/datasets/pets-walkw
 
 CPU is the ffmpeg process's user + system time (psutil) over the wall time, in % of one core. Bytes per hour are the
 finished segments' bytes scaled to an hour. The defaults are ``RecordingOptions()``'s, the same as the settings'.
+
+- **16 cameras recording and analysing**: the `cameras` benchmark's setting (one real Celery inference worker, 16
+  cameras looping real footage at 5 analysis fps with the default detector, one daphne with a WebSocket subscriber per
+  camera at 5 fps), every camera with ``record_mode`` continuous: each camera's fps over any 20 s window (target:
+  every camera >= 4.8), the worker's CPU and its recorders' (its ffmpeg children), the segments indexed; and the
+  same run with ``record_mode`` off just before it, on the same machine, to show what recording changes.
 """
 
 from __future__ import annotations
@@ -24,8 +30,6 @@ import time
 from pathlib import Path
 
 import psutil
-
-from runtime.recording import RecordingOptions, copy_command, encode_command
 
 FOOTAGE = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "pets-walkway" / "vtest.avi"
 ENCODE_FPS = 5.0  # CAMERA_ANALYSIS_FPS's default: the encode path's rate when RECORDING_ENCODE_FPS is 0
@@ -61,7 +65,9 @@ def _stop(proc: subprocess.Popen, *, stdin_q: bool = True) -> None:
         proc.wait()
 
 
-def copy_path(seconds: float, work: Path, options: RecordingOptions) -> dict:
+def copy_path(seconds: float, work: Path, options) -> dict:
+    from runtime.recording import copy_command
+
     source = work / "camera.mp4"
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(FOOTAGE), "-an", "-c:v", "libx264", "-preset", "veryfast",
                     "-crf", "23", "-g", "10", "-pix_fmt", "yuv420p", str(source)], check=True)
@@ -87,8 +93,10 @@ def copy_path(seconds: float, work: Path, options: RecordingOptions) -> dict:
             "seconds": t1 - t0 + 2.0}
 
 
-def encode_path(seconds: float, work: Path, options: RecordingOptions) -> dict:
+def encode_path(seconds: float, work: Path, options) -> dict:
     import cv2
+
+    from runtime.recording import encode_command
 
     capture = cv2.VideoCapture(str(FOOTAGE))
     frames = []
@@ -129,16 +137,98 @@ def encode_path(seconds: float, work: Path, options: RecordingOptions) -> dict:
             "size": f"{w}x{h}"}
 
 
+class _Children:
+    """CPU seconds of a process's children (the worker's ffmpeg recorders), those that ran between two readings."""
+
+    def __init__(self, pid: int):
+        self.proc = psutil.Process(pid)
+
+    def read(self) -> dict[int, float]:
+        out = {}
+        for child in self.proc.children(recursive=True):
+            try:
+                times = child.cpu_times()
+                out[child.pid] = times.user + times.system
+            except psutil.Error:
+                pass
+        return out
+
+    @staticmethod
+    def spent(before: dict[int, float], after: dict[int, float]) -> float:
+        return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+def cameras_recording(seconds: float, tmp: Path, record_mode: str = "continuous") -> dict:
+    """16 cameras analysing (and recording, unless ``record_mode`` is off) on one real worker, with a live subscriber
+    each (see the module)."""
+    from bench.cameras import (FPS, STAGGER_S, WINDOW, Sampler, Subscribers, _mean, bench_user, camera_rates,
+                               footage, start_cameras, start_daphne, start_worker, wait_running, worker_doc)
+    from cameras.models import Camera
+    from recordings.models import Segment
+
+    clips = footage()
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.filter(username="bench").delete()
+    _user, token = bench_user()
+    Camera.objects.update(enabled=False)
+    ids = [Camera.objects.create(name=f"{record_mode} {i}", source_url=clips[i % len(clips)], enabled=False,
+                                 analysis_fps=FPS, stream_fps=5, record_mode=record_mode).pk for i in range(16)]
+    daphne, port = start_daphne(tmp)
+    worker = subs = None
+    try:
+        name = f"bench-rec-{record_mode}"
+        worker = start_worker(tmp, name)
+        subs = Subscribers(port, token)
+        sampler = Sampler(worker, daphne, f"{name}@")
+        start_cameras(ids, subs, stagger=STAGGER_S)
+        if not wait_running(ids, f"{name}@", 90):
+            print("  not all 16 cameras running after 90 s", file=sys.stderr)
+        sampler.run_for(10, 5, f"16 {record_mode}, warming:")
+        children = _Children(worker.pid)
+        before, t0 = children.read(), time.monotonic()
+        samples = sampler.run_for(seconds, 5, f"16 {record_mode}:")
+        after, t1 = children.read(), time.monotonic()
+        doc = worker_doc(f"{name}@") or {}
+    finally:
+        if subs is not None:
+            subs.close()
+        if worker is not None:
+            worker.stop()
+        daphne.stop()
+    rates = camera_rates(samples, ids, window=min(WINDOW, seconds / 2))
+    recorders = (doc.get("recordings") or {}).values()
+    segments = Segment.objects.filter(camera_id__in=ids)
+    return {"worst": min(r["min_window"] for r in rates.values()), "mean": _mean(r["mean"] for r in rates.values()),
+            "worker_cpu": _mean(s["cpu"]["worker"] for s in samples[1:]),
+            "ffmpeg_cpu": 100 * _Children.spent(before, after) / max(t1 - t0, 1e-9), "ffmpegs": len(after),
+            "daphne_cpu": _mean(s["cpu"]["daphne"] for s in samples[1:]),
+            "system_cpu": _mean(s["system_cpu"] for s in samples[1:]), "seconds": seconds,
+            "segments": segments.count(), "bytes": sum(segments.values_list("size", flat=True)),
+            "dropped": sum(int(r.get("dropped") or 0) for r in recorders),
+            "kinds": sorted({str(r.get("kind")) for r in recorders}),
+            "recording_cameras": len(set(segments.values_list("camera_id", flat=True))),
+            "window": min(WINDOW, seconds / 2)}
+
+
 def run(quick: bool = False) -> str:
     if shutil.which("ffmpeg") is None or not FOOTAGE.exists():
         line = "skipped: ffmpeg or the footage (../shared/datasets/pets-walkway/vtest.avi) is missing"
         print(f"recordings: {line}", file=sys.stderr)
         return line
+    from bench.cameras import TARGET_FPS, setup_django
+
+    tmp_data = setup_django("bench-recordings-")
+    from runtime.recording import RecordingOptions
+
     seconds = 15.0 if quick else 60.0
     options = RecordingOptions(root=Path("."))
     with tempfile.TemporaryDirectory(prefix="bench-recordings-") as tmp:
         copy = copy_path(seconds, Path(tmp), options)
         encode = encode_path(seconds, Path(tmp), options)
+    # The same run without recording first, back to back on the same machine: what recording changes.
+    control = cameras_recording(60.0 if quick else 300.0, tmp_data, "off")
+    many = cameras_recording(60.0 if quick else 300.0, tmp_data)
     rows = []
     for label, r, what in (("copy (H.264 stream)", copy, f"{encode['size']} H.264 from the camera (CRF 23, 10 fps)"),
                            ("encode (decoded frames)", encode,
@@ -159,12 +249,27 @@ def run(quick: bool = False) -> str:
             "scaled to an hour. "
             "A copied camera's bytes are its own bit rate; the figure here is for the footage re-encoded at CRF 23 "
             "with a key frame a second. The camera's loop (decoding, analysis) is not counted: see `cameras`.\n")
+    met = many["worst"] >= TARGET_FPS and many["recording_cameras"] == 16
+    body += (f"\n**16 cameras recording and analysing for {many['seconds'] / 60:.0f} min: the slowest camera kept "
+             f"{many['worst']:.2f} analysis fps over any {many['window']:g} s window (target {TARGET_FPS}: "
+             f"{'met' if met else 'NOT met'}); mean {many['mean']:.2f} fps.** All {many['recording_cameras']} cameras "
+             f"recorded ({', '.join(many['kinds'])} path: file sources), {many['segments']} segments, "
+             f"{many['bytes'] / 1e6:.0f} MB, {many['dropped']} frames dropped by the recorders' queues. CPU, 100% = "
+             f"one core: the worker {many['worker_cpu']:.0f}%, its {many['ffmpegs']} ffmpeg recorders "
+             f"{many['ffmpeg_cpu']:.0f}% together ({many['ffmpeg_cpu'] / 16:.1f}% per camera), daphne "
+             f"{many['daphne_cpu']:.0f}%, the whole machine {many['system_cpu']:.0f}% of {cores * 100}%. The "
+             "`cameras` benchmark's setting (one real inference worker, the default detector, 5 analysis fps, looped "
+             "real footage, one WebSocket subscriber per camera at 5 fps), with every camera's `record_mode` "
+             f"continuous. The same run without recording, just before: the slowest camera {control['worst']:.2f} fps, "
+             f"mean {control['mean']:.2f}, the worker {control['worker_cpu']:.0f}%, the whole machine "
+             f"{control['system_cpu']:.0f}%.\n")
     from bench.report import write_section
 
     write_section("recordings", "Recording: CPU per camera and bytes per hour", body,
                   "python -m bench recordings" + (" --quick" if quick else ""))
     return (f"copy {rows[0][1]['cpu_pct']:.1f} % of a core, {rows[0][3] / 1e9:.2f} GB/h; "
-            f"encode {rows[1][1]['cpu_pct']:.1f} %, {rows[1][3] / 1e9:.2f} GB/h per camera")
+            f"encode {rows[1][1]['cpu_pct']:.1f} %, {rows[1][3] / 1e9:.2f} GB/h per camera; 16 cameras recording: "
+            f"slowest {many['worst']:.2f} fps (without recording {control['worst']:.2f})")
 
 
 if __name__ == "__main__":

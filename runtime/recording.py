@@ -500,7 +500,12 @@ class CameraRecorder:
                 continue
             run.segments += 1
             start = run.t0 + start_time
-            end = start + (probe_duration(file, self.options) or max(0.0, end_time - start_time))
+            listed_span = max(0.0, end_time - start_time)
+            # Encoded here, at a constant rate: ffmpeg's list has the exact span, and an ffprobe per segment (a
+            # process spawned from the worker every few seconds per camera) is saved. A copied stream's list may
+            # not match its frames (a camera's clock, long key-frame intervals): ffprobe reads the file.
+            exact = self.kind == "encode" and listed_span > 0
+            end = start + (listed_span if exact else (probe_duration(file, self.options) or listed_span))
             start_dt = datetime.fromtimestamp(start, tz=timezone.utc)
             rel = segment_name(self.camera_id, start_dt, f"{run.id}-{run.segments}", "mp4")
             dest = self.options.root / rel
