@@ -17,6 +17,7 @@ import pytest
 
 from runtime.recording import CameraRecorder, RecordingOptions, copy_command, probe_codec
 from tests.conftest import dataset
+from tests.recordings.test_recorder import _options, _wait
 from tests.system.rtsp import RTSPStream
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
@@ -33,19 +34,6 @@ def ffprobe(path: Path) -> dict:
     duration = data.get("format", {}).get("duration")
     return {"codec": stream["codec_name"], "width": stream["width"], "height": stream["height"],
             "duration": float(duration) if duration else None}
-
-
-def _options(tmp_path, **kw) -> RecordingOptions:
-    return RecordingOptions(root=tmp_path / "rec", segment_seconds=kw.pop("segment_seconds", 2.0), **kw)
-
-
-def _wait(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 class RawClient:
