@@ -5,7 +5,9 @@ from the same recording."""
 
 import shutil
 import subprocess
-from datetime import timedelta
+from datetime import datetime, time, timedelta
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -268,4 +270,126 @@ def test_the_timeline_marks_motion_objects_and_events_apart_and_scrubs(processes
     assert int(timeline.get_attribute("aria-valuenow")) == round((before - 50_000) / 1000)
     assert timeline.get_attribute("aria-valuetext")
     page.locator("#recordings").screenshot(path=str(tmp_path / "timeline.png"))
+    assert not JS_ERRORS, JS_ERRORS
+
+
+def test_the_camera_page_browses_any_day(processes, browser, tmp_path, settings):
+    """Footage recorded two days ago (at 02:10 and 14:00 in the browser's time zone, Asia/Seoul, while the server runs
+    in UTC) and in the last hour. The default view, the last 24 hours, shows only the recent segment. "previous day"
+    twice shows the day two days ago, local midnight to midnight, with its segments where they were recorded on the
+    bar: all three, although the API lists at most two per answer (the page asks again from the last end). A click on
+    the bar plays the 02:10 segment, "Play from" 14:00 the 14:00 one. A day without footage (picked with the date
+    input) says so and stops the video of another day, "next day" is disabled on today, and "Last 24 hours" returns
+    to the recent segment."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    JS_ERRORS.clear()
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    folder = tmp_path / "recordings"
+    erin = UserFactory(username="erin")
+    camera = CameraFactory(name="Walkway", record_mode="continuous")
+    assign_perm("view_camera", erin, camera)
+    zone = ZoneInfo("Asia/Seoul")
+    now = timezone.now().replace(microsecond=0)
+    today = now.astimezone(zone).date()
+    old_day = today - timedelta(days=2)
+    midnight = datetime.combine(old_day, time(0), tzinfo=zone)
+
+    def day_ms(day):  # the browser's local midnight that starts ``day`` (epoch ms)
+        return int(datetime.combine(day, time(0), tzinfo=zone).timestamp() * 1000)
+
+    layout = [("a", midnight + timedelta(hours=2, minutes=10)), ("b", midnight + timedelta(hours=2, minutes=10, seconds=3)),
+              ("c", midnight + timedelta(hours=14)), ("recent", now - timedelta(minutes=30))]
+    segments = {}
+    for name, start in layout:
+        rel = f"{camera.id}/seg-{name}.mp4"
+        size = encode(folder, rel, 0, 3)
+        segments[name] = segment_index(camera_id=camera.id, start=start, end=start + timedelta(seconds=3), path=rel,
+                                       size=size, codec="h264", encoded=True)
+    # At most two segments per answer: the old day's three take two answers.
+    env = process_env(tmp_path, RECORDING_DIR=folder, RECORDING_API_MAX_SEGMENTS=2)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    base = f"http://127.0.0.1:{processes.daphne(env)}"
+
+    page = sign_in(browser, base, "erin", timezone_id="Asia/Seoul")
+    lists = []  # the segment lists asked for
+    page.on("request", lambda r: lists.append(r.url) if f"/cameras/{camera.id}/recordings/" in r.url else None)
+    page.goto(f"{base}/cameras/{camera.id}/")
+    rec = "window.SurveillanceRecordings"
+    video = "document.querySelector('#rec-video')"
+
+    def url_of(name):
+        return f"/api/v1/recordings/{segments[name].pk}/video/"
+
+    # The last 24 hours: the recent segment only.
+    page.wait_for_function(f"{rec} && {rec}.segments().length === 1 && {rec}.day() === null")
+    assert page.evaluate(f"{rec}.segments()[0].id") == segments["recent"].pk
+    assert page.locator("#recordings .rec-range").count() == 1
+    assert page.input_value("#rec-day") == "" and page.locator("#rec-next").is_disabled()
+    assert (page.inner_text("#rec-axis-start"), page.inner_text("#rec-axis-end")) == ("24 hours ago", "now")
+    assert page.get_attribute("#rec-live", "aria-pressed") == "true" and page.locator("#rec-goto").is_hidden()
+
+    # "previous day" twice: the day two days ago, from the browser's midnight to the next.
+    page.click("#rec-prev")
+    page.wait_for_function(f"{rec}.day() === {day_ms(today - timedelta(days=1))}")
+    page.click("#rec-prev")
+    page.wait_for_function(f"{rec}.day() === {day_ms(old_day)} && {rec}.segments().length === 3")
+    assert [s["id"] for s in page.evaluate(f"{rec}.segments()")] == [segments[n].pk for n in ("a", "b", "c")]
+    day_queries = [parse_qs(urlsplit(url).query) for url in lists]
+    later = [q for q in day_queries if "since" in q and
+             midnight < datetime.fromisoformat(q["since"][0].replace("Z", "+00:00")) < midnight + timedelta(days=1)]
+    assert later, lists  # the truncated first answer was completed from its last end
+    assert page.evaluate(f"{rec}.range()") == {"since": day_ms(old_day), "until": day_ms(old_day + timedelta(days=1))}
+    assert page.input_value("#rec-day") == old_day.isoformat()
+    lefts = page.eval_on_selector_all("#recordings .rec-range", "els => els.map(el => parseFloat(el.style.left))")
+    assert lefts == [pytest.approx(130 / 1440 * 100, abs=1e-3), pytest.approx(14 / 24 * 100, abs=1e-3)]
+    start_label = page.inner_text("#rec-axis-start")
+    assert str(old_day.day) in start_label and start_label.endswith("00:00"), start_label
+    assert page.inner_text("#rec-axis-end") == "24:00"
+    assert page.locator("#rec-ticks .rec-tick").all_inner_texts() == [f"{h:02d}:00" for h in range(3, 24, 3)]
+    assert page.locator("#rec-empty").is_hidden() and page.locator("#rec-partial").is_hidden()
+    assert page.locator("#rec-next").is_enabled() and page.get_attribute("#rec-live", "aria-pressed") == "false"
+    assert page.locator("#rec-goto").is_visible()
+
+    # A click on the bar, just before the 02:10 range, plays its first segment from its start.
+    timeline = page.locator("#rec-timeline")
+    page.evaluate("document.querySelector('#recordings').scrollIntoView()")
+    box = timeline.bounding_box()
+    page.mouse.click(box["x"] + lefts[0] / 100 * box["width"] - 2, box["y"] + box["height"] / 2)
+    page.wait_for_function(f"{video}.src.endsWith('{url_of('a')}') && {video}.duration > 2.5", timeout=20_000)
+    page.wait_for_function(f"{video}.currentTime > 0.3 && !{video}.paused", timeout=20_000)
+    assert page.locator("#rec-cursor").is_visible()
+
+    # "Play from" 14:00: the 14:00 segment.
+    page.fill("#rec-goto-time", "14:00")
+    page.wait_for_function(f"{video}.src.endsWith('{url_of('c')}') && {video}.duration > 2.5", timeout=20_000)
+    cursor = page.eval_on_selector("#rec-cursor", "el => parseFloat(el.style.left)")
+    assert cursor == pytest.approx(14 / 24 * 100, abs=0.1)
+    for name, width in (("desktop", 1440), ("phone", 390)):  # tall enough that the sticky header covers nothing
+        page.set_viewport_size({"width": width, "height": 1600})
+        page.evaluate("window.scrollTo(0, 0)")
+        page.locator("#recordings").screenshot(path=str(tmp_path / f"day-{name}.png"))
+    assert page.locator("#rec-ticks .rec-tick:visible").all_inner_texts() == ["06:00", "12:00", "18:00"]
+    page.set_viewport_size({"width": 1440, "height": 900})
+
+    # A day without footage, picked with the date input: it says so, and the other day's video stops.
+    page.fill("#rec-day", (today - timedelta(days=3)).isoformat())
+    page.wait_for_function(f"{rec}.day() === {day_ms(today - timedelta(days=3))} && "
+                           "!document.querySelector('#rec-empty').hidden")
+    assert page.inner_text("#rec-empty") == "No footage recorded on this day."
+    assert page.locator("#recordings .rec-range").count() == 0
+    assert page.locator("#rec-video").is_hidden() and not page.evaluate(f"{video}.getAttribute('src')")
+
+    # Today: "next day" would go past now.
+    page.fill("#rec-day", today.isoformat())
+    page.wait_for_function(f"{rec}.day() === {day_ms(today)}")
+    assert page.locator("#rec-next").is_disabled()
+
+    # "Last 24 hours" returns: the recent segment, the live axis.
+    page.click("#rec-live")
+    page.wait_for_function(f"{rec}.day() === null && {rec}.segments().length === 1 && "
+                           f"{rec}.segments()[0].id === {segments['recent'].pk}")
+    assert page.input_value("#rec-day") == "" and page.locator("#rec-next").is_disabled()
+    assert (page.inner_text("#rec-axis-start"), page.inner_text("#rec-axis-end")) == ("24 hours ago", "now")
+    assert page.locator("#rec-goto").is_hidden() and page.locator("#rec-empty").is_hidden()
     assert not JS_ERRORS, JS_ERRORS
