@@ -34,15 +34,20 @@ def encode(folder, rel, start_s: float, seconds: float) -> int:
     return out.stat().st_size
 
 
-def test_the_camera_page_plays_recorded_footage_across_segments(processes, browser, tmp_path, settings):
+def viewer_of_a_recording_camera(settings, tmp_path, username: str, record_mode: str):
+    """(a user who may view it, a camera that records, the folder its segments go in); skips without ffmpeg."""
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is not installed")
     JS_ERRORS.clear()
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
-    folder = tmp_path / "recordings"
-    alice = UserFactory(username="alice")
-    camera = CameraFactory(name="Walkway", record_mode="continuous")
-    assign_perm("view_camera", alice, camera)
+    user = UserFactory(username=username)
+    camera = CameraFactory(name="Walkway", record_mode=record_mode)
+    assign_perm("view_camera", user, camera)
+    return user, camera, tmp_path / "recordings"
+
+
+def test_the_camera_page_plays_recorded_footage_across_segments(processes, browser, tmp_path, settings):
+    alice, camera, folder = viewer_of_a_recording_camera(settings, tmp_path, "alice", "continuous")
     t0 = timezone.now() - timedelta(minutes=20)
     for i in range(2):
         rel = f"{camera.id}/seg-{i}.mp4"
@@ -160,14 +165,7 @@ def test_the_timeline_marks_motion_objects_and_events_apart_and_scrubs(processes
     carry its mark. A click plays from that moment; a drag along the bar (real pointer events from Chromium's input)
     moves the cursor and a time label, previews the moment in the paused video, and plays from where it is released;
     the arrow keys step 10 s (Shift: 60 s)."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed")
-    JS_ERRORS.clear()
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
-    folder = tmp_path / "recordings"
-    dave = UserFactory(username="dave")
-    camera = CameraFactory(name="Walkway", record_mode="motion")
-    assign_perm("view_camera", dave, camera)
+    dave, camera, folder = viewer_of_a_recording_camera(settings, tmp_path, "dave", "motion")
     t0 = timezone.now().replace(microsecond=0) - timedelta(hours=3)
 
     def at(seconds):
@@ -281,14 +279,7 @@ def test_the_camera_page_browses_any_day(processes, browser, tmp_path, settings)
     the bar plays the 02:10 segment, "Play from" 14:00 the 14:00 one. A day without footage (picked with the date
     input) says so and stops the video of another day, "next day" is disabled on today, and "Last 24 hours" returns
     to the recent segment."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed")
-    JS_ERRORS.clear()
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
-    folder = tmp_path / "recordings"
-    erin = UserFactory(username="erin")
-    camera = CameraFactory(name="Walkway", record_mode="continuous")
-    assign_perm("view_camera", erin, camera)
+    erin, camera, folder = viewer_of_a_recording_camera(settings, tmp_path, "erin", "continuous")
     zone = ZoneInfo("Asia/Seoul")
     now = timezone.now().replace(microsecond=0)
     today = now.astimezone(zone).date()
