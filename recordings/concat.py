@@ -71,6 +71,29 @@ def run_with_progress(cmd: list[str], *, duration: float, on_progress: Callable[
     return proc.returncode == 0, (stderr or "").strip()[-500:]
 
 
+def join(*, ffmpeg: str, listing: Path, output: Path, offset: float, duration: float, copy: bool, whole: float,
+         preset: str, crf: int, timeout: float, on_progress: Callable[[float], None] = lambda f: None,
+         on_failure: Callable[[bool, str], None] = lambda copied, error: None) -> tuple[bool, bool, str]:
+    """Join the listed segments into ``output`` (``export_commands``): copied first when ``copy``, encoded when that
+    fails or when not ``copy``. ``on_progress`` follows the first run of each attempt (the copy's join goes through
+    ``whole`` seconds); ``on_failure(copied, error)`` hears each failed attempt. Returns (succeeded, copied, the
+    last error); the copy's intermediate file is removed either way, a failed ``output`` is not."""
+    error = ""
+    for attempt in ([True, False] if copy else [False]):
+        ok = False
+        for i, cmd in enumerate(export_commands(ffmpeg=ffmpeg, listing=listing, output=output, offset=offset,
+                                                duration=duration, copy=attempt, preset=preset, crf=crf)):
+            ok, error = run_with_progress(cmd, duration=whole if attempt else duration,
+                                          on_progress=on_progress if i == 0 else (lambda f: None), timeout=timeout)
+            if not ok:
+                break
+        output.with_name(output.name + ".joined.mp4").unlink(missing_ok=True)
+        if ok and output.is_file() and output.stat().st_size > 0:
+            return True, attempt, error
+        on_failure(attempt, error)
+    return False, False, error
+
+
 def probe(file: Path, *, ffprobe: str = "ffprobe") -> dict:
     """{"codec", "width", "height", "duration"} of a file's first video stream ({} when ffprobe cannot tell)."""
     try:

@@ -310,24 +310,12 @@ def _export_run(export: Export) -> str:
         codecs = {s.codec for s in segments}  # copied when one codec that recording copies (H.264), else encoded
         copy = len(codecs) == 1 and codecs <= set(settings.RECORDING_COPY_CODECS)
         whole = sum((s.end - s.start).total_seconds() for s in segments)  # what the copy's join run goes through
-        ok, error = False, ""
-        for attempt in ([True, False] if copy else [False]):
-            runs = concat.export_commands(ffmpeg=settings.FFMPEG_BINARY, listing=listing, output=part, offset=offset,
-                                          duration=kept, copy=attempt, preset=settings.RECORDING_ENCODE_PRESET,
-                                          crf=settings.RECORDING_ENCODE_CRF)
-            for i, cmd in enumerate(runs):
-                ok, error = concat.run_with_progress(cmd, duration=whole if attempt else kept,
-                                                     on_progress=progress if i == 0 else (lambda f: None),
-                                                     timeout=settings.RECORDING_EXPORT_TIMEOUT_SECONDS)
-                if not ok:
-                    break
-            part.with_name(part.name + ".joined.mp4").unlink(missing_ok=True)
-            if ok and part.is_file() and part.stat().st_size > 0:
-                copy = attempt
-                break
-            log.warning("Export %s, camera %s: ffmpeg (%s) failed: %s", export.pk, camera_id,
-                        "copy" if attempt else "encode", error)
-            ok = False
+        ok, copy, error = concat.join(
+            ffmpeg=settings.FFMPEG_BINARY, listing=listing, output=part, offset=offset, duration=kept, copy=copy,
+            whole=whole, preset=settings.RECORDING_ENCODE_PRESET, crf=settings.RECORDING_ENCODE_CRF,
+            timeout=settings.RECORDING_EXPORT_TIMEOUT_SECONDS, on_progress=progress,
+            on_failure=lambda copied, error: log.warning("Export %s, camera %s: ffmpeg (%s) failed: %s", export.pk,
+                                                         camera_id, "copy" if copied else "encode", error))
         listing.unlink(missing_ok=True)
         if not ok:
             part.unlink(missing_ok=True)
@@ -409,20 +397,11 @@ def event_clip_from_recording(event_id, *, now: datetime | None = None) -> str:
         listing.write_text(concat.concat_list(files))
         codecs = {s.codec for s in segments}
         copy = len(codecs) == 1 and codecs <= set(settings.RECORDING_COPY_CODECS)
-        ok, error = False, ""
         try:
-            for attempt in ([True, False] if copy else [False]):
-                for cmd in concat.export_commands(ffmpeg=settings.FFMPEG_BINARY, listing=listing, output=part,
-                                                  offset=offset, duration=kept, copy=attempt,
-                                                  preset=settings.CLIP_ENCODE_PRESET, crf=settings.CLIP_ENCODE_CRF):
-                    ok, error = concat.run_with_progress(cmd, duration=kept, on_progress=lambda f: None,
-                                                         timeout=settings.CLIP_ENCODE_TIMEOUT_SECONDS)
-                    if not ok:
-                        break
-                part.with_name(part.name + ".joined.mp4").unlink(missing_ok=True)
-                if ok and part.is_file() and part.stat().st_size > 0:
-                    break
-                ok = False
+            ok, copied, error = concat.join(
+                ffmpeg=settings.FFMPEG_BINARY, listing=listing, output=part, offset=offset, duration=kept, copy=copy,
+                whole=kept, preset=settings.CLIP_ENCODE_PRESET, crf=settings.CLIP_ENCODE_CRF,
+                timeout=settings.CLIP_ENCODE_TIMEOUT_SECONDS)
         finally:
             listing.unlink(missing_ok=True)
         if not ok:
@@ -431,7 +410,7 @@ def event_clip_from_recording(event_id, *, now: datetime | None = None) -> str:
                         event.pk, error)
             return "failed"
         os.replace(part, target)
-        log.info("Event %s: clip cut from the recording (%.1f s%s)", event.pk, kept, ", copied" if attempt else "")
+        log.info("Event %s: clip cut from the recording (%.1f s%s)", event.pk, kept, ", copied" if copied else "")
         return "done"
     finally:
         cache.delete(EVENT_CLIP_LOCK.format(event.pk))
