@@ -3,6 +3,10 @@
 The top layer: it may import every app; no app imports it.
 """
 
-from .celery import app as celery_app
+from . import asyncio_compat
+
+asyncio_compat.install()  # before redis-py and Channels run: see the module
+
+from .celery import app as celery_app  # noqa: E402
 
 __all__ = ("celery_app",)
