@@ -13,6 +13,7 @@ bottom edge) and per class group:
 * the usual box height relative to the frame: Welford of ``log(box height / frame height)``;
 * the directions it moves in: an 8-bin histogram (soft: each move is shared between the two
   nearest bins) of the moves faster than ``dir_min_speed``;
+* the usual outline: Welford of ``log(box width / box height)``, per cell and for the whole view;
 * how long objects of the group stay in view: Welford of ``log(duration)`` of the completed
   tracks (a track is complete ``gone_s`` seconds after it was last seen, or at a clip's end in
   :meth:`ObjectNormal.fit`) that were mostly learned.
@@ -51,6 +52,16 @@ detections. Each has a raw level ``r`` (a z or a log ratio, unbounded) and a val
 ``size``        ``z = |log(h / H) - m| / sd`` (``sd`` at least 0.2) against the group's box
                 heights in the cell once it has ``size_min`` (20) of them; value
                 ``sigmoid((z - size_z) / z_scale)`` (3.0, 0.5).
+``shape``       a track's outline over its last ``shape_window`` (5) detections (the median
+                of ``log(width / height)``: one box that merges two walkers does not count)
+                against the group's in the cell, shrunk towards the whole view's by
+                ``shape_prior`` (20) boxes, once the view has ``shape_min`` (50);
+                ``z = (x - m) / sd``, ``sd`` at least ``shape_sd_floor`` (0.3), value
+                ``sigmoid((z - shape_z) / z_scale)`` (3.0, 0.5): 0.5 for a box about 2.5x as
+                wide for its height as usual, which an upright person never is (a person in a
+                wheelchair, sitting, crawling, or beside a bicycle is). Wider only, unless
+                ``shape_wider_only`` is false (narrow boxes are mostly people cut by an
+                occlusion or the frame's edge).
 ``left_behind`` a label of ``left_classes`` (backpack, handbag, suitcase, umbrella) standing
                 still for ``s`` seconds: ``r = ln(s / left_seconds)``, value
                 ``sigmoid(r / rule_scale)`` (20 s, 0.1): 0.5 at 20 s, 0.9 at 25 s, 0.1 at 16 s.
@@ -91,14 +102,17 @@ No Django, no OpenCV: numpy only. The state (:meth:`ObjectNormal.state_dict`) is
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
 STATE_VERSION = 1
 N_DIR = 8
-TERMS = ("rare_class", "speed", "direction", "size", "left_behind", "person_down", "dwell")
+TERMS = ("rare_class", "speed", "direction", "size", "left_behind", "person_down", "dwell", "shape")
+
+#: Statistics added after STATE_VERSION 1 was first saved: a saved state without them loads, unlearned there.
+ADDED_LATER = frozenset({"shape_n", "shape_mean", "shape_m2", "shape_all"})
 
 #: Labels the detector confuses, counted as one group (any other label is its own group).
 DEFAULT_GROUPS = {"car": "vehicle", "truck": "vehicle", "bus": "vehicle",
@@ -163,6 +177,7 @@ class _Memo:
     learned_t: float | None = None
     upright: bool = False
     wide_since: float | None = None
+    aspects: list = field(default_factory=list)  # log(width / height) of the last detections
 
 
 class ObjectNormal:
@@ -212,6 +227,13 @@ class ObjectNormal:
         "size_min": 20,
         "size_sd_floor": 0.2,
         "size_z": 3.0,
+        # shape
+        "shape_min": 50,
+        "shape_prior": 20.0,
+        "shape_sd_floor": 0.3,
+        "shape_z": 3.0,
+        "shape_wider_only": True,
+        "shape_window": 5,
         # rules
         "left_classes": ("backpack", "handbag", "suitcase", "umbrella"),
         "left_seconds": 20.0,
@@ -275,6 +297,8 @@ class ObjectNormal:
             "count": z(),  # learned frames with the group in the cell
             "speed_n": z(), "speed_mean": z(), "speed_m2": z(),  # log(speed_rel + offset)
             "size_n": z(), "size_mean": z(), "size_m2": z(),  # log(box height / frame height)
+            "shape_n": z(), "shape_mean": z(), "shape_m2": z(),  # log(box width / box height)
+            "shape_all": np.zeros(3),  # (n, mean, m2) of log(width / height) over the whole view
             "dir": np.zeros((N_DIR, gh, gw), np.float64),  # soft direction histogram
             "speed_all": np.zeros(3),  # (n, mean, m2) over the whole view
             "dwell": np.zeros(3),  # (n, mean, m2) of log(duration) of completed tracks
@@ -324,6 +348,11 @@ class ObjectNormal:
                 continue
             memo.last_t = t
             memo.frames += 1
+            if self._observed(tr):
+                bx1, by1, bx2, by2 = (float(v) for v in tr.box)
+                if by2 > by1 and bx2 > bx1:
+                    memo.aspects.append(math.log((bx2 - bx1) / (by2 - by1)))
+                    del memo.aspects[:-int(p["shape_window"])]
             if tr.label == "person":
                 x1, y1, x2, y2 = (float(v) for v in tr.box)
                 aspect = (x2 - x1) / max(y2 - y1, 1e-6)
@@ -399,6 +428,11 @@ class ObjectNormal:
                 S["size_n"][row, col], S["size_mean"][row, col], S["size_m2"][row, col] = self._welford(
                     S["size_n"][row, col], S["size_mean"][row, col], S["size_m2"][row, col],
                     math.log(h / max(float(height), 1e-9)))
+                x = math.log(max(float(tr.box[2]) - float(tr.box[0]), 1e-6) / h)
+                S["shape_n"][row, col], S["shape_mean"][row, col], S["shape_m2"][row, col] = self._welford(
+                    S["shape_n"][row, col], S["shape_mean"][row, col], S["shape_m2"][row, col], x)
+                a = S["shape_all"]
+                a[0], a[1], a[2] = self._welford(a[0], a[1], a[2], x)
             if len(tr.path) < int(p["min_points"]):
                 continue
             sr = max(float(tr.speed_rel), 0.0)
@@ -554,6 +588,24 @@ class ObjectNormal:
             ratio = math.exp(x - m)
             add("size", z, _sigmoid((z - float(p["size_z"])) / float(p["z_scale"])),
                 f"{label} {ratio:.1f}x the usual height of {plural(g)} here",
+                {"ratio": round(ratio, 3), "z": round(float(z), 3)})
+
+        # shape: a box much wider for its height than this group's here
+        memo = self._memos.get(tr.id)
+        if (S is not None and h > 0 and S["shape_all"][0] >= float(p["shape_min"]) and memo is not None
+                and len(memo.aspects) >= int(p["shape_window"])):
+            n_all, m_all, m2_all = (float(v) for v in S["shape_all"])
+            n = float(S["shape_n"][row, col])
+            w = n / (n + float(p["shape_prior"]))
+            m = w * float(S["shape_mean"][row, col]) + (1 - w) * m_all
+            v = w * self._var(n, S["shape_m2"][row, col]) + (1 - w) * self._var(n_all, m2_all)
+            sd = max(math.sqrt(v), float(p["shape_sd_floor"]))
+            x = float(np.median(memo.aspects))  # the track's own shape over its last detections
+            z = (x - m) / sd
+            r = z if p["shape_wider_only"] else abs(z)
+            ratio = math.exp(x - m)
+            add("shape", r, _sigmoid((r - float(p["shape_z"])) / float(p["z_scale"])),
+                f"{label} {ratio:.1f}x as wide for its height as {plural(g)} here",
                 {"ratio": round(ratio, 3), "z": round(float(z), 3)})
 
         # left_behind: a carried object standing still
@@ -769,6 +821,9 @@ class ObjectNormal:
                 raise ValueError(f"state group {g!r} must be a dict of arrays")
             one = {}
             for key, ref in blank.items():
+                if key not in arrays and key in ADDED_LATER:
+                    one[key] = ref.copy()  # a state saved before this statistic existed: not learned yet
+                    continue
                 if key not in arrays:
                     raise ValueError(f"state group {g!r} is missing {key!r}")
                 try:

@@ -151,6 +151,47 @@ def test_a_person_down(model):
     assert max(s for s, _ in results) > 0.5
 
 
+def test_a_person_in_a_wheelchair_is_wider_than_people_here(model):
+    # at a walking pace, so neither speed nor motion tells it from a walker: its outline does
+    chair = lambda t: [box_at("person", 60 + 70 * t, 260, 70, w=77)] if t < 6 else []  # noqa: E731
+    results = run(model, walkers(seed=13, n_frames=30, extra=chair))
+    shape = [d for d in terms_of(results, "shape") if d["value"] > 0.5]
+    assert shape and max(s for s, _ in results) > 0.5
+    top = max(shape, key=lambda d: d["value"])
+    assert top["numbers"]["ratio"] == pytest.approx(1.1 / 0.4, rel=0.1)
+    assert top["explain"] == f"person {top['numbers']['ratio']:.1f}x as wide for its height as people here"
+    assert top["box"][2] - top["box"][0] > 60  # the wheelchair's track, not a walker's
+    # not before the track has shown its outline in shape_window detections
+    first = min(t for (_, terms), (_, _, _, t) in zip(results, tracked(walkers(13, 30, chair)))
+                for d in terms if d["term"] == "shape" and d["value"] > 0.5)
+    assert first >= (model.params["shape_window"] - 1) / FPS
+
+
+def test_a_box_that_merges_two_walkers_for_a_moment_is_not_a_shape(model):
+    # one walker's box turns wide for two detections (another walker beside it), then upright again
+    def merged(t):
+        wide = 1.0 <= t < 1.4
+        return [box_at("person", 60 + 100 * t, 260, 100, w=110 if wide else 40)] if t < 4 else []
+
+    results = run(model, walkers(seed=14, n_frames=20, extra=merged))
+    assert all(d["value"] < 0.1 for d in terms_of(results, "shape"))
+    assert max(s for s, _ in results) < 0.3
+
+
+def test_a_state_saved_before_the_shape_statistics_loads(learned_state):
+    old = json.loads(json.dumps(learned_state))
+    for stats in old["groups"].values():
+        for key in ("shape_n", "shape_mean", "shape_m2", "shape_all"):
+            del stats[key]
+    model = ObjectNormal()
+    model.load_state_dict(old)  # an installed camera's saved state keeps working after the upgrade
+    assert model.frames_learned == LEARN_FRAMES
+    chair = lambda t: [box_at("person", 60 + 70 * t, 260, 70, w=77)] if t < 6 else []  # noqa: E731
+    results = run(model, walkers(seed=13, n_frames=30, extra=chair))
+    assert terms_of(results, "shape") == []  # nothing learned of outlines yet: nothing to compare with
+    assert model.state_dict()["groups"]["person"]["shape_all"] == [0.0, 0.0, 0.0]
+
+
 def test_dwell_against_learned_durations(model):
     """Duck typing: any object with a track's attributes is scored."""
     stay = SimpleNamespace(id=99, label="person", box=(300, 180, 340, 280), hits=500, path=[(320, 280, 0)] * 10,
@@ -270,7 +311,7 @@ def test_wording():
     assert plural("person") == "people" and plural("bicycle") == "bicycles" and plural("bus") == "buses"
     assert duration(25.2) == "25 s" and duration(4.6) == "4.6 s" and duration(125) == "2 min 5 s"
     assert duration(3 * 3600 + 60) == "3 h 1 min"
-    assert set(TERMS) >= {"rare_class", "speed", "left_behind", "person_down", "dwell"}
+    assert set(TERMS) >= {"rare_class", "speed", "left_behind", "person_down", "dwell", "shape"}
     assert math.isclose(ObjectNormal().params["learn_below"], 0.4)
 
 
