@@ -60,6 +60,10 @@ def event_sentence(details) -> str:
             text = _("A %(label)s left behind.") % {"label": label}
         elif kind == "dwell":
             text = _("A %(label)s staying much longer than usual.") % {"label": label}
+        elif kind == "shape":
+            text = _("A %(label)s %(ratio)s times as wide for its height as usual here (sitting, lying, in a "
+                     "wheelchair or beside a bicycle?).") % {"label": label,
+                                                             "ratio": f"{float(numbers.get('ratio') or 0):.1f}"}
         else:
             text = _("A %(label)s behaving unusually.") % {"label": label}
         others = sum(1 for o in objects if o["label"] == "person" and o.get("track") != top.get("track"))

@@ -168,6 +168,11 @@ def term_text(term: dict) -> str:
         return _("%(label)s moving in an unusual direction here") % {"label": label}
     if kind == "size":
         return _("%(label)s of an unusual size here") % {"label": label}
+    if kind == "shape":
+        ratio = number("ratio")
+        if ratio is None:
+            return explain
+        return _("%(label)s %(ratio)s times as wide for its height as usual here") % {"label": label, "ratio": ratio}
     return explain
 
 

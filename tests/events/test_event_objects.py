@@ -104,5 +104,12 @@ def test_without_a_vlm_the_event_reads_as_a_sentence_in_the_readers_language():
                                                          "numbers": {"seen": 0, "frames": 2550}}]})
     with translation.override("en"):
         assert rare.sentence == "A car where this camera rarely sees one (0 in 2,550 learned frames)."
+    chair = EventFactory.build(details={"object_terms": [{"term": "shape", "label": "person", "value": 0.7,
+                                                          "numbers": {"ratio": 2.74, "z": 3.4}}]})
+    with translation.override("en"):
+        assert chair.sentence == ("A person 2.7 times as wide for its height as usual here (sitting, lying, in a "
+                                  "wheelchair or beside a bicycle?).")
+    with translation.override("ko"):
+        assert chair.sentence.startswith("이곳에서 평소보다 키에 비해 2.7배 넓은 사람")
     assert EventFactory.build(details={}).sentence == ""
     assert EventFactory.build(details={"objects": "junk", "object_terms": [3]}).sentence == ""

@@ -105,6 +105,11 @@ def test_a_korean_reader_reads_no_english_words_from_the_worker():
         assert [action_name(a) for a in ("record", "notify", "alert_now")] == ["기록", "통보", "즉시 알림"]
         assert policy_name("rules") == "규칙" and input_name("duration_s") == "지속 시간(초)"
         assert term_text(terms[0]) == "사람이 쓰러져 움직이지 않음"
+        shape = {"term": "shape", "label": "person", "value": 0.7, "numbers": {"ratio": 2.74},
+                 "explain": "person 2.7x as wide for its height as people here"}
+        assert term_text(shape) == "이곳에서 평소보다 키에 비해 2.7배 넓은 사람"
+        with translation.override("en"):
+            assert term_text(shape) == "person 2.7 times as wide for its height as usual here"
 
 
 def test_english_readers_read_the_same_facts():
