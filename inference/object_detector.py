@@ -22,7 +22,8 @@ small grey people the model's stray "dog" or "motorcycle" boxes score below it),
 a GPU where there is one; "cpu" elsewhere), ``threshold`` (0.5), ``labels``
 (the classes followed: :attr:`ObjectsDetector.LABELS`; null for every class the model knows).
 The object part's defaults (:attr:`ObjectsDetector.NORMAL_DEFAULTS`) score where a class is rarely
-seen, objects left behind, people down, dwell, and the speed of anything but people: on UCSD
+seen, objects left behind, people down, an unusual outline (``shape``: a person in a wheelchair),
+dwell, and the speed of anything but people: on UCSD
 Ped1 the continuous terms for people (speed, size, direction) only repeated the motion part's
 measurements with the object detector's noise (docs/detection.md, "Objects").
 
@@ -80,7 +81,7 @@ class ObjectsDetector(Detector):
     needs_pool = True
 
     #: What the object part scores by default: where a class is rarely seen, objects left behind, people
-    #: down, unusual dwell, and unusual speed of anything but people (whose motion the motion part
+    #: down, an unusual outline, unusual dwell, and unusual speed of anything but people (whose motion the motion part
     #: measures better). Size and direction (motion's job too) are measured and reported, not scored.
     NORMAL_DEFAULTS = {"weights": {"size": 0.0, "direction": 0.0}, "speed_skip": ["person"],
                        "speed_sd_floor": 0.5}
