@@ -73,3 +73,16 @@ def test_the_administrator_gets_an_in_app_rule_for_high_and_critical_once(data_d
     rule.delete()  # the administrator did not want it: a later run does not bring it back
     assert "Alert rule" not in setup()
     assert not AlertRule.objects.exists()
+
+
+def test_the_demo_cameras_record_around_their_events(data_dir, settings):
+    from cameras.models import Camera
+
+    settings.CAMERA_FILE_ROOTS = [str(data_dir / "footage")]
+    out = StringIO()
+    call_command("setup_system", stdout=out)
+    cameras = list(Camera.objects.order_by("pk"))
+    assert cameras and cameras[0].source_url == "demo://"
+    # a new user sees recordings on the camera page and the event pages of `make run`, with a bounded disk
+    assert {c.record_mode for c in cameras} == {"events"}
+    assert "recording around its events" in out.getvalue()

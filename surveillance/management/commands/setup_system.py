@@ -18,6 +18,9 @@ from cameras.services import camera_create, camera_start
 from surveillance.schedules import ensure_beat_schedules
 
 DEMO_SOURCE = "demo://"
+#: The demo cameras record (docs/recordings.md): the camera page's timeline and the event pages play footage from the
+#: first minutes, and footage without an event is deleted after RECORDING_UNMARKED_KEEP_MINUTES, so the disk stays small.
+DEMO_RECORD_MODE = "events"
 #: The demo scene's marked forbidden area on the near grass (inference/demo.py ``DemoSource.zone``: x from 0.56
 #: to 0.86 of the width, y from 0.83 to 0.97 of the height), so that its "walks into the forbidden area"
 #: anomaly is a zone event (docs/detection.md, "Zones and masks").
@@ -71,10 +74,11 @@ class Command(BaseCommand):
                 f"To set a new one and print it: .venv/bin/python manage.py setup_system --reset-password")
 
         if not no_demo and not Camera.objects.exists():
-            camera = camera_create(by=admin, name="Demo camera", source_url=DEMO_SOURCE, zones=DEMO_ZONES)
+            camera = camera_create(by=admin, name="Demo camera", source_url=DEMO_SOURCE, zones=DEMO_ZONES,
+                                   record_mode=DEMO_RECORD_MODE)
             camera_start(camera=camera, by=admin)
             self.stdout.write(f"Created and started the demo camera (id {camera.pk}, {DEMO_SOURCE}, with its forbidden "
-                              f"zone).")
+                              f"zone, recording around its events).")
             self._file_camera(admin)
         created = ensure_beat_schedules()
         if created:
@@ -92,9 +96,9 @@ class Command(BaseCommand):
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
             shutil.copyfile(SAMPLE_VIDEO, target)
-        camera = camera_create(by=admin, name="Walkway (file)", source_url=str(target))
+        camera = camera_create(by=admin, name="Walkway (file)", source_url=str(target), record_mode=DEMO_RECORD_MODE)
         camera_start(camera=camera, by=admin)
-        self.stdout.write(f"Created and started a file camera (id {camera.pk}, {target}).")
+        self.stdout.write(f"Created and started a file camera (id {camera.pk}, {target}, recording around its events).")
 
 
 def _keep_password(path: Path, password: str) -> None:
