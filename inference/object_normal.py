@@ -262,6 +262,8 @@ class ObjectNormal:
             raise ValueError(f"unknown weight(s): {', '.join(sorted(bad))} (known: {', '.join(TERMS)})")
         if merged["combine"] not in ("max", "noisy_or"):
             raise ValueError("combine must be 'max' or 'noisy_or'")
+        if not isinstance(merged["shape_window"], int) or merged["shape_window"] < 1:
+            raise ValueError("shape_window must be a whole number of detections, at least 1")
         if merged["learn_below"] is None:
             merged["learn_below"] = 0.8 * float(merged["threshold"])
         gw, gh = (int(v) for v in grid)

@@ -300,6 +300,9 @@ def test_noisy_or_and_weights(model):
         ObjectNormal(weights={"colour": 1.0})
     with pytest.raises(ValueError, match="unknown ObjectNormal parameter"):
         ObjectNormal(bogus=1)
+    for window in (0, 2.5, "5"):
+        with pytest.raises(ValueError, match="shape_window must be a whole number of detections"):
+            ObjectNormal(shape_window=window)
     quiet = ObjectNormal(weights={"rare_class": 0.0, "speed": 0.0})
     quiet.load_state_dict(model.state_dict())
     bike = lambda t: [box_at("bicycle", 60 + 110 * t, 260, 100, w=70)]  # noqa: E731
