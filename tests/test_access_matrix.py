@@ -441,7 +441,7 @@ async def test_websocket_actions(role):
     path = "/ws/stream/" + (f"?token={AccessToken.for_user(user)}" if user else "")
     comm = WebsocketCommunicator(__import__("surveillance.asgi").asgi.application, path,
                                  headers=[(b"origin", b"http://localhost")])
-    connected, code = await comm.connect()
+    connected, code = await comm.connect(timeout=5)
     if role == "anonymous":
         assert not connected and code == 4401 == WS_MATRIX["ping"][A]
         return

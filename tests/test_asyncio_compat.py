@@ -75,7 +75,7 @@ TEARDOWN = textwrap.dedent("""
         for query in ("", "?token=not-a-jwt"):
             comm = WebsocketCommunicator(application, "/ws/stream/" + query,
                                          headers=[(b"origin", b"http://localhost")])
-            connected, code = await comm.connect()
+            connected, code = await comm.connect(timeout=5)
             assert (connected, code) == (False, 4401), (connected, code)
 
     for _ in range(int(sys.argv[1])):

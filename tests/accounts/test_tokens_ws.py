@@ -19,12 +19,12 @@ async def test_a_revoked_token_cannot_open_a_websocket(client):
     user = await sync_to_async(UserFactory)(password=PASSWORD)
     tokens = await sync_to_async(login)(client, user)
     communicator = stream(tokens['access'])
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=5)
     assert connected
     await communicator.disconnect()
     await sync_to_async(logout)(client, tokens["access"], refresh=tokens["refresh"])
     communicator = stream(tokens['access'])
-    connected, code = await communicator.connect()
+    connected, code = await communicator.connect(timeout=5)
     assert not connected and code == 4401
 
 
@@ -33,7 +33,7 @@ async def test_an_open_websocket_is_closed_when_its_token_is_revoked(client, set
     user = await sync_to_async(UserFactory)(password=PASSWORD)
     tokens = await sync_to_async(login)(client, user)
     communicator = stream(tokens['access'])
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=5)
     assert connected
     await sync_to_async(logout)(client, tokens["access"], refresh=tokens["refresh"])
     message = await communicator.receive_json_from(timeout=5)

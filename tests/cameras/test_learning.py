@@ -610,7 +610,7 @@ async def test_subscribers_get_learning_messages_of_their_cameras_only(camera, v
     other = await sync_to_async(CameraFactory)()
     token = await sync_to_async(lambda: str(RefreshToken.for_user(viewer).access_token))()
     comm = WebsocketCommunicator(application, f"/ws/stream/?token={token}", headers=[(b"origin", b"http://localhost")])
-    assert (await comm.connect())[0]
+    assert (await comm.connect(timeout=5))[0]
     await comm.send_to(text_data=json.dumps({"action": "subscribe", "camera": camera.pk, "frames": False}))
     assert json.loads(await comm.receive_from(timeout=5))["type"] == "subscribed"
     # Starting a job pushes it once committed (here the test runs in autocommit).

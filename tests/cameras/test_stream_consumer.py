@@ -26,7 +26,7 @@ async def connect(user=None, token=None):
     elif token is not None:
         path += f"?token={token}"
     comm = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://localhost")])
-    connected, code = await comm.connect()
+    connected, code = await comm.connect(timeout=5)
     return comm, connected, code
 
 
@@ -185,7 +185,7 @@ async def test_session_cookie_authenticates_pages(camera, viewer):
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
     comm = WebsocketCommunicator(application, "/ws/stream/",
                                  headers=[(b"cookie", cookie), (b"origin", b"http://localhost")])
-    connected, _ = await comm.connect()
+    connected, _ = await comm.connect(timeout=5)
     assert connected
     assert (await send(comm, {"action": "subscribe", "camera": camera.id}))["type"] == "subscribed"
     await comm.disconnect()

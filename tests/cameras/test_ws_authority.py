@@ -38,7 +38,7 @@ def _quick_rechecks(settings):
 
 async def token_socket(user=None, token=None):
     comm = WebsocketCommunicator(application, f"/ws/stream/?token={token or AccessToken.for_user(user)}")
-    connected, code = await comm.connect()
+    connected, code = await comm.connect(timeout=5)
     assert connected, code
     return comm
 
@@ -50,7 +50,7 @@ async def session_socket(user):
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
     comm = WebsocketCommunicator(application, "/ws/stream/", headers=[(b"cookie", cookie),
                                                                      (b"origin", b"http://localhost")])
-    connected, code = await comm.connect()
+    connected, code = await comm.connect(timeout=5)
     assert connected, code
     return comm, client
 
@@ -230,7 +230,7 @@ def failing_group_add(monkeypatch):
 async def test_a_socket_that_cannot_join_its_user_group_is_closed(viewer, failing_group_add):
     failing_group_add(lambda group: group == user_group(viewer.pk))
     comm = WebsocketCommunicator(application, f"/ws/stream/?token={AccessToken.for_user(viewer)}")
-    connected, _ = await comm.connect()
+    connected, _ = await comm.connect(timeout=5)
     assert connected  # accepted first: the close code and its reason reach the client
     await assert_closed(comm, consumers.CLOSE_RECHECK_FAILED, "server_error")
 
@@ -248,6 +248,6 @@ async def test_a_token_that_cannot_be_checked_is_refused_without_a_traceback(vie
     # The revocation list (the cache, Redis) is unreachable while the socket connects: refused, a warning.
     settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}}
     comm = WebsocketCommunicator(application, f"/ws/stream/?token={AccessToken.for_user(viewer)}")
-    connected, code = await comm.connect()
+    connected, code = await comm.connect(timeout=5)
     assert not connected and code == consumers.CLOSE_UNAUTHENTICATED
     assert "token check failed" in caplog.text and "Traceback" not in caplog.text

@@ -29,7 +29,7 @@ ERROR_CODES = {"bad_request", "not_found", "forbidden", "rate_limited"}
 async def connect(user):
     comm = WebsocketCommunicator(application, f"/ws/stream/?token={AccessToken.for_user(user)}",
                                  headers=[(b"origin", b"http://localhost")])
-    connected, _ = await comm.connect()
+    connected, _ = await comm.connect(timeout=5)
     assert connected
     return comm
 

@@ -65,7 +65,7 @@ async def idle_sockets(app, user, camera):
     sockets = []
     for subscribe in (False, True):
         comm = WebsocketCommunicator(app, f"/ws/stream/?token={token}")
-        connected, code = await comm.connect()
+        connected, code = await comm.connect(timeout=5)
         assert connected, code
         if subscribe:
             await comm.send_json_to({"action": "subscribe", "camera": camera.id})

@@ -22,7 +22,7 @@ async def open_socket(path, *, origin=None, cookie=None):
     if cookie is not None:
         headers.append((b"cookie", cookie))
     comm = WebsocketCommunicator(application, path, headers=headers)
-    connected, code = await comm.connect()
+    connected, code = await comm.connect(timeout=5)
     return comm, connected, code
 
 

@@ -47,7 +47,7 @@ def running_manager(settings, tmp_path):
 async def subscriber(user, camera_id, fps):
     token = AccessToken.for_user(user)
     comm = WebsocketCommunicator(application, f"/ws/stream/?token={token}", headers=[(b"origin", b"http://localhost")])
-    assert (await comm.connect())[0]
+    assert (await comm.connect(timeout=5))[0]
     await comm.send_to(text_data=json.dumps({"action": "subscribe", "camera": camera_id, "fps": fps}))
     assert json.loads(await comm.receive_from(timeout=5))["type"] == "subscribed"
     return comm
