@@ -102,6 +102,7 @@ No Django, no OpenCV: numpy only. The state (:meth:`ObjectNormal.state_dict`) is
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Iterable, Protocol, Sequence
 
@@ -162,6 +163,14 @@ def _sigmoid(x: float) -> float:
         return 1.0 / (1.0 + math.exp(-x))
     e = math.exp(x)
     return e / (1.0 + e)
+
+
+def _log_aspect(box) -> float | None:
+    """``log(width / height)`` of a box (x1, y1, x2, y2); None for a box without area."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if x2 <= x1 or y2 <= y1:
+        return None
+    return math.log((x2 - x1) / (y2 - y1))
 
 
 @dataclass
@@ -351,9 +360,9 @@ class ObjectNormal:
             memo.last_t = t
             memo.frames += 1
             if self._observed(tr):
-                bx1, by1, bx2, by2 = (float(v) for v in tr.box)
-                if by2 > by1 and bx2 > bx1:
-                    memo.aspects.append(math.log((bx2 - bx1) / (by2 - by1)))
+                shape = _log_aspect(tr.box)
+                if shape is not None:
+                    memo.aspects.append(shape)
                     del memo.aspects[:-int(p["shape_window"])]
             if tr.label == "person":
                 x1, y1, x2, y2 = (float(v) for v in tr.box)
@@ -430,7 +439,8 @@ class ObjectNormal:
                 S["size_n"][row, col], S["size_mean"][row, col], S["size_m2"][row, col] = self._welford(
                     S["size_n"][row, col], S["size_mean"][row, col], S["size_m2"][row, col],
                     math.log(h / max(float(height), 1e-9)))
-                x = math.log(max(float(tr.box[2]) - float(tr.box[0]), 1e-6) / h)
+            x = _log_aspect(tr.box)
+            if x is not None:
                 S["shape_n"][row, col], S["shape_mean"][row, col], S["shape_m2"][row, col] = self._welford(
                     S["shape_n"][row, col], S["shape_mean"][row, col], S["shape_m2"][row, col], x)
                 a = S["shape_all"]
@@ -602,7 +612,7 @@ class ObjectNormal:
             m = w * float(S["shape_mean"][row, col]) + (1 - w) * m_all
             v = w * self._var(n, S["shape_m2"][row, col]) + (1 - w) * self._var(n_all, m2_all)
             sd = max(math.sqrt(v), float(p["shape_sd_floor"]))
-            x = float(np.median(memo.aspects))  # the track's own shape over its last detections
+            x = statistics.median(memo.aspects)  # the track's own shape over its last detections (a few values)
             z = (x - m) / sd
             r = z if p["shape_wider_only"] else abs(z)
             ratio = math.exp(x - m)
